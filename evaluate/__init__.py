@@ -1,0 +1,1 @@
+"""Evaluation: features, retrieval, classification metrics, plots and previews."""

@@ -1,0 +1,39 @@
+"""A PNG strip of what preprocessing made: RGB, residual and flow (colour wheel) per frame."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+
+from pipeline.atomic import atomic_path
+from preprocess.flow import dequantise_flow, flow_to_color
+from preprocess.shards import ShardReader
+
+
+def preview_strip(reader: ShardReader, video_id: str, n_frames: int, flow_bound: float) -> np.ndarray:
+    """(3*H, n_frames*W, 3) uint8: rows RGB, residual, flow; frames evenly spaced over the video."""
+    total = reader.num_frames(video_id)
+    picks = np.linspace(1, total - 1, n_frames).round().astype(int)  # frame 0 has no motion
+    rows = {"rgb": [], "res": [], "flow": []}
+    for t in picks:
+        rows["rgb"].append(reader.read_clip(video_id, t, 1, "rgb")[:, 0].transpose(1, 2, 0))
+        rows["res"].append(reader.read_clip(video_id, t, 1, "res")[:, 0].transpose(1, 2, 0))
+        u = reader.read_clip(video_id, t, 1, "u")[0, 0]
+        v = reader.read_clip(video_id, t, 1, "v")[0, 0]
+        flow = dequantise_flow(np.stack([u, v], -1), flow_bound)
+        rows["flow"].append(flow_to_color(flow, max_magnitude=flow_bound / 4))
+    return np.concatenate([np.concatenate(r, axis=1) for r in rows.values()], axis=0)
+
+
+def write_preview(frames_dir: Path, motion_dir: Path, video_id: str, out: Path, n_frames: int) -> None:
+    reader = ShardReader(frames_dir, motion_dir)
+    if video_id not in reader.videos:
+        raise KeyError(f"{video_id} is not in the shards (see artifacts/dataset/index.json for ids)")
+    with h5py.File(next(Path(motion_dir).glob("*.h5")), "r") as f:
+        bound = float(f.attrs["flow_bound"])
+    strip = preview_strip(reader, video_id, n_frames, bound)
+    with atomic_path(out) as tmp:
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
+        tmp.write_bytes(buf.tobytes())

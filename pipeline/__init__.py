@@ -1,0 +1,1 @@
+"""IIC video representation pipeline: the click CLI, params, paths and runtime helpers."""

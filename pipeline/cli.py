@@ -1,0 +1,94 @@
+"""``python -m pipeline <stage>``: one click command per dvc stage.
+
+Each command only loads its params, logs, and calls the stage's library function.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from pipeline import paths
+from pipeline.atomic import read_json, write_json
+from pipeline.stage import setup_logging, stage
+
+log = logging.getLogger("pipeline")
+
+
+@click.group()
+def main() -> None:
+    """IIC self-supervised video representation pipeline."""
+
+
+@main.command()
+def demo() -> None:
+    """Generate the procedural demo videos and their split lists."""
+    from preprocess.demo import generate_demo
+
+    with stage("demo") as p:
+        generate_demo(p.demo, paths.DEMO_VIDEOS, paths.DEMO_LISTS)
+
+
+@main.command()
+def dataset() -> None:
+    """Index the dataset: classes, split membership, size and hash; write rejects."""
+    from preprocess.dataset import build_index, check_reject_share
+
+    with stage("dataset") as p:
+        shard_ids = p.shards.ids
+        entries, rejects = build_index(Path(p.dataset.root), Path(p.dataset.lists), p.dataset.split, len(shard_ids))
+        write_json(paths.DATASET_REJECTS, [r.__dict__ for r in rejects])
+        for shard_id in shard_ids:
+            write_json(paths.shard_list(shard_id), [e for e in entries if e["shard"] == shard_id])
+        write_json(paths.INDEX, entries)
+        n_train = sum(e["split"] == "train" for e in entries)
+        log.info("dataset: %d videos indexed (%d train, %d test), %d rejected -> %s",
+                 len(entries), n_train, len(entries) - n_train, len(rejects), paths.INDEX)
+        check_reject_share(len(rejects), len(entries) + len(rejects), p.dataset.max_reject_share, "dataset")
+
+
+@main.command()
+@click.argument("shard_id", type=int)
+def frames(shard_id: int) -> None:
+    """Decode one shard's videos with ffmpeg into uint8 RGB frames."""
+    from preprocess.build import extract_frames_shard
+    from preprocess.dataset import check_reject_share
+
+    with stage("frames") as p:
+        entries = read_json(paths.shard_list(shard_id))
+        manifest = extract_frames_shard(
+            entries, Path(p.dataset.root), paths.frames_shard(shard_id), paths.frames_manifest(shard_id),
+            p.frames, p.storage,
+        )
+        check_reject_share(len(manifest["rejects"]), len(entries), p.dataset.max_reject_share, f"frames shard {shard_id}")
+
+
+@main.command()
+@click.argument("shard_id", type=int)
+def motion(shard_id: int) -> None:
+    """TV-L1 flow and residuals of one frames shard."""
+    from preprocess.build import compute_motion_shard
+    from preprocess.dataset import check_reject_share
+
+    with stage("motion") as p:
+        manifest = compute_motion_shard(
+            paths.frames_shard(shard_id), paths.frames_manifest(shard_id),
+            paths.motion_shard(shard_id), paths.motion_manifest(shard_id), p.motion, p.storage,
+        )
+        n_total = len(manifest["videos"]) + len(manifest["rejects"])
+        check_reject_share(len(manifest["rejects"]), n_total, p.dataset.max_reject_share, f"motion shard {shard_id}")
+
+
+@main.command()
+@click.argument("video_id")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="PNG path (default artifacts/preview/<id>.png)")
+@click.option("--frames", "n_frames", type=int, default=8, show_default=True, help="frames in the strip")
+def preview(video_id: str, out: Path | None, n_frames: int) -> None:
+    """Write a PNG of a video's RGB, residual and flow frames side by side."""
+    from evaluate.preview import write_preview
+
+    setup_logging()
+    out = out or paths.PREVIEW / f"{video_id.replace('/', '__')}.png"
+    write_preview(paths.FRAMES, paths.MOTION, video_id, out, n_frames)
+    log.info("preview of %s -> %s", video_id, out)

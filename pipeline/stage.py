@@ -1,0 +1,50 @@
+"""Plumbing shared by every CLI command: logging, the stage's params view, the summary line."""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+
+from pipeline.params import StageParams, load_params
+
+log = logging.getLogger("pipeline")
+
+# When set, each stage appends the params keys it read to this file (used by the tests).
+TRACE_ENV = "IIC_PARAMS_TRACE"
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def declared_params(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> frozenset[str]:
+    """The params keys dvc.yaml lists for ``stage`` (a foreach stage's ``do`` block included)."""
+    with open(dvc_yaml) as f:
+        stages = yaml.safe_load(f)["stages"]
+    body = stages[stage].get("do", stages[stage])
+    keys = set()
+    for item in body.get("params", []):
+        # An entry is a key, or {params_file: [keys]}; only params.yaml is used here.
+        keys |= {item} if isinstance(item, str) else {k for v in item.values() for k in v}
+    return frozenset(keys)
+
+
+@contextlib.contextmanager
+def stage(name: str, params_file: str = "params.yaml") -> Iterator[StageParams]:
+    """Run one stage: its params view, then a one-line summary with the elapsed time."""
+    setup_logging()
+    accessed: set[str] = set()
+    params = StageParams(load_params(params_file), declared_params(name), accessed)
+    start = time.perf_counter()
+    yield params
+    log.info("stage %s done in %.1fs", name, time.perf_counter() - start)
+    trace = os.environ.get(TRACE_ENV)
+    if trace:
+        with open(trace, "a") as f:
+            f.write(json.dumps({"stage": name, "read": sorted(accessed)}) + "\n")

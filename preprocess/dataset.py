@@ -1,0 +1,177 @@
+"""Split lists, the dataset index and its validation (UCF101 layout; HMDB51 in the same format).
+
+Layout: ``<root>/<Class>/<video>`` and a lists folder with ``classInd.txt`` (``1 Class``),
+``trainlistNN.txt`` (``Class/video.avi [label]``) and ``testlistNN.txt`` (``Class/video.avi``).
+Labels in the index are 0-based. Invalid entries are rejected with a reason, never raised.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from pathlib import Path, PurePosixPath
+
+log = logging.getLogger(__name__)
+
+VIDEO_SPLITS = ("train", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class ListEntry:
+    """One line of a split list."""
+
+    rel_path: str  # as written in the list, '/'-separated
+    split: str  # train | test
+    listed_label: int | None  # 0-based, when the list gives one
+
+
+@dataclasses.dataclass(frozen=True)
+class Reject:
+    path: str
+    reason: str
+
+
+def _lines(path: Path) -> list[str]:
+    # The official UCF101 lists have CRLF endings; HMDB51's classInd lacks a final newline.
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_class_index(path: Path) -> dict[str, int]:
+    """``classInd.txt`` -> {class name: 0-based label}."""
+    classes: dict[str, int] = {}
+    for line in _lines(path):
+        number, name = line.split(maxsplit=1)
+        classes[name] = int(number) - 1
+    if sorted(classes.values()) != list(range(len(classes))):
+        raise ValueError(f"{path}: class numbers are not 1..{len(classes)}")
+    return classes
+
+
+def read_split_list(path: Path, split: str) -> list[ListEntry]:
+    """Parse ``trainlistNN.txt`` / ``testlistNN.txt`` (label column optional, 1-based)."""
+    entries = []
+    for line in _lines(path):
+        parts = line.split()
+        label = int(parts[1]) - 1 if len(parts) > 1 else None
+        entries.append(ListEntry(parts[0].replace("\\", "/"), split, label))
+    return entries
+
+
+def read_split(lists_dir: Path, split_number: int) -> list[ListEntry]:
+    """Train then test entries of one official split (1-3)."""
+    entries = []
+    for split in VIDEO_SPLITS:
+        entries += read_split_list(lists_dir / f"{split}list{split_number:02d}.txt", split)
+    return entries
+
+
+def safe_relative(rel_path: str) -> PurePosixPath | None:
+    """The list path as a relative path inside the root, or None if it would leave the root."""
+    path = PurePosixPath(rel_path)
+    if path.is_absolute() or ".." in path.parts or len(path.parts) != 2:
+        return None
+    return path
+
+
+def resolve_video(root: Path, rel: PurePosixPath, folder_cache: dict[str, dict[str, str]]) -> Path | None:
+    """Find the listed file; fall back to a case-insensitive match in its class folder.
+
+    The UCF101 lists write ``v_HandStandPushups_...`` while the files are ``v_HandstandPushups_...``.
+    """
+    exact = root / rel
+    if exact.is_file():
+        return exact
+    folder = rel.parts[0]
+    if folder not in folder_cache:
+        class_dir = root / folder
+        names = [p.name for p in class_dir.iterdir()] if class_dir.is_dir() else []
+        folder_cache[folder] = {name.lower(): name for name in names}
+    real_name = folder_cache[folder].get(rel.name.lower())
+    return root / folder / real_name if real_name else None
+
+
+def shard_of(video_id: str, n_shards: int) -> int:
+    """Stable shard of a video id: the same on every machine and Python process."""
+    digest = hashlib.sha1(video_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % n_shards
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def video_id(rel: PurePosixPath) -> str:
+    """``Class/v_Class_g01_c01.avi`` -> ``Class/v_Class_g01_c01`` (unique within a dataset)."""
+    return str(rel.with_suffix(""))
+
+
+def build_index(
+    root: Path, lists_dir: Path, split_number: int, n_shards: int
+) -> tuple[list[dict], list[Reject]]:
+    """Index one split of a dataset.
+
+    Returns (entries, rejects). Each entry: id, path (relative to root), class, label (0-based),
+    split (train|test), size (bytes), sha256, shard. Rejected: paths leaving the root, unknown
+    classes, missing or empty files, label mismatches, and the second listing of a video.
+    """
+    classes = read_class_index(lists_dir / "classInd.txt")
+    folder_cache: dict[str, dict[str, str]] = {}
+    entries: list[dict] = []
+    rejects: list[Reject] = []
+    seen: dict[str, str] = {}
+    for item in read_split(lists_dir, split_number):
+        rel = safe_relative(item.rel_path)
+        if rel is None:
+            rejects.append(Reject(item.rel_path, "path leaves the dataset root or is not Class/video"))
+            continue
+        class_name = rel.parts[0]
+        if class_name not in classes:
+            rejects.append(Reject(item.rel_path, f"unknown class {class_name!r}"))
+            continue
+        label = classes[class_name]
+        if item.listed_label is not None and item.listed_label != label:
+            rejects.append(Reject(item.rel_path, f"listed label {item.listed_label + 1} is not {class_name}'s"))
+            continue
+        path = resolve_video(root, rel, folder_cache)
+        if path is None:
+            rejects.append(Reject(item.rel_path, "missing file"))
+            continue
+        real_rel = PurePosixPath(path.relative_to(root).as_posix())
+        vid = video_id(real_rel)
+        if vid in seen:
+            rejects.append(Reject(item.rel_path, f"listed twice (first in {seen[vid]})"))
+            continue
+        seen[vid] = item.split
+        size = path.stat().st_size
+        if size == 0:
+            rejects.append(Reject(item.rel_path, "empty file"))
+            continue
+        entries.append(
+            {
+                "id": vid,
+                "path": str(real_rel),
+                "class": class_name,
+                "label": label,
+                "split": item.split,
+                "size": size,
+                "sha256": file_sha256(path),
+                "shard": shard_of(vid, n_shards),
+            }
+        )
+    return entries, rejects
+
+
+def check_reject_share(n_rejected: int, n_total: int, max_share: float, what: str) -> None:
+    """Fail only past the configured share of rejects; below it, say how many were rejected."""
+    share = n_rejected / max(n_total, 1)
+    if n_rejected:
+        log.warning("%s: rejected %d of %d videos (%.1f%%)", what, n_rejected, n_total, 100 * share)
+    if share > max_share:
+        raise RuntimeError(
+            f"{what}: {n_rejected} of {n_total} videos rejected ({share:.1%}), "
+            f"more than dataset.max_reject_share={max_share:.1%}; see the rejects report"
+        )

@@ -1,0 +1,182 @@
+"""Sharded HDF5 storage of per-video frame stacks, its manifests and a lazy clip reader.
+
+A shard file holds ``/videos/<video id>/<modality>``: (T,H,W,C) uint8 for ``raw``/``lzf``
+(one HDF5 chunk per frame, so a clip read touches only its frames) or (T,) variable-length
+JPEG bytes for ``jpeg``. The frames stage writes ``rgb``; the motion stage writes ``res``,
+``u`` and ``v`` into a shard of the same id. Each shard file has a manifest (JSON beside it)
+with its size, sha256, the videos it holds and the videos it rejected.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+
+from pipeline.atomic import atomic_path, read_json, write_json
+from preprocess.dataset import file_sha256
+
+MODALITY_CHANNELS = {"rgb": 3, "res": 3, "u": 1, "v": 1}
+MOTION_MODALITIES = ("res", "u", "v")
+
+
+def encode_jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
+    """(H,W,C) uint8 RGB or gray -> 1-D uint8 JPEG bytes."""
+    image = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) if frame.shape[-1] == 3 else frame[..., 0]
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return buf.reshape(-1)
+
+
+def decode_jpeg(buf: np.ndarray, channels: int) -> np.ndarray:
+    """1-D uint8 JPEG bytes -> (H,W,C) uint8."""
+    if channels == 3:
+        return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)[..., None]
+
+
+class ShardWriter:
+    """Writes one shard file atomically: a temporary file renamed into place on close."""
+
+    def __init__(self, path: Path, encoding: str, jpeg_quality: int, attrs: dict | None = None):
+        self.path = Path(path)
+        self.attrs = attrs or {}
+        self.encoding = encoding
+        self.jpeg_quality = jpeg_quality
+        self._atomic = atomic_path(self.path)
+
+    def __enter__(self) -> ShardWriter:
+        tmp = self._atomic.__enter__()
+        self._file = h5py.File(tmp, "w")
+        self._file.attrs["encoding"] = self.encoding
+        self._file.attrs.update(self.attrs)
+        return self
+
+    def add(self, video_id: str, modality: str, frames: np.ndarray) -> None:
+        """Store (T,H,W,C) uint8 frames of one modality of one video."""
+        if frames.dtype != np.uint8 or frames.ndim != 4:
+            raise ValueError(f"{video_id}/{modality}: expected (T,H,W,C) uint8, got {frames.shape} {frames.dtype}")
+        name = f"videos/{video_id}/{modality}"
+        if self.encoding == "jpeg":
+            ds = self._file.create_dataset(name, (len(frames),), dtype=h5py.vlen_dtype(np.uint8))
+            for i, frame in enumerate(frames):
+                ds[i] = encode_jpeg(frame, self.jpeg_quality)
+        else:
+            ds = self._file.create_dataset(
+                name, data=frames, chunks=(1, *frames.shape[1:]),
+                compression="lzf" if self.encoding == "lzf" else None,
+            )
+        ds.attrs["shape"] = frames.shape
+
+    def __exit__(self, *exc) -> None:
+        self._file.close()
+        self._atomic.__exit__(*exc)
+
+
+def write_manifest(shard_path: Path, manifest_path: Path, videos: list[dict], rejects: list[dict]) -> dict:
+    """Manifest of a finished shard: size and checksum of the file, its videos and rejects."""
+    manifest = {
+        "file": shard_path.name,
+        "size": shard_path.stat().st_size,
+        "sha256": file_sha256(shard_path),
+        "videos": videos,
+        "rejects": rejects,
+    }
+    write_json(manifest_path, manifest)
+    return manifest
+
+
+def verify_manifest(manifest_path: Path) -> list[str]:
+    """Problems found when checking a shard against its manifest (empty when it matches)."""
+    manifest = read_json(manifest_path)
+    shard = manifest_path.parent / manifest["file"]
+    if not shard.is_file():
+        return [f"{shard}: missing"]
+    problems = []
+    if shard.stat().st_size != manifest["size"]:
+        problems.append(f"{shard}: size {shard.stat().st_size} != manifest {manifest['size']}")
+    elif file_sha256(shard) != manifest["sha256"]:
+        problems.append(f"{shard}: checksum differs from the manifest")
+    return problems
+
+
+def load_manifests(folder: Path) -> list[dict]:
+    """All shard manifests of a folder, in shard order."""
+    return [read_json(p) for p in sorted(Path(folder).glob("*.json"))]
+
+
+class ShardReader:
+    """Clip reads over the frame and motion shards; HDF5 files open lazily in each process.
+
+    Opening on first use (and again after a fork, detected by pid) keeps h5py handles out of
+    the pickled state that DataLoader sends to its workers.
+    """
+
+    def __init__(self, frames_dir: Path, motion_dir: Path | None = None):
+        self.folders = {"rgb": Path(frames_dir)}
+        if motion_dir is not None:
+            self.folders.update({m: Path(motion_dir) for m in MOTION_MODALITIES})
+        self.videos: dict[str, dict] = {}
+        self._file_of: dict[str, str] = {}
+        for manifest in load_manifests(frames_dir):
+            for video in manifest["videos"]:
+                self.videos[video["id"]] = video
+                self._file_of[video["id"]] = manifest["file"]
+        if motion_dir is not None:
+            # Only videos with every modality are usable (the motion stage may reject too).
+            with_motion = {v["id"] for m in load_manifests(motion_dir) for v in m["videos"]}
+            self.videos = {k: v for k, v in self.videos.items() if k in with_motion}
+        self._handles: dict[Path, h5py.File] = {}
+        self._pid: int | None = None
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_handles"], state["_pid"] = {}, None
+        return state
+
+    def _file(self, path: Path) -> h5py.File:
+        if self._pid != os.getpid():
+            self._handles, self._pid = {}, os.getpid()
+        if path not in self._handles:
+            self._handles[path] = h5py.File(path, "r")
+        return self._handles[path]
+
+    def num_frames(self, video_id: str) -> int:
+        return int(self.videos[video_id]["frames"])
+
+    def read_clip(
+        self, video_id: str, start: int, length: int, modality: str,
+        crop: tuple[int, int, int, int] | None = None,
+    ) -> np.ndarray:
+        """Frames [start, start+length) of one modality as (C,T,H,W) uint8.
+
+        crop: (top, left, height, width), applied to every frame; None keeps whole frames.
+        """
+        shard = self._file(self.folders[modality] / self._file_of[video_id])
+        ds = shard[f"videos/{video_id}/{modality}"]
+        if start < 0 or start + length > ds.shape[0]:
+            raise IndexError(f"{video_id}: frames {start}..{start + length} outside 0..{ds.shape[0]}")
+        top, left, h, w = crop if crop else (0, 0, None, None)
+        if shard.attrs["encoding"] == "jpeg":
+            channels = MODALITY_CHANNELS[modality]
+            frames = np.stack([decode_jpeg(buf, channels) for buf in ds[start : start + length]])
+            if crop:
+                frames = frames[:, top : top + h, left : left + w]
+        elif crop:
+            frames = ds[start : start + length, top : top + h, left : left + w]
+        else:
+            frames = ds[start : start + length]
+        return np.ascontiguousarray(frames.transpose(3, 0, 1, 2))  # (T,H,W,C) -> (C,T,H,W)
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
+        self._handles = {}
+
+
+def shard_videos(entries: Iterable[dict], shard_id: int) -> list[dict]:
+    return [e for e in entries if e["shard"] == shard_id]
