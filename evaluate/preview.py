@@ -16,14 +16,17 @@ def preview_strip(reader: ShardReader, video_id: str, n_frames: int, flow_bound:
     """(3*H, n_frames*W, 3) uint8: rows RGB, residual, flow; frames evenly spaced over the video."""
     total = reader.num_frames(video_id)
     picks = np.linspace(1, total - 1, n_frames).round().astype(int)  # frame 0 has no motion
-    rows = {"rgb": [], "res": [], "flow": []}
+    rows = {"rgb": [], "res": []}
+    flows = []
     for t in picks:
         rows["rgb"].append(reader.read_clip(video_id, t, 1, "rgb")[:, 0].transpose(1, 2, 0))
         rows["res"].append(reader.read_clip(video_id, t, 1, "res")[:, 0].transpose(1, 2, 0))
         u = reader.read_clip(video_id, t, 1, "u")[0, 0]
         v = reader.read_clip(video_id, t, 1, "v")[0, 0]
-        flow = dequantise_flow(np.stack([u, v], -1), flow_bound)
-        rows["flow"].append(flow_to_color(flow, max_magnitude=flow_bound / 4))
+        flows.append(dequantise_flow(np.stack([u, v], -1), flow_bound))
+    # One brightness scale for the whole strip, robust to a few outliers, so frames compare.
+    scale = max(float(np.percentile(np.linalg.norm(np.stack(flows), axis=-1), 99)), 0.5)
+    rows["flow"] = [flow_to_color(f, max_magnitude=scale) for f in flows]
     return np.concatenate([np.concatenate(r, axis=1) for r in rows.values()], axis=0)
 
 

@@ -1,0 +1,42 @@
+"""Shared fixtures: the real clips and split lists in ../shared, and the repository params."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.params import Params, load_params
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REALDATA = SHARED / "realdata"
+SPLITS = SHARED / "splits"
+REAL_CLIPS = sorted(p for p in REALDATA.rglob("*") if p.suffix in (".avi", ".mp4"))
+
+
+def replace(obj, **changes):
+    """dataclasses.replace for nested sections: replace(p, frames=dict(height=32))."""
+    updates = {}
+    for key, value in changes.items():
+        current = getattr(obj, key)
+        updates[key] = replace(current, **value) if isinstance(value, dict) else value
+    return dataclasses.replace(obj, **updates)
+
+
+@pytest.fixture(scope="session")
+def params() -> Params:
+    return load_params(REPO / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def real_clips() -> list[Path]:
+    if not REAL_CLIPS:
+        pytest.fail(f"no real clips found under {REALDATA}")
+    return REAL_CLIPS
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)

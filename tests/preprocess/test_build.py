@@ -1,0 +1,83 @@
+"""The frames and motion stages' shard work on every real clip, with broken inputs mixed in."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from preprocess.build import compute_motion_shard, extract_frames_shard
+from preprocess.dataset import build_index
+from preprocess.decode import decode_frames
+from preprocess.demo import write_video
+from preprocess.shards import ShardReader, ShardWriter, verify_manifest, write_manifest
+from tests.conftest import REAL_CLIPS, replace
+
+
+@pytest.fixture(scope="module")
+def real_dataset(tmp_path_factory):
+    """The real clips in the UCF101 layout (folder = source), plus broken files of each kind."""
+    tmp = tmp_path_factory.mktemp("real")
+    root, lists = tmp / "videos", tmp / "lists"
+    classes = sorted({p.parent.name for p in REAL_CLIPS})
+    lines = []
+    for clip in REAL_CLIPS:
+        (root / clip.parent.name).mkdir(parents=True, exist_ok=True)
+        os.symlink(clip, root / clip.parent.name / clip.name)
+        lines.append(f"{clip.parent.name}/{clip.name}")
+    good = REAL_CLIPS[0].read_bytes()
+    broken = {
+        "ucf101/zero.avi": b"",
+        "ucf101/text.avi": b"not a video at all\n" * 50,
+        "ucf101/header_only.avi": good[:2048],
+    }
+    for rel, data in broken.items():
+        (root / rel).write_bytes(data)
+    write_video(np.full((10, 48, 64, 3), 90, np.uint8), root / "ucf101/short.avi", fps=25)
+    lists.mkdir()
+    (lists / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
+    (lists / "trainlist01.txt").write_text("\n".join(lines + [*broken, "ucf101/short.avi"]) + "\n")
+    (lists / "testlist01.txt").write_text("")
+    return root, lists
+
+
+def test_frames_stage_keeps_every_real_clip_and_rejects_each_broken_one(real_dataset, params, tmp_path):
+    root, lists = real_dataset
+    entries, rejects = build_index(root, lists, 1, n_shards=1)
+    assert [r.reason for r in rejects] == ["empty file"]
+    frames = replace(params.frames, height=128, width=171)
+    manifest = extract_frames_shard(entries, root, tmp_path / "0.h5", tmp_path / "0.json", frames, params.storage)
+    kept = {v["path"] for v in manifest["videos"]}
+    assert kept == {f"{p.parent.name}/{p.name}" for p in REAL_CLIPS}
+    reasons = {r["path"]: r["reason"] for r in manifest["rejects"]}
+    assert set(reasons) == {"ucf101/text.avi", "ucf101/header_only.avi", "ucf101/short.avi"}
+    assert reasons["ucf101/text.avi"].startswith("cannot decode")
+    assert reasons["ucf101/short.avi"].startswith("too short")
+    assert verify_manifest(tmp_path / "0.json") == []
+    reader = ShardReader(tmp_path)
+    for video in manifest["videos"]:
+        clip = reader.read_clip(video["id"], video["frames"] - 16, 16, "rgb", crop=(8, 29, 112, 112))
+        assert clip.shape == (3, 16, 112, 112)
+
+
+def test_motion_stage_on_every_real_clip(params, tmp_path):
+    """Residual and flow for the first frames of every real clip (all codecs and sizes)."""
+    frames_dir, motion_dir = tmp_path / "frames", tmp_path / "motion"
+    records = []
+    with ShardWriter(frames_dir / "0.h5", "raw", 90) as writer:
+        for i, clip in enumerate(REAL_CLIPS):
+            frames = decode_frames(clip, 128, 171)[0][:5]
+            writer.add(f"c/{i}", "rgb", frames)
+            records.append({"id": f"c/{i}", "path": clip.name, "frames": len(frames)})
+    write_manifest(frames_dir / "0.h5", frames_dir / "0.json", records, [])
+    manifest = compute_motion_shard(
+        frames_dir / "0.h5", frames_dir / "0.json", motion_dir / "0.h5", motion_dir / "0.json",
+        params.motion, params.storage,
+    )
+    assert manifest["rejects"] == [] and len(manifest["videos"]) == len(REAL_CLIPS)
+    reader = ShardReader(frames_dir, motion_dir)
+    for record in records:
+        res = reader.read_clip(record["id"], 0, 5, "res")
+        u = reader.read_clip(record["id"], 0, 5, "u")
+        assert res.shape == (3, 5, 128, 171) and u.shape == (1, 5, 128, 171)
+        assert (res[:, 0] == 128).all() and (u[:, 0] == 128).all()  # frame 0: no motion

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from preprocess.build import _decode_task
+from preprocess.decode import DecodeError, decode_frames, ffmpeg_binary
+from tests.conftest import REAL_CLIPS
+
+
+def test_ffmpeg_binary_exists():
+    assert shutil.which(ffmpeg_binary()) or __import__("os").path.isfile(ffmpeg_binary())
+
+
+@pytest.mark.parametrize("clip", REAL_CLIPS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_real_clip_decodes_at_the_stored_size(clip):
+    frames, warning = decode_frames(clip, 128, 171)
+    assert frames.dtype == np.uint8 and frames.shape[1:] == (128, 171, 3)
+    assert len(frames) >= 30  # the shortest real clip lasts 1.3 s
+    assert frames.std() > 5  # real content, not a blank frame
+
+
+def test_grayscale_kth_clip_decodes_to_three_equal_channels():
+    kth = next(p for p in REAL_CLIPS if p.parent.name == "kth")
+    frames, _ = decode_frames(kth, 64, 85)
+    assert np.abs(frames[..., 0].astype(int) - frames[..., 1]).mean() < 2
+
+
+def test_zero_byte_file_is_a_decode_error(tmp_path):
+    empty = tmp_path / "empty.avi"
+    empty.touch()
+    with pytest.raises(DecodeError):
+        decode_frames(empty, 32, 32)
+
+
+def test_text_file_named_avi_is_a_decode_error(tmp_path):
+    fake = tmp_path / "fake.avi"
+    fake.write_text("this is not a video\n" * 100)
+    with pytest.raises(DecodeError):
+        decode_frames(fake, 32, 32)
+
+
+def test_truncated_clip_keeps_what_decodes_or_is_rejected(tmp_path):
+    clip = next(p for p in REAL_CLIPS if p.name == "v_Basketball_g01_c01.avi")
+    data = clip.read_bytes()
+    full, _ = decode_frames(clip, 64, 85)
+    half = tmp_path / "half.avi"
+    half.write_bytes(data[: len(data) // 2])
+    partial, _ = decode_frames(half, 64, 85)
+    assert 0 < len(partial) < len(full)  # the valid first half is not lost
+    np.testing.assert_array_equal(partial[:10], full[:10])
+    header_only = tmp_path / "header.avi"
+    header_only.write_bytes(data[:2048])
+    frames, reason = _decode_task(header_only, 64, 85, 16)
+    assert frames is None and reason.startswith(("cannot decode", "too short"))
+
+
+def test_clip_shorter_than_one_clip_is_rejected(tmp_path):
+    from preprocess.demo import write_video
+
+    short = tmp_path / "short.avi"
+    write_video(np.full((10, 32, 48, 3), 100, np.uint8), short, fps=25)
+    frames, reason = _decode_task(short, 32, 48, 16)
+    assert frames is None and reason == "too short: 10 frames, one clip needs 16"
+    frames, reason = _decode_task(short, 32, 48, 8)
+    assert frames is not None and len(frames) == 10
