@@ -92,3 +92,81 @@ def preview(video_id: str, out: Path | None, n_frames: int) -> None:
     out = out or paths.PREVIEW / f"{video_id.replace('/', '__')}.png"
     write_preview(paths.FRAMES, paths.MOTION, video_id, out, n_frames)
     log.info("preview of %s -> %s", video_id, out)
+
+
+@main.command()
+@click.option("--stop-after-epoch", type=int, default=None, help="end after this epoch's checkpoint (resume tests)")
+def pretrain(stop_after_epoch: int | None) -> None:
+    """IIC pretraining on the train split, resumable from its last checkpoint."""
+    import torch
+
+    from pipeline.runtime import make_runtime
+    from preprocess.shards import ShardReader
+    from train.pretrain import init_distributed, pretrain as run_pretrain, setup_from_params
+
+    with stage("pretrain") as p:
+        init_distributed(use_cuda=p.runtime.device != "cpu" and torch.cuda.is_available())
+        runtime = make_runtime(p.runtime)
+        run_pretrain(
+            ShardReader(paths.FRAMES, paths.MOTION), setup_from_params(p), runtime,
+            paths.PRETRAIN_CHECKPOINT, paths.PRETRAIN_RESUME / "last.pt", paths.PRETRAIN_CURVES,
+            workers=p.runtime.workers, stop_after_epoch=stop_after_epoch,
+        )
+
+
+@main.command()
+def features() -> None:
+    """Per-video features of the pretrained and of a random-init model (train and test splits)."""
+    import torch
+
+    from evaluate.features import extract_all
+    from pipeline.runtime import make_runtime
+    from preprocess.shards import ShardReader
+    from train.checkpoint import build_encoder, load_encoders
+
+    with stage("features") as p:
+        runtime = make_runtime(p.runtime)
+        reader = ShardReader(paths.FRAMES, paths.MOTION)
+        config, pretrained = load_encoders(paths.PRETRAIN_CHECKPOINT)
+        torch.manual_seed(p.features.random_init_seed)
+        random_init = {view: build_encoder(config) for view in ("view1", "view2")}
+        for name, encoders in (("iic", pretrained), ("random", random_init)):
+            extract_all(encoders, config["view2"], reader, p.clip.length, p.clip.crop, p.clip.eval_clips,
+                        p.features.batch_size, p.runtime.workers, runtime, paths.features_file(name))
+
+
+@main.command()
+def retrieve() -> None:
+    """Top-k retrieval (test queries train) for both models and rgb / view 2 / merge features."""
+    from evaluate.report import retrieval_report
+
+    with stage("retrieve") as p:
+        retrieval_report({m: paths.features_file(m) for m in ("iic", "random")}, list(p.retrieve.topk),
+                         paths.RETRIEVAL_METRICS, paths.RETRIEVAL_PLOT)
+
+
+@main.command()
+def finetune() -> None:
+    """Fine-tune from the pretrained backbone and from random init; video-level test metrics."""
+    from evaluate.report import finetune_report
+    from pipeline.runtime import make_runtime
+    from preprocess.shards import ShardReader
+    from train.checkpoint import load_checkpoint
+    from train.finetune import finetune as run_finetune, setup_from_params
+
+    with stage("finetune") as p:
+        runtime = make_runtime(p.runtime)
+        reader = ShardReader(paths.FRAMES, paths.MOTION)
+        checkpoint = load_checkpoint(paths.PRETRAIN_CHECKPOINT)
+        setup = setup_from_params(p)
+        view = "view1" if setup.modality == "rgb" else "view2"
+        if view == "view2" and setup.modality != checkpoint["config"]["view2"]:
+            raise click.UsageError(f"finetune.modality={setup.modality} has no pretrained encoder "
+                                   f"(pretrained views: rgb, {checkpoint['config']['view2']})")
+        class_names = sorted({(v["label"], v["class"]) for v in reader.videos.values()})
+        results = {
+            name: run_finetune(reader, setup, checkpoint["config"], state, runtime, p.runtime.workers,
+                               len(class_names), name)
+            for name, state in (("iic", checkpoint["encoders"][view]), ("random", None))
+        }
+        finetune_report(results, [c for _, c in class_names], paths.FINETUNE_METRICS, paths.PLOTS)

@@ -149,6 +149,7 @@ class RetrieveParams:
 @dataclasses.dataclass(frozen=True)
 class FinetuneParams:
     modality: str  # input of the fine-tuned network: rgb or the view-2 modality
+    dropout: float  # before the new linear classifier
     epochs: int
     batch_size: int
     lr: float

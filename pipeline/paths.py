@@ -28,7 +28,6 @@ RETRIEVAL_METRICS = METRICS / "retrieval.json"
 FINETUNE_METRICS = METRICS / "finetune.json"
 PLOTS = ARTIFACTS / "plots"
 RETRIEVAL_PLOT = PLOTS / "retrieval_topk.csv"
-CONFUSION_PLOT = PLOTS / "confusion.csv"
 
 FINETUNE = ARTIFACTS / "finetune"
 PREVIEW = ARTIFACTS / "preview"

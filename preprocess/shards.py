@@ -148,6 +148,11 @@ class ShardReader:
     def num_frames(self, video_id: str) -> int:
         return int(self.videos[video_id]["frames"])
 
+    def frame_size(self, video_id: str) -> tuple[int, int]:
+        """(height, width) of the stored frames."""
+        shape = self._file(self.folders["rgb"] / self._file_of[video_id])[f"videos/{video_id}/rgb"].attrs["shape"]
+        return int(shape[1]), int(shape[2])
+
     def read_clip(
         self, video_id: str, start: int, length: int, modality: str,
         crop: tuple[int, int, int, int] | None = None,

@@ -1,0 +1,124 @@
+"""Preprocessing benchmark on the real clips: decode speed, TV-L1 cost and accuracy, storage.
+
+Prints what it measures; asserts nothing. Usage:
+    python bench/bench_preprocess.py [--realdata ../shared/realdata] [--pairs 6]
+TV-L1 runs single-threaded (cv2.setNumThreads(1)), as in the motion stage's worker processes,
+so seconds per pair are CPU-seconds per pair.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+import cv2
+import h5py
+import numpy as np
+
+from pipeline.params import TVL1Params, load_params
+from preprocess.decode import decode_frames
+from preprocess.flow import endpoint_error, make_tvl1, quantise_flow, to_gray, video_flow
+from preprocess.residual import residual_frames
+from preprocess.shards import ShardReader, ShardWriter, write_manifest
+
+UCF101_VIDEOS, UCF101_FRAMES_PER_VIDEO = 13_320, 186
+OPENCV_DEFAULTS = TVL1Params(
+    tau=0.25, lambda_=0.15, theta=0.3, nscales=5, warps=5, epsilon=0.01, inner_iterations=30,
+    outer_iterations=10, scale_step=0.8, gamma=0.0, median_filtering=5, use_initial_flow=False,
+)
+
+
+def timed_flow(gray: np.ndarray, p: TVL1Params) -> tuple[np.ndarray, float]:
+    start = time.process_time()
+    flow = video_flow(gray, make_tvl1(p))
+    return flow, time.process_time() - start
+
+
+@click.command()
+@click.option("--realdata", type=click.Path(path_type=Path), default=Path("../shared/realdata"))
+@click.option("--pairs", type=int, default=6, show_default=True, help="consecutive frame pairs per clip for TV-L1")
+@click.option("--params", "params_file", default="params.yaml", show_default=True)
+def main(realdata: Path, pairs: int, params_file: str) -> None:
+    cv2.setNumThreads(1)
+    p = load_params(params_file)
+    h, w = 128, 171  # the paper's stored resolution, whatever the demo uses
+    clips = sorted(q for q in realdata.rglob("*") if q.suffix in (".avi", ".mp4"))
+    print(f"{len(clips)} real clips under {realdata}; stored resolution {h}x{w}")
+
+    n_frames, decode_s, videos = 0, 0.0, {}
+    for clip in clips:
+        start = time.perf_counter()
+        frames, _ = decode_frames(clip, h, w)
+        decode_s += time.perf_counter() - start
+        n_frames += len(frames)
+        videos[clip] = frames
+    print(f"decode: {n_frames} frames in {decode_s:.1f}s wall = {n_frames / decode_s:.0f} frames/s (one ffmpeg at a time)")
+
+    configured = p.motion.tvl1
+    rows = []
+    for clip, frames in videos.items():
+        mid = len(frames) // 2
+        gray = to_gray(frames[mid : mid + pairs + 1])
+        ref, ref_s = timed_flow(gray, OPENCV_DEFAULTS)
+        ours, ours_s = timed_flow(gray, configured)
+        epe = endpoint_error(ours[1:], ref[1:])
+        magnitude = float(np.linalg.norm(ref[1:], axis=-1).mean())
+        rows.append((clip, ref_s / pairs, ours_s / pairs, epe, magnitude))
+    print(f"\nTV-L1 at {h}x{w}, {pairs} consecutive pairs from the middle of each clip")
+    print(f"{'clip':40s} {'default s/pair':>14s} {'configured s/pair':>17s} {'EPE px':>7s} {'|flow| px':>9s}")
+    for clip, ref_s, ours_s, epe, magnitude in rows:
+        print(f"{clip.parent.name + '/' + clip.name:40s} {ref_s:14.3f} {ours_s:17.3f} {epe:7.3f} {magnitude:9.2f}")
+    ref_mean = np.mean([r[1] for r in rows])
+    ours_mean = np.mean([r[2] for r in rows])
+    epe_mean = np.mean([r[3] for r in rows])
+    pairs_ucf = UCF101_VIDEOS * (UCF101_FRAMES_PER_VIDEO - 1)
+    print(f"mean CPU-s per pair: default {ref_mean:.3f}, configured {ours_mean:.3f} ({ref_mean / ours_mean:.1f}x faster)")
+    print(f"mean endpoint error of configured vs default parameters: {epe_mean:.3f} px")
+    print(f"projected UCF101 TV-L1 ({pairs_ucf:,} pairs): default {ref_mean * pairs_ucf / 3600:.0f} CPU-hours, "
+          f"configured {ours_mean * pairs_ucf / 3600:.0f} CPU-hours")
+
+    print("\nstorage per frame at 128x171 (over the first 64 frames of every clip)")
+    sample = {f"c/{i}": f[:64] for i, f in enumerate(videos.values())}
+    frames_total = sum(len(f) for f in sample.values())
+    tmp = Path("/tmp/iic_bench_storage")
+    tmp.mkdir(exist_ok=True)
+    for encoding in ("raw", "lzf", "jpeg"):
+        sizes = {}
+        for modality in ("rgb", "res", "u", "v"):
+            path = tmp / f"{encoding}-{modality}.h5"
+            with ShardWriter(path, encoding, p.storage.jpeg_quality) as writer:
+                for vid, f in sample.items():
+                    if modality == "rgb":
+                        data = f
+                    elif modality == "res":
+                        data = residual_frames(f)
+                    else:
+                        # stand-in flow with real statistics is too slow here: quantise a cheap Farneback flow
+                        gray = to_gray(f)
+                        flow = np.zeros((*gray.shape, 2), np.float32)
+                        for t in range(1, len(gray)):
+                            flow[t] = cv2.calcOpticalFlowFarneback(gray[t - 1], gray[t], None, 0.5, 3, 15, 3, 5, 1.2, 0)
+                        data = quantise_flow(flow, p.motion.bound)[..., 0:1] if modality == "u" else quantise_flow(flow, p.motion.bound)[..., 1:2]
+                    writer.add(vid, modality, data)
+            sizes[modality] = path.stat().st_size / frames_total
+        total = sum(sizes.values())
+        ucf_gb = total * UCF101_VIDEOS * UCF101_FRAMES_PER_VIDEO / 1e9
+        print(f"{encoding:5s}: " + ", ".join(f"{m} {b / 1000:.1f} KB" for m, b in sizes.items())
+              + f"; all {total / 1000:.1f} KB/frame -> UCF101 about {ucf_gb:.0f} GB")
+        write_manifest(tmp / f"{encoding}-rgb.h5", tmp / f"{encoding}.json", [{"id": k, "frames": len(v)} for k, v in sample.items()], [])
+        reader = ShardReader(tmp)
+        reader._file_of = {k: f"{encoding}-rgb.h5" for k in sample}
+        rng = np.random.default_rng(0)
+        start = time.perf_counter()
+        n = 200
+        for _ in range(n):
+            vid = list(sample)[rng.integers(len(sample))]
+            t0 = int(rng.integers(0, len(sample[vid]) - 16))
+            reader.read_clip(vid, t0, 16, "rgb", crop=(8, 29, 112, 112))
+        print(f"       read 16x112x112 rgb clips: {n / (time.perf_counter() - start):.0f} clips/s (one process)")
+        reader.close()
+        (tmp / f"{encoding}.json").unlink()
+
+
+if __name__ == "__main__":
+    main()

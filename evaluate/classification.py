@@ -1,0 +1,28 @@
+"""Recognition metrics: clip and video top-k accuracy, and the confusion matrix."""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def topk_correct(scores: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """(N,C) scores, (N,) labels -> (N,) bool: the label is among the k highest scores."""
+    k = min(k, scores.shape[1])
+    return (scores.topk(k, dim=1).indices == labels.unsqueeze(1)).any(dim=1)
+
+
+def video_scores(clip_scores: torch.Tensor, video_index: torch.Tensor, n_videos: int) -> torch.Tensor:
+    """Mean of each video's clip scores: (N,C) clip softmax scores, (N,) video of each clip -> (V,C)."""
+    sums = torch.zeros(n_videos, clip_scores.shape[1]).index_add_(0, video_index, clip_scores)
+    counts = torch.zeros(n_videos).index_add_(0, video_index, torch.ones(len(video_index)))
+    if (counts == 0).any():
+        log.warning("%d videos have no evaluated clip", int((counts == 0).sum()))
+    return sums / counts.clamp(min=1).unsqueeze(1)
+
+
+def confusion_matrix(predicted: torch.Tensor, actual: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """(C,C) counts, rows actual, columns predicted."""
+    return torch.bincount(actual * n_classes + predicted, minlength=n_classes * n_classes).reshape(n_classes, n_classes)

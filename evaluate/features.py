@@ -1,0 +1,67 @@
+"""Per-video features: mean over evenly spaced clips of the last conv block's pooled map."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline.atomic import atomic_path
+from pipeline.runtime import Runtime
+from preprocess.shards import ShardReader
+from train.checkpoint import Encoder
+from train.data import ClipDataset, to_model_input
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def video_features(
+    encoder: Encoder, reader: ShardReader, video_ids: list[str], modality: str, length: int, crop: int,
+    n_clips: int, batch_size: int, workers: int, runtime: Runtime,
+) -> np.ndarray:
+    """(N,D) float32 features, row i for video_ids[i]: the mean of its ``n_clips`` clip features.
+
+    Clips are accumulated per video by index, so every video counts whatever the batch size.
+    """
+    dataset = ClipDataset(reader, video_ids, (modality,), length, crop, train=False, seed=0, eval_clips=n_clips)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    model = encoder.backbone.to(runtime.device).eval()
+    sums: torch.Tensor | None = None
+    counts = torch.zeros(len(video_ids))
+    for batch in tqdm(loader, desc=f"features {modality}", leave=False):
+        with runtime.autocast():
+            feats = model.retrieval_features(to_model_input(runtime.to_device(batch[modality]))).float().cpu()
+        if sums is None:
+            sums = torch.zeros(len(video_ids), feats.shape[1])
+        sums.index_add_(0, batch["index"], feats)
+        counts.index_add_(0, batch["index"], torch.ones(len(feats)))
+    if not torch.all(counts == n_clips):
+        raise RuntimeError(f"expected {n_clips} clips per video, got counts {counts.unique().tolist()}")
+    return (sums / counts.unsqueeze(1)).numpy().astype(np.float32)
+
+
+def extract_all(
+    encoders: dict[str, Encoder], view2: str, reader: ShardReader, length: int, crop: int, n_clips: int,
+    batch_size: int, workers: int, runtime: Runtime, out: Path,
+) -> dict[str, np.ndarray]:
+    """Features of both views for the train and test splits, saved as one .npz."""
+    start = time.perf_counter()
+    ids = sorted(reader.videos)
+    result = {
+        "ids": np.array(ids),
+        "labels": np.array([reader.videos[v]["label"] for v in ids], np.int64),
+        "split": np.array([reader.videos[v]["split"] for v in ids]),
+        "rgb": video_features(encoders["view1"], reader, ids, "rgb", length, crop, n_clips, batch_size, workers, runtime),
+        "view2": video_features(encoders["view2"], reader, ids, view2, length, crop, n_clips, batch_size, workers, runtime),
+        "view2_modality": np.array(view2),
+    }
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **result)
+    log.info("features: %d videos x %d clips, rgb %s + %s %s in %.0fs -> %s", len(ids), n_clips,
+             result["rgb"].shape[1], view2, result["view2"].shape[1], time.perf_counter() - start, out)
+    return result

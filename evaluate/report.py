@@ -1,0 +1,62 @@
+"""Metrics JSON for ``dvc metrics`` and CSV tables for ``dvc plots``."""
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from evaluate.classification import confusion_matrix
+from evaluate.retrieval import merge_features, topk_accuracy
+from pipeline.atomic import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def retrieval_report(feature_files: dict[str, Path], ks: list[int], metrics_path: Path, plot_path: Path) -> dict:
+    """{model: {feature: {topk: accuracy}}} for rgb, the view-2 modality and their merge."""
+    metrics: dict[str, Any] = {}
+    rows = []
+    for model, path in feature_files.items():
+        data = np.load(path)
+        train, test = data["split"] == "train", data["split"] == "test"
+        view2 = str(data["view2_modality"])
+        kinds = {"rgb": data["rgb"], view2 if view2 != "rgb" else "rgb2": data["view2"],
+                 "merge": merge_features(data["rgb"], data["view2"])}
+        labels = torch.from_numpy(data["labels"])
+        metrics[model] = {}
+        for kind, feats in kinds.items():
+            x = torch.from_numpy(feats)
+            result = topk_accuracy(x[test], labels[test], x[train], labels[train], ks)
+            metrics[model][kind] = result
+            rows += [{"model": model, "feature": kind, "model_feature": f"{model}/{kind}", "k": k,
+                      "accuracy": result[f"top{k}"]} for k in ks]
+        metrics[model]["queries"] = int(test.sum())
+        metrics[model]["gallery"] = int(train.sum())
+        log.info("retrieval %s: %s", model, {k: round(v["top1"], 3) for k, v in metrics[model].items() if isinstance(v, dict)})
+    write_json(metrics_path, metrics)
+    write_csv(plot_path, rows)
+    return metrics
+
+
+def finetune_report(results: dict[str, dict], class_names: list[str], metrics_path: Path, plots_dir: Path) -> dict:
+    """Metrics per model and one confusion table (actual, predicted class names) per model."""
+    metrics = {name: r["metrics"] for name, r in results.items()}
+    write_json(metrics_path, metrics)
+    for name, r in results.items():
+        rows = [{"actual": class_names[a], "predicted": class_names[p]} for a, p in zip(r["actual"].tolist(), r["predicted"].tolist())]
+        write_csv(plots_dir / f"confusion_{name}.csv", rows)
+        write_csv(plots_dir / f"finetune_{name}.csv", r["history"])
+        matrix = confusion_matrix(r["predicted"], r["actual"], len(class_names))
+        log.info("finetune %s confusion (rows actual):\n%s", name, matrix.numpy())
+    return metrics

@@ -1,0 +1,68 @@
+"""Device, precision and seeding: the one place that knows about CUDA.
+
+Library code never calls ``.cuda()``; it receives a ``Runtime`` and moves tensors with it.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import random
+
+import numpy as np
+import torch
+
+from pipeline.params import RuntimeParams
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    bf16: bool  # autocast to bfloat16 (CUDA only)
+    channels_last: bool  # channels_last_3d memory format (CUDA only)
+    compile: bool
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.bf16:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last_3d)
+        return model
+
+    def to_device(self, clips: torch.Tensor) -> torch.Tensor:
+        """(B,C,T,H,W) batch onto the device, in the model's memory format."""
+        clips = clips.to(self.device, non_blocking=True)
+        if self.channels_last:
+            clips = clips.contiguous(memory_format=torch.channels_last_3d)
+        return clips
+
+    def maybe_compile(self, model: torch.nn.Module) -> torch.nn.Module:
+        return torch.compile(model) if self.compile else model
+
+
+def make_runtime(p: RuntimeParams) -> Runtime:
+    """CPU where no GPU exists (device: auto); the CUDA speed-ups apply on CUDA only."""
+    if p.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("runtime.device is cuda but no CUDA device is available")
+    device = torch.device("cuda" if p.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())  # torchrun sets one GPU per rank
+    on_cuda = device.type == "cuda"
+    if on_cuda:
+        torch.backends.cudnn.benchmark = p.cudnn_benchmark
+    runtime = Runtime(device, bf16=p.bf16 and on_cuda, channels_last=p.channels_last and on_cuda, compile=p.compile)
+    log.info("runtime: %s, bf16=%s, channels_last=%s, compile=%s", device, runtime.bf16, runtime.channels_last, runtime.compile)
+    return runtime
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (model initialisation); data randomness has its own generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

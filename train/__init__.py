@@ -1,0 +1,1 @@
+"""Training: clip data over the shards, backbones, the IIC objective, pretraining and fine-tuning."""

@@ -1,0 +1,119 @@
+"""Memory banks and the NCE logits of CMC / IIC (softmax InfoNCE over a memory bank).
+
+For view 1 the logits are [positive from the view-2 bank, K negatives from the view-2 bank,
+the clip's own intra-negative, K intra-negatives from view 1's intra-negative bank], all
+divided by the temperature; the label is 0. Symmetric for view 2. Without intra-negatives
+this is CMC: [positive, K negatives]. Identical features give a loss of log(2K+2) and
+log(K+1) respectively.
+"""
+from __future__ import annotations
+
+import torch
+from torch import distributed as dist
+from torch import nn
+from torch.nn import functional as F
+
+
+def gather_from_ranks(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` from every DDP rank (itself when not distributed).
+
+    Every rank updates its banks with the whole global batch, so the banks stay identical
+    across ranks without ever being broadcast.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+def nce_logits(
+    anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor,
+    intra: torch.Tensor | None, temperature: float,
+) -> torch.Tensor:
+    """Logits of one view, positive first.
+
+    anchor: (B,D) unit-norm features of this view.
+    positive: (B,D) bank rows of the other view for the same videos.
+    negatives: (B,K,D) bank rows of the other view for random videos.
+    intra: (B,K',D) intra-negatives (the clip's own first), or None for CMC.
+    Returns (B, 1+K[+K']).
+    """
+    pos = (anchor * positive).sum(dim=1, keepdim=True)  # (B,1)
+    neg = torch.bmm(negatives, anchor.unsqueeze(2)).squeeze(2)  # (B,K)
+    parts = [pos, neg]
+    if intra is not None:
+        parts.append(torch.bmm(intra, anchor.unsqueeze(2)).squeeze(2))  # (B,K')
+    return torch.cat(parts, dim=1) / temperature
+
+
+class MemoryBank(nn.Module):
+    """(N,D) unit-norm rows, one per training video, updated with momentum."""
+
+    def __init__(self, n: int, dim: int, generator: torch.Generator):
+        super().__init__()
+        std = 1.0 / (dim / 3) ** 0.5  # CMC's initialisation, then projected onto the sphere
+        rows = torch.rand(n, dim, generator=generator) * 2 * std - std
+        self.register_buffer("rows", F.normalize(rows, dim=1))
+
+    def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
+        return self.rows[index]
+
+    @torch.no_grad()
+    def update(self, index: torch.Tensor, features: torch.Tensor, momentum: float) -> None:
+        """rows[index] <- normalize(m * rows[index] + (1 - m) * features); other rows untouched."""
+        mixed = self.rows[index] * momentum + features.detach().to(self.rows.dtype) * (1 - momentum)
+        self.rows[index] = F.normalize(mixed, dim=1)
+
+
+def draw_negatives(index: torch.Tensor, n_rows: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    """(B,) positive rows -> (B,K) rows drawn uniformly from the other n_rows - 1 rows.
+
+    CMC draws from all rows; excluding the positive matters on small datasets, where a
+    draw of K from N rows would otherwise repeat the positive as a "negative" K/N times.
+    """
+    draws = torch.randint(n_rows - 1, (index.shape[0], k), generator=generator, device=generator.device)
+    draws = draws.to(index.device)
+    return draws + (draws >= index.unsqueeze(1)).long()  # skip the positive's own row
+
+
+class IICObjective(nn.Module):
+    """Banks for view 1, view 2 and (with intra-negatives) one intra-negative bank per view.
+
+    ``forward`` returns (logits_view1, logits_view2, labels) and then updates the banks: every
+    bank is read before it is written, so a video's positive is never its own current feature.
+    """
+
+    def __init__(self, n_videos: int, dim: int, k: int, temperature: float, momentum: float,
+                 intra_neg: bool, generator: torch.Generator):
+        super().__init__()
+        self.k, self.temperature, self.momentum, self.intra_neg = k, temperature, momentum, intra_neg
+        self.view1 = MemoryBank(n_videos, dim, generator)
+        self.view2 = MemoryBank(n_videos, dim, generator)
+        if intra_neg:
+            self.intra1 = MemoryBank(n_videos, dim, generator)
+            self.intra2 = MemoryBank(n_videos, dim, generator)
+
+    def forward(
+        self, f1: torch.Tensor, f2: torch.Tensor, index: torch.Tensor, generator: torch.Generator,
+        n1: torch.Tensor | None = None, n2: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """f1, f2: (B,D) unit-norm view features; n1, n2: (B,D) their intra-negatives; index: (B,)."""
+        b = f1.shape[0]
+        n_rows = self.view1.rows.shape[0]
+        negatives = draw_negatives(index, n_rows, self.k, generator)  # (B,K)
+        intra1 = intra2 = None
+        if self.intra_neg:
+            intra_index = draw_negatives(index, n_rows, self.k, generator)  # (B,K)
+            intra1 = torch.cat([n1.unsqueeze(1), self.intra1[intra_index]], dim=1)  # (B,1+K,D)
+            intra2 = torch.cat([n2.unsqueeze(1), self.intra2[intra_index]], dim=1)
+        logits1 = nce_logits(f1, self.view2[index], self.view2[negatives], intra1, self.temperature)
+        logits2 = nce_logits(f2, self.view1[index], self.view1[negatives], intra2, self.temperature)
+        all_index = gather_from_ranks(index)
+        self.view1.update(all_index, gather_from_ranks(f1.detach()), self.momentum)
+        self.view2.update(all_index, gather_from_ranks(f2.detach()), self.momentum)
+        if self.intra_neg:
+            self.intra1.update(all_index, gather_from_ranks(n1.detach()), self.momentum)
+            self.intra2.update(all_index, gather_from_ranks(n2.detach()), self.momentum)
+        labels = torch.zeros(b, dtype=torch.long, device=f1.device)
+        return logits1, logits2, labels

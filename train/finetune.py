@@ -1,0 +1,180 @@
+"""Fine-tuning for action recognition, from the pretrained backbone or from random init.
+
+The pretrained backbone loads strictly: a missing or unexpected key fails (only the new
+classifier is fresh). The best epoch on a validation part of the train split is kept and
+tested at video level (mean of ``eval_clips`` clip scores).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from evaluate.classification import topk_correct, video_scores
+from pipeline.runtime import Runtime, seed_everything
+from preprocess.shards import ShardReader
+from train.data import ClipDataset, EpochSampler, split_ids, to_model_input
+from train.models import Backbone, build_backbone
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneSetup:
+    modality: str
+    dropout: float
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    val_videos: int
+    plateau_factor: float
+    plateau_patience: int
+    min_lr: float
+    seed: int
+    clip_length: int
+    crop: int
+    eval_clips: int
+
+
+class Classifier(nn.Module):
+    """Backbone, dropout and a linear layer over the pooled conv5 features: (B,3,T,H,W) -> (B,classes)."""
+
+    def __init__(self, backbone: Backbone, n_classes: int, dropout: float):
+        super().__init__()
+        self.backbone = backbone
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(backbone.out_dim, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.backbone(x)))
+
+
+def load_backbone_strict(backbone: Backbone, encoder_state: dict[str, torch.Tensor]) -> None:
+    """Load the ``backbone.*`` part of an encoder state dict; any key mismatch raises.
+
+    The encoder's projection head (``head.*``) is the only part left out, by design.
+    """
+    prefix = "backbone."
+    state = {k[len(prefix):]: v for k, v in encoder_state.items() if k.startswith(prefix)}
+    leftover = sorted(k for k in encoder_state if not k.startswith(prefix) and not k.startswith("head."))
+    if leftover:
+        raise KeyError(f"unexpected keys in the pretrained encoder: {leftover}")
+    backbone.load_state_dict(state, strict=True)  # raises on missing or unexpected keys
+
+
+def split_validation(train_ids: list[str], n_val: int, seed: int) -> tuple[list[str], list[str]]:
+    """(fit ids, validation ids): ``n_val`` train videos held out, drawn with the seed."""
+    if not 0 < n_val < len(train_ids):
+        raise ValueError(f"finetune.val_videos={n_val} must be between 1 and {len(train_ids) - 1}")
+    order = np.random.default_rng([seed, 2]).permutation(len(train_ids))
+    val = sorted(train_ids[i] for i in order[:n_val])
+    fit = sorted(train_ids[i] for i in order[n_val:])
+    return fit, val
+
+
+@torch.no_grad()
+def evaluate_clips(model: nn.Module, dataset: ClipDataset, modality: str, batch_size: int, workers: int,
+                   runtime: Runtime) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(clip softmax scores (N,C), clip labels (N,), video of each clip (N,)) over every clip."""
+    model.eval()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    scores, labels, videos = [], [], []
+    for batch in loader:
+        with runtime.autocast():
+            logits = model(to_model_input(runtime.to_device(batch[modality])))
+        scores.append(logits.float().softmax(1).cpu())
+        labels.append(batch["label"])
+        videos.append(batch["index"])
+    scores_t, labels_t, videos_t = torch.cat(scores), torch.cat(labels), torch.cat(videos)
+    if len(scores_t) != len(dataset):
+        log.warning("evaluated %d clips of %d", len(scores_t), len(dataset))
+    return scores_t, labels_t, videos_t
+
+
+def finetune(
+    reader: ShardReader, setup: FinetuneSetup, config: dict[str, Any], encoder_state: dict | None,
+    runtime: Runtime, workers: int, n_classes: int, name: str,
+) -> dict[str, Any]:
+    """Train a classifier; return its test metrics and the test predictions.
+
+    config: the pretraining checkpoint's config (the backbone is rebuilt from it).
+    encoder_state: the pretrained encoder's state dict, or None for random initialisation.
+    """
+    start = time.perf_counter()
+    seed_everything(setup.seed)
+    backbone = build_backbone(config["arch"], config["width"])
+    if encoder_state is not None:
+        load_backbone_strict(backbone, encoder_state)
+    model = runtime.prepare_model(Classifier(backbone, n_classes, setup.dropout))
+    fit_ids, val_ids = split_validation(split_ids(reader, "train"), setup.val_videos, setup.seed)
+    test_ids = split_ids(reader, "test")
+    fit_set = ClipDataset(reader, fit_ids, (setup.modality,), setup.clip_length, setup.crop, train=True, seed=setup.seed)
+    val_set = ClipDataset(reader, val_ids, (setup.modality,), setup.clip_length, setup.crop, train=False, seed=0, eval_clips=1)
+    sampler = EpochSampler(len(fit_ids), setup.seed)
+    loader = torch.utils.data.DataLoader(fit_set, batch_size=setup.batch_size, sampler=sampler, num_workers=workers)
+    optimizer = torch.optim.SGD(model.parameters(), lr=setup.lr, momentum=setup.momentum, weight_decay=setup.weight_decay)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=setup.plateau_factor, patience=setup.plateau_patience, min_lr=setup.min_lr)
+    trained = runtime.maybe_compile(model)
+    best = {"val_loss": float("inf"), "epoch": 0, "state": copy.deepcopy(model.state_dict())}
+    history = []
+    for epoch in range(setup.epochs):
+        sampler.set_epoch(epoch)
+        trained.train()
+        total, n = 0.0, 0
+        for batch in tqdm(loader, desc=f"finetune {name} {epoch + 1}/{setup.epochs}", leave=False):
+            with runtime.autocast():
+                logits = trained(to_model_input(runtime.to_device(batch[setup.modality])))
+            loss = F.cross_entropy(logits.float(), batch["label"].to(runtime.device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total, n = total + loss.item() * len(logits), n + len(logits)
+        scores, labels, _ = evaluate_clips(model, val_set, setup.modality, setup.batch_size, workers, runtime)
+        val_loss = F.nll_loss(scores.clamp_min(1e-12).log(), labels).item()
+        val_acc = topk_correct(scores, labels, 1).float().mean().item()
+        plateau.step(val_loss)
+        history.append({"epoch": epoch + 1, "train_loss": total / max(n, 1), "val_loss": val_loss, "val_top1": val_acc})
+        if val_loss < best["val_loss"]:
+            best = {"val_loss": val_loss, "epoch": epoch + 1, "state": copy.deepcopy(model.state_dict())}
+        log.info("finetune %s epoch %d: train loss %.4f, val loss %.4f, val top1 %.3f",
+                 name, epoch + 1, total / max(n, 1), val_loss, val_acc)
+
+    model.load_state_dict(best["state"])
+    test_set = ClipDataset(reader, test_ids, (setup.modality,), setup.clip_length, setup.crop, train=False, seed=0,
+                           eval_clips=setup.eval_clips)
+    scores, labels, videos = evaluate_clips(model, test_set, setup.modality, setup.batch_size, workers, runtime)
+    per_video = video_scores(scores, videos, len(test_ids))
+    video_labels = torch.tensor(test_set.labels)
+    metrics = {
+        "clip_top1": topk_correct(scores, labels, 1).float().mean().item(),
+        "clip_top5": topk_correct(scores, labels, 5).float().mean().item(),
+        "video_top1": topk_correct(per_video, video_labels, 1).float().mean().item(),
+        "video_top5": topk_correct(per_video, video_labels, 5).float().mean().item(),
+        "best_epoch": best["epoch"],
+        "test_videos": len(test_ids),
+    }
+    log.info("finetune %s: video top1 %.3f (best epoch %d, %d test videos) in %.0fs", name, metrics["video_top1"],
+             best["epoch"], len(test_ids), time.perf_counter() - start)
+    return {"metrics": metrics, "predicted": per_video.argmax(1), "actual": video_labels, "history": history}
+
+
+def setup_from_params(p: Any) -> FinetuneSetup:
+    """Collect the stage's params (a StageParams view)."""
+    f = p.finetune
+    return FinetuneSetup(
+        modality=f.modality, dropout=f.dropout, epochs=f.epochs, batch_size=f.batch_size, lr=f.lr,
+        momentum=f.momentum, weight_decay=f.weight_decay, val_videos=f.val_videos,
+        plateau_factor=f.plateau_factor, plateau_patience=f.plateau_patience, min_lr=f.min_lr, seed=f.seed,
+        clip_length=p.clip.length, crop=p.clip.crop, eval_clips=p.clip.eval_clips,
+    )

@@ -1,0 +1,16 @@
+"""Backbones behind a registry: name -> factory(width) returning a ``Backbone``."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from train.models.backbone import Backbone
+from train.models.c3d import c3d
+from train.models.resnet3d import r3d, r3d18, r21d
+
+BACKBONES: dict[str, Callable[[int], Backbone]] = {"r3d": r3d, "r21d": r21d, "c3d": c3d, "r3d18": r3d18}
+
+
+def build_backbone(arch: str, width: int) -> Backbone:
+    if arch not in BACKBONES:
+        raise KeyError(f"unknown backbone {arch!r}; known: {', '.join(BACKBONES)}")
+    return BACKBONES[arch](width)

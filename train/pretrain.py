@@ -1,0 +1,214 @@
+"""IIC pretraining: two encoders (RGB and the view-2 modality), memory banks, intra-negatives.
+
+The training state is checkpointed every ``checkpoint_every`` epochs; a run killed after a
+checkpoint resumes from it, and on CPU ends with the same weights as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import distributed as dist
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from pipeline.atomic import atomic_path
+from pipeline.runtime import Runtime, seed_everything
+from preprocess.shards import ShardReader
+from train.checkpoint import build_encoder, load_checkpoint, save_checkpoint
+from train.contrast import IICObjective
+from train.data import ClipDataset, EpochSampler, split_ids, to_model_input
+from train.intra_negatives import INTRA_NEGATIVES
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainSetup:
+    """Everything pretraining reads, as plain values (the config stored in checkpoints)."""
+
+    arch: str
+    width: int
+    feat_dim: int
+    view2: str
+    clip_length: int
+    crop: int
+    intra_neg: bool
+    neg: str
+    nce_k: int
+    nce_t: float
+    nce_m: float
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    lr_steps: list[int]
+    lr_decay: float
+    seed: int
+    checkpoint_every: int
+
+
+def distributed_rank_world() -> tuple[int, int]:
+    """(rank, world size) under torchrun, (0, 1) otherwise."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _step_batch(
+    batch: dict, setup: PretrainSetup, encoders: dict[str, torch.nn.Module], objective: IICObjective,
+    runtime: Runtime, generator: torch.Generator,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss of one batch and its statistics (positive probability per view)."""
+    view2_key = "rgb_second" if setup.view2 == "rgb" else setup.view2
+    x1 = to_model_input(runtime.to_device(batch["rgb"]))  # (B,3,T,H,W)
+    x2 = to_model_input(runtime.to_device(batch[view2_key]))  # (B,3,T,H,W)
+    index = batch["index"].to(runtime.device)
+    with runtime.autocast():
+        f1, f2 = encoders["view1"](x1).float(), encoders["view2"](x2).float()  # (B,D) each
+        n1 = n2 = None
+        if setup.intra_neg:
+            make_negative = INTRA_NEGATIVES[setup.neg]
+            n1 = encoders["view1"](make_negative(x1, generator)).float()
+            n2 = encoders["view2"](make_negative(x2, generator)).float()
+    logits1, logits2, labels = objective(f1, f2, index, generator, n1, n2)  # (B,1+K[+1+K])
+    loss = F.cross_entropy(logits1, labels) + F.cross_entropy(logits2, labels)
+    stats = {
+        "loss": loss.item(),
+        "p_pos_view1": logits1.softmax(1)[:, 0].mean().item(),
+        "p_pos_view2": logits2.softmax(1)[:, 0].mean().item(),
+    }
+    return loss, stats
+
+
+def pretrain(
+    reader: ShardReader, setup: PretrainSetup, runtime: Runtime,
+    checkpoint_path: Path, resume_path: Path, curves_path: Path, workers: int,
+    stop_after_epoch: int | None = None,
+) -> dict[str, Any]:
+    """Train on the train split without labels; write the final checkpoint and the curves.
+
+    stop_after_epoch: end early after that epoch (and its checkpoint), as a kill would; tests
+    use it to check that resuming gives the uninterrupted result.
+    """
+    rank, world = distributed_rank_world()
+    config = {**dataclasses.asdict(setup)}
+    train_ids = split_ids(reader, "train")
+    config["train_videos"] = len(train_ids)
+    if len(train_ids) < setup.batch_size * world:
+        raise ValueError(f"{len(train_ids)} train videos cannot fill one batch of {setup.batch_size} per rank")
+
+    seed_everything(setup.seed)
+    encoders = {view: runtime.prepare_model(build_encoder(config)) for view in ("view1", "view2")}
+    bank_generator = torch.Generator().manual_seed(setup.seed)
+    objective = IICObjective(len(train_ids), setup.feat_dim, setup.nce_k, setup.nce_t, setup.nce_m,
+                             setup.intra_neg, bank_generator).to(runtime.device)
+    parameters = [p for e in encoders.values() for p in e.parameters()]
+    optimizer = torch.optim.SGD(parameters, lr=setup.lr, momentum=setup.momentum, weight_decay=setup.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, setup.lr_steps, setup.lr_decay)
+    generator = torch.Generator(device=runtime.device).manual_seed(setup.seed + 1)  # negatives, intra-negatives
+    curves: list[dict] = []
+    start_epoch = 0
+
+    if resume_path.exists():
+        state = load_checkpoint(resume_path)
+        if state["config"] == config and state["epoch"] < setup.epochs:
+            for view, encoder in encoders.items():
+                encoder.load_state_dict(state["encoders"][view])
+            objective.load_state_dict(state["objective"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            generator.set_state(state["generator"])
+            curves, start_epoch = state["curves"], state["epoch"]
+            log.info("resuming pretraining from %s at epoch %d", resume_path, start_epoch)
+        else:
+            log.info("ignoring %s: it belongs to another configuration", resume_path)
+
+    trained = {v: runtime.maybe_compile(e) for v, e in encoders.items()}
+    if world > 1:
+        trained = {v: torch.nn.parallel.DistributedDataParallel(e) for v, e in trained.items()}
+    dataset = ClipDataset(reader, train_ids, ("rgb",) if setup.view2 == "rgb" else ("rgb", setup.view2),
+                          setup.clip_length, setup.crop, train=True, seed=setup.seed, second_rgb=setup.view2 == "rgb")
+    sampler = EpochSampler(len(train_ids), setup.seed, rank, world)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=setup.batch_size, sampler=sampler, num_workers=workers, drop_last=True,
+        pin_memory=runtime.device.type == "cuda", persistent_workers=False,
+    )
+    start = time.perf_counter()
+    for epoch in range(start_epoch, setup.epochs):
+        sampler.set_epoch(epoch)
+        for e in trained.values():
+            e.train()
+        totals = {"loss": 0.0, "p_pos_view1": 0.0, "p_pos_view2": 0.0}
+        n_batches = 0
+        for batch in tqdm(loader, desc=f"pretrain epoch {epoch + 1}/{setup.epochs}", disable=rank != 0, leave=False):
+            loss, stats = _step_batch(batch, setup, trained, objective, runtime, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for key in totals:
+                totals[key] += stats[key]
+            n_batches += 1
+        scheduler.step()
+        row = {"epoch": epoch + 1, **{k: v / max(n_batches, 1) for k, v in totals.items()},
+               "lr": optimizer.param_groups[0]["lr"]}
+        curves.append(row)
+        log.info("epoch %d: loss %.4f, p(pos) view1 %.4f view2 %.4f", epoch + 1, row["loss"], row["p_pos_view1"], row["p_pos_view2"])
+        last = epoch + 1 == setup.epochs
+        if rank == 0 and ((epoch + 1) % setup.checkpoint_every == 0) and not last:
+            save_checkpoint(resume_path, {
+                "config": config, "epoch": epoch + 1, "curves": curves,
+                "encoders": {v: e.state_dict() for v, e in encoders.items()},
+                "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
+            })
+            write_curves(curves_path, curves)
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and not last:
+            log.info("stopping after epoch %d as asked", epoch + 1)
+            return {"config": config, "curves": curves, "stopped": True}
+
+    if rank == 0:
+        save_checkpoint(checkpoint_path, {"config": config, "epoch": setup.epochs, "curves": curves,
+                                          "encoders": {v: e.state_dict() for v, e in encoders.items()}})
+        write_curves(curves_path, curves)
+        resume_path.unlink(missing_ok=True)  # finished: a later rerun starts from scratch
+    clips = (setup.epochs - start_epoch) * len(sampler) // setup.batch_size * setup.batch_size * world
+    log.info("pretrained %s on %d videos: %d clips in %.0fs -> %s", config["arch"], len(train_ids), clips,
+             time.perf_counter() - start, checkpoint_path)
+    return {"config": config, "curves": curves, "stopped": False}
+
+
+def write_curves(path: Path, curves: list[dict]) -> None:
+    """Training curves as CSV for ``dvc plots``."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(curves[0]))
+        writer.writeheader()
+        writer.writerows(curves)
+
+
+def setup_from_params(p: Any) -> PretrainSetup:
+    """Collect the stage's params (a StageParams view) into the checkpoint's config."""
+    return PretrainSetup(
+        arch=p.model.arch, width=p.model.width, feat_dim=p.pretrain.feat_dim, view2=p.pretrain.modality,
+        clip_length=p.clip.length, crop=p.clip.crop, intra_neg=p.pretrain.intra_neg, neg=p.pretrain.neg,
+        nce_k=p.pretrain.nce_k, nce_t=p.pretrain.nce_t, nce_m=p.pretrain.nce_m, epochs=p.pretrain.epochs,
+        batch_size=p.pretrain.batch_size, lr=p.pretrain.lr, momentum=p.pretrain.momentum,
+        weight_decay=p.pretrain.weight_decay, lr_steps=list(p.pretrain.lr_steps), lr_decay=p.pretrain.lr_decay,
+        seed=p.pretrain.seed, checkpoint_every=p.pretrain.checkpoint_every,
+    )
+
+
+def init_distributed(use_cuda: bool) -> None:
+    """Join the torchrun process group when launched by torchrun (NCCL on CUDA, gloo on CPU)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if use_cuda:
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+
