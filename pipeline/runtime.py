@@ -54,8 +54,7 @@ def make_runtime(p: RuntimeParams) -> Runtime:
     if device.type == "cuda":
         device = torch.device("cuda", torch.cuda.current_device())  # torchrun sets one GPU per rank
     on_cuda = device.type == "cuda"
-    if on_cuda:
-        torch.backends.cudnn.benchmark = p.cudnn_benchmark
+    torch.backends.cudnn.benchmark = p.cudnn_benchmark and on_cuda
     runtime = Runtime(device, bf16=p.bf16 and on_cuda, channels_last=p.channels_last and on_cuda, compile=p.compile)
     log.info("runtime: %s, bf16=%s, channels_last=%s, compile=%s", device, runtime.bf16, runtime.channels_last, runtime.compile)
     return runtime

@@ -1,9 +1,9 @@
 """The procedural demo dataset: real video files whose classes differ by motion only.
 
-Every video shows one object over a static background. The class decides how the object
-moves (direction, rotation, scale change); the appearance (background colours and texture,
-object shape, colour and size) is drawn per *group* and shared by all classes of that group,
-so no single frame tells the class. Train and test are split by group, as in UCF101, so
+Every video shows one object over a textured background, and the class is the motion of the
+whole scene, as a moving camera makes it (drifting in one of four directions, rolling
+either way, zooming in or out); the appearance (background colours and texture, object shape, colour and size) is drawn
+per *group* and shared by all classes of that group, so no single frame tells the class. Train and test are split by group, as in UCF101, so
 retrieval above chance needs temporal features. Each video is seeded by its own name: adding
 videos never changes the existing ones.
 """
@@ -25,16 +25,16 @@ from preprocess.decode import ffmpeg_binary
 
 log = logging.getLogger(__name__)
 
-# name -> (dx, dy, rotation, scale rate) per frame, in units of the clip's speed.
+# name -> (dx, dy, rotation, zoom): the sign of each motion component of the class.
 MOTIONS: dict[str, tuple[float, float, float, float]] = {
-    "MoveRight": (1, 0, 0, 0),
-    "MoveLeft": (-1, 0, 0, 0),
-    "MoveDown": (0, 1, 0, 0),
-    "MoveUp": (0, -1, 0, 0),
-    "RotateClockwise": (0, 0, 1, 0),
-    "RotateCounterclockwise": (0, 0, -1, 0),
-    "Grow": (0, 0, 0, 1),
-    "Shrink": (0, 0, 0, -1),
+    "DriftRight": (1, 0, 0, 0),
+    "DriftLeft": (-1, 0, 0, 0),
+    "DriftDown": (0, 1, 0, 0),
+    "DriftUp": (0, -1, 0, 0),
+    "RollClockwise": (0, 0, 1, 0),
+    "RollCounterclockwise": (0, 0, -1, 0),
+    "ZoomIn": (0, 0, 0, 1),
+    "ZoomOut": (0, 0, 0, -1),
 }
 SHAPES = ("triangle", "square", "bar", "ell")
 
@@ -82,41 +82,64 @@ def _shape_points(shape: str, size: float) -> np.ndarray:
     return np.array(polygons[shape], np.float64)
 
 
-def render_video(video: DemoVideo, p: DemoParams) -> np.ndarray:
-    """(frames, height, width, 3) uint8 RGB frames of one demo video."""
-    look = _rng(p.seed, "group", video.group)  # appearance: per group, independent of class
-    h, w = p.height, p.width
-    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+def _texture(look: np.random.Generator) -> "callable":
+    """A smooth procedural background f(x, y) -> (..., 3), defined on the whole plane."""
     c0, c1 = look.uniform(0, 255, 3), look.uniform(0, 255, 3)
     angle = look.uniform(0, np.pi)
-    ramp = (np.cos(angle) * xx + np.sin(angle) * yy)[..., None]
-    freq, phase = look.uniform(4, 12, 2), look.uniform(0, 2 * np.pi, 2)
-    texture = 20 * np.sin(freq[0] * 2 * np.pi * xx + phase[0]) * np.sin(freq[1] * 2 * np.pi * yy + phase[1])
-    background = np.clip(c0 + (c1 - c0) * ramp + texture[..., None], 0, 255)
+    freq, phase = look.uniform(0.04, 0.1, 2), look.uniform(0, 2 * np.pi, 2)  # cycles per pixel
+    blobs = look.uniform(-70, 70, (8, 2))
+    blob_colour = look.uniform(-60, 60, (8, 3))
+    blob_radius = look.uniform(8, 20, 8)
+
+    def texture(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        ramp = 0.5 + (np.cos(angle) * x + np.sin(angle) * y) / 200
+        out = c0 + (c1 - c0) * np.clip(ramp, 0, 1)[..., None]
+        out = out + (25 * np.sin(2 * np.pi * freq[0] * x + phase[0]) * np.sin(2 * np.pi * freq[1] * y + phase[1]))[..., None]
+        for (bx, by), colour, radius in zip(blobs, blob_colour, blob_radius):
+            out = out + colour * np.exp(-((x - bx) ** 2 + (y - by) ** 2) / (2 * radius**2))[..., None]
+        return out
+
+    return texture
+
+
+def render_video(video: DemoVideo, p: DemoParams) -> np.ndarray:
+    """(frames, height, width, 3) uint8 RGB frames of one demo video.
+
+    The class is a motion of the whole scene, as a camera would make it: a translation, a
+    rotation or a zoom about the frame centre. The background texture and the object (shape,
+    colour, size) come from the group; placement, speed and sensor noise from the video.
+    """
+    look = _rng(p.seed, "group", video.group)  # appearance: per group, independent of class
+    h, w = p.height, p.width
+    texture = _texture(look)
     shape = SHAPES[look.integers(len(SHAPES))]
     colour = tuple(float(c) for c in look.uniform(0, 255, 3))
-    size = look.uniform(0.12, 0.18) * min(h, w)
+    size = look.uniform(0.15, 0.22) * min(h, w)  # half-extent of the object
 
     clip_rng = _rng(p.seed, "clip", video.rel_path)  # per-video placement, speed and noise
-    dx, dy, rot, grow = MOTIONS[video.class_name]
-    speed = clip_rng.uniform(0.8, 1.2) * min(h, w) / (2.0 * p.frames)  # pixels per frame
-    travel_x, travel_y = dx * speed * p.frames, dy * speed * p.frames
-    margin = 1.2 * size * (1 + 0.6 * abs(grow))
-    x0 = clip_rng.uniform(margin + max(0, -travel_x), w - margin - max(0, travel_x))
-    y0 = clip_rng.uniform(margin + max(0, -travel_y), h - margin - max(0, travel_y))
+    dx, dy, rot, zoom = MOTIONS[video.class_name]
+    speed = clip_rng.uniform(0.012, 0.018) * w  # pixels per frame for translations
+    omega = rot * clip_rng.uniform(0.025, 0.035)  # radians per frame
+    zoom_rate = zoom * clip_rng.uniform(0.015, 0.022)  # log-scale per frame
+    origin = clip_rng.uniform(-40, 40, 2)  # where in the texture the video starts
+    centre = clip_rng.uniform([-0.15 * w, -0.15 * h], [0.15 * w, 0.15 * h])  # object, relative to the frame centre
     theta0 = clip_rng.uniform(0, 2 * np.pi)
-    omega = rot * clip_rng.uniform(0.06, 0.1)  # radians per frame
-    scale_rate = grow * 0.5 / p.frames
 
-    frames = np.empty((p.frames, h, w, 3), np.uint8)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    xs, ys = xs - (w - 1) / 2, ys - (h - 1) / 2  # frame coordinates about the centre
     points = _shape_points(shape, size)
+    frames = np.empty((p.frames, h, w, 3), np.uint8)
     for t in range(p.frames):
-        theta = theta0 + omega * t
-        scale = 1 + scale_rate * (t - (p.frames - 1) / 2)
-        rotation = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
-        polygon = points * scale @ rotation.T + (x0 + dx * speed * t, y0 + dy * speed * t)
-        canvas = background.copy()
-        cv2.fillPoly(canvas, [np.round(polygon * 16).astype(np.int32)], colour, cv2.LINE_AA, shift=4)
+        angle, scale = omega * t, np.exp(zoom_rate * (t - (p.frames - 1) / 2))
+        shift = np.array([dx, dy]) * speed * t
+        cos, sin = np.cos(angle), np.sin(angle)
+        # Scene -> frame: x' = scale * R(angle) x + shift; sample the texture at the inverse.
+        u, v = (xs - shift[0]) / scale, (ys - shift[1]) / scale
+        canvas = texture(cos * u + sin * v + origin[0], -sin * u + cos * v + origin[1])
+        rotation = np.array([[np.cos(theta0), -np.sin(theta0)], [np.sin(theta0), np.cos(theta0)]])
+        scene = points @ rotation.T + centre
+        frame_points = scale * scene @ np.array([[cos, -sin], [sin, cos]]).T + shift + [(w - 1) / 2, (h - 1) / 2]
+        cv2.fillPoly(canvas, [np.round(frame_points * 16).astype(np.int32)], colour, cv2.LINE_AA, shift=4)
         canvas += clip_rng.normal(0, 3, canvas.shape)  # sensor noise, so frames are not too clean
         frames[t] = np.clip(canvas, 0, 255).astype(np.uint8)
     return frames

@@ -20,12 +20,19 @@ FORMAT = 1
 
 
 class Encoder(nn.Module):
-    """Backbone plus a linear projection; ``forward`` gives (B,feat_dim) unit-norm features."""
+    """Backbone plus a projection head; ``forward`` gives (B,feat_dim) unit-norm features.
+
+    The head batch-normalises the pooled conv5 vector before its linear layer. Pooled
+    post-ReLU features of different videos start almost parallel (cosine 0.9-0.99 at
+    initialisation), so at temperature 0.07 every logit is alike and training sinks into
+    the collapsed solution (all features equal, loss log(K+1)); centring them first lets
+    the contrast start. The head is used for pretraining only, never for retrieval.
+    """
 
     def __init__(self, backbone: Backbone, feat_dim: int):
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Linear(backbone.out_dim, feat_dim)
+        self.head = nn.Sequential(nn.BatchNorm1d(backbone.out_dim), nn.Linear(backbone.out_dim, feat_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.head(self.backbone(x)), dim=1)

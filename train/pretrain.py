@@ -139,7 +139,7 @@ def pretrain(
     sampler = EpochSampler(len(train_ids), setup.seed, rank, world)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=setup.batch_size, sampler=sampler, num_workers=workers, drop_last=True,
-        pin_memory=runtime.device.type == "cuda", persistent_workers=False,
+        pin_memory=runtime.device.type == "cuda", persistent_workers=workers > 0,
     )
     start = time.perf_counter()
     for epoch in range(start_epoch, setup.epochs):

@@ -1,0 +1,147 @@
+"""Training-clip read speed: the sharded HDF5 reader against the seed's per-frame JPEG path.
+
+Both read the same real videos: random 16-frame clips of RGB plus one view-2 modality (u),
+one random 112x112 crop, through a DataLoader with the same number of workers. The JPEG path
+is the original code's: one JPEG file per frame and modality, each opened with PIL, resized
+to 128x171 and cropped frame by frame. Prints clips/s of each; asserts nothing.
+
+    python bench/bench_loader.py [--workers 2] [--batches 30]
+
+The u channel's content does not change read speed, so both copies store a cheap Farneback
+flow instead of TV-L1 (which would take minutes to compute here).
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from preprocess.decode import decode_frames
+from preprocess.flow import quantise_flow, to_gray
+from preprocess.residual import residual_frames
+from preprocess.shards import ShardReader, ShardWriter, write_manifest
+from train.data import ClipDataset, EpochSampler
+
+H, W, LENGTH, CROP = 128, 171, 16, 112
+
+
+class JpegClips(torch.utils.data.Dataset):
+    """The seed's loader: PIL per frame file, resize to 128x171, crop, to float tensors."""
+
+    def __init__(self, root: Path, videos: dict[str, int], seed: int):
+        self.root, self.ids, self.frames, self.seed = root, list(videos), list(videos.values()), seed
+
+    def __len__(self):
+        return len(self.ids)
+
+    def _load(self, folder: Path, start: int, top: int, left: int, mode: str) -> torch.Tensor:
+        frames = []
+        for t in range(start, start + LENGTH):
+            image = Image.open(folder / f"{t:05d}.jpg").convert(mode).resize((W, H), Image.BILINEAR)
+            image = image.crop((left, top, left + CROP, top + CROP))
+            frames.append(torch.from_numpy(np.asarray(image, np.float32) / 255.0))
+        clip = torch.stack(frames)  # (T,H,W[,C])
+        return clip.permute(3, 0, 1, 2) if clip.ndim == 4 else clip.unsqueeze(0)
+
+    def __getitem__(self, item):
+        epoch, i = item
+        rng = np.random.default_rng([self.seed, epoch, i])
+        start = int(rng.integers(0, self.frames[i] - LENGTH + 1))
+        top, left = int(rng.integers(0, H - CROP + 1)), int(rng.integers(0, W - CROP + 1))
+        folder = self.root / self.ids[i]
+        return {"index": i, "rgb": self._load(folder / "rgb", start, top, left, "RGB"),
+                "u": self._load(folder / "u", start, top, left, "L")}
+
+
+def farneback_u(frames: np.ndarray) -> np.ndarray:
+    gray = to_gray(frames)
+    flow = np.zeros((*gray.shape, 2), np.float32)
+    for t in range(1, len(gray)):
+        flow[t] = cv2.calcOpticalFlowFarneback(gray[t - 1], gray[t], None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    return quantise_flow(flow, 20.0)[..., 0:1]
+
+
+def clips_per_second(dataset, n_videos: int, workers: int, batches: int, batch_size: int) -> float:
+    sampler = EpochSampler(n_videos, seed=0)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                                         persistent_workers=workers > 0)
+    seen, epoch = 0, 0
+    iterator = iter(loader)
+    next(iterator)  # worker start-up is not throughput
+    start = time.perf_counter()
+    while seen < batches * batch_size:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            epoch += 1
+            sampler.set_epoch(epoch)
+            iterator = iter(loader)
+            continue
+        seen += len(batch["index"])
+    return seen / (time.perf_counter() - start)
+
+
+@click.command()
+@click.option("--realdata", type=click.Path(path_type=Path), default=Path("../shared/realdata"))
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--batches", type=int, default=30, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--max-frames", type=int, default=96, show_default=True, help="frames kept per video")
+def main(realdata: Path, workers: int, batches: int, batch_size: int, max_frames: int) -> None:
+    clips = sorted(q for q in realdata.rglob("*") if q.suffix in (".avi", ".mp4"))
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        videos = {}
+        records = []
+        writers = {e: (ShardWriter(tmp / e / "frames/0.h5", e, 90), ShardWriter(tmp / e / "motion/0.h5", e, 90, {"flow_bound": 20.0}))
+                   for e in ("raw", "jpeg")}
+        for w in writers.values():
+            w[0].__enter__(), w[1].__enter__()
+        for n, clip in enumerate(clips):
+            vid = f"v{n:02d}"
+            native, _ = decode_frames(clip, *_native_size(clip))  # the JPEG copy keeps the original size
+            native = native[:max_frames]
+            stored = np.stack([cv2.resize(f, (W, H), interpolation=cv2.INTER_LINEAR) for f in native])
+            u = farneback_u(stored)
+            for frames_writer, motion_writer in writers.values():
+                frames_writer.add(vid, "rgb", stored)
+                motion_writer.add(vid, "res", residual_frames(stored))
+                motion_writer.add(vid, "u", u)
+            for t, frame in enumerate(native):
+                (tmp / "jpg" / vid / "rgb").mkdir(parents=True, exist_ok=True)
+                (tmp / "jpg" / vid / "u").mkdir(parents=True, exist_ok=True)
+                Image.fromarray(frame).save(tmp / "jpg" / vid / "rgb" / f"{t:05d}.jpg", quality=90)
+                u_native = cv2.resize(u[t, ..., 0], (frame.shape[1], frame.shape[0]))
+                Image.fromarray(u_native).save(tmp / "jpg" / vid / "u" / f"{t:05d}.jpg", quality=90)
+            videos[vid] = len(native)
+            records.append({"id": vid, "frames": len(native), "label": 0, "split": "train"})
+        for e, (fw, mw) in writers.items():
+            fw.__exit__(None, None, None), mw.__exit__(None, None, None)
+            for kind in ("frames", "motion"):
+                write_manifest(tmp / e / kind / "0.h5", tmp / e / kind / "0.json", records, [])
+        print(f"{len(videos)} real videos, {sum(videos.values())} frames; clips of {LENGTH}x{CROP}x{CROP}, rgb + u, "
+              f"batch {batch_size}, {workers} workers, {batches} batches")
+        jpeg = clips_per_second(JpegClips(tmp / "jpg", videos, 0), len(videos), workers, batches, batch_size)
+        print(f"per-frame JPEG files + PIL (seed's path): {jpeg:7.1f} clips/s")
+        for e in ("raw", "jpeg"):
+            reader = ShardReader(tmp / e / "frames", tmp / e / "motion")
+            dataset = ClipDataset(reader, sorted(videos), ("rgb", "u"), LENGTH, CROP, train=True, seed=0)
+            rate = clips_per_second(dataset, len(videos), workers, batches, batch_size)
+            print(f"sharded HDF5, storage.encoding={e:4s}:       {rate:7.1f} clips/s ({rate / jpeg:.1f}x)")
+
+
+def _native_size(clip: Path) -> tuple[int, int]:
+    cap = cv2.VideoCapture(str(clip))
+    size = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+    cap.release()
+    return size
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""A temporary copy of the repository with a tiny configuration, driven with real git and DVC."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+# Small enough for a 2-core CPU in seconds per stage; same code paths as the demo.
+TINY = {
+    "demo": {"classes": 3, "videos": 12, "frames": 20, "height": 48, "width": 64, "clips_per_group": 2, "test_every": 2},
+    "shards": {"ids": [0, 1]},
+    "frames": {"height": 32, "width": 43, "n_jobs": 1},
+    "motion": {"n_jobs": 1},
+    "clip": {"length": 16, "crop": 24, "eval_clips": 2},
+    "model": {"width": 4},
+    "runtime": {"workers": 0},
+    "pretrain": {"epochs": 2, "batch_size": 4, "nce_k": 4},
+    "features": {"batch_size": 8},
+    "finetune": {"epochs": 1, "batch_size": 4, "val_videos": 2},
+}
+
+
+def run(cmd: list[str], cwd: Path, env: dict | None = None) -> str:
+    """Run a command; fail the test with its output when it fails. Returns stdout+stderr."""
+    bin_dir = str(Path(sys.executable).parent)
+    full_env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", **(env or {})}
+    proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True)
+    output = proc.stdout + proc.stderr
+    if proc.returncode:
+        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}:\n{output[-6000:]}")
+    return output
+
+
+def ran_stages(output: str) -> set[str]:
+    """Stage names that `dvc repro` ran (not the ones it skipped)."""
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def set_params(workdir: Path, changes: dict) -> None:
+    path = workdir / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for section, values in changes.items():
+        target = params[section]
+        for key, value in values.items():
+            *parents, leaf = key.split(".")
+            node = target
+            for parent in parents:
+                node = node[parent]
+            node[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def git(workdir: Path, *args: str) -> str:
+    return run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], workdir)
+
+
+@pytest.fixture(scope="session")
+def tiny_repo(tmp_path_factory) -> Path:
+    """A git repository holding the project's tracked files and the tiny params, fully reproduced."""
+    workdir = tmp_path_factory.mktemp("repo") / "project"
+    tracked = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                             capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, tracked):
+        source = REPO / rel
+        if source.is_file():
+            (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, workdir / rel)
+    (workdir / "dvc.lock").unlink(missing_ok=True)  # the tiny config reproduces from scratch
+    set_params(workdir, TINY)
+    git(workdir, "init", "-q", "-b", "main")
+    git(workdir, "add", "-A")
+    git(workdir, "commit", "-qm", "tiny configuration")
+    return workdir

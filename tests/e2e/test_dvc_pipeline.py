@@ -1,0 +1,95 @@
+"""The three promises with real DVC: repro everything, rerun only what changed, share artifacts.
+
+Each test builds on the state the previous one left in the session's tiny repository, so
+they run in file order.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from pipeline.params import load_params, leaf_keys
+from pipeline.stage import TRACE_ENV, declared_params
+from tests.e2e.conftest import git, ran_stages, run, set_params
+
+pytestmark = pytest.mark.slow
+
+PREPROCESS = {"demo", "dataset", "frames@0", "frames@1", "motion@0", "motion@1"}
+LEARNING = {"pretrain", "features", "retrieve", "finetune"}
+
+
+def test_repro_runs_every_stage_then_nothing(tiny_repo):
+    trace = tiny_repo / "params_trace.jsonl"
+    first = run(["dvc", "repro"], tiny_repo, env={TRACE_ENV: str(trace)})
+    assert ran_stages(first) == PREPROCESS | LEARNING
+    second = run(["dvc", "repro"], tiny_repo)
+    assert ran_stages(second) == set()
+    metrics = json.loads((tiny_repo / "artifacts/metrics/retrieval.json").read_text())
+    assert set(metrics) == {"iic", "random"} and metrics["iic"]["queries"] > 0
+    finetune = json.loads((tiny_repo / "artifacts/metrics/finetune.json").read_text())
+    assert set(finetune["iic"]) >= {"clip_top1", "video_top1", "video_top5"}
+
+
+def test_each_stage_reads_exactly_the_params_dvc_yaml_lists(tiny_repo):
+    """A listed key that is never read would trigger needless reruns; an unlisted read is refused at run time."""
+    params = load_params(tiny_repo / "params.yaml")
+    all_keys = leaf_keys(params)
+    read: dict[str, set[str]] = {}
+    for line in (tiny_repo / "params_trace.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        read.setdefault(record["stage"], set()).update(record["read"])
+    stages = yaml.safe_load((tiny_repo / "dvc.yaml").read_text())["stages"]
+    assert set(read) == set(stages)
+    for stage in stages:
+        declared = declared_params(stage, tiny_repo / "dvc.yaml")
+        expanded = {k for k in all_keys if any(k == d or k.startswith(d + ".") for d in declared)}
+        assert read[stage] == expanded, f"{stage}: listed but unread {expanded - read[stage]}, read but unlisted {read[stage] - expanded}"
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"motion": {"tvl1.warps": 3}}, {"motion@0", "motion@1"} | LEARNING),
+    ({"pretrain": {"epochs": 3}}, LEARNING),
+    ({"retrieve": {"topk": [1, 5]}}, {"retrieve"}),
+    ({"finetune": {"lr": 0.002}}, {"finetune"}),
+])
+def test_a_param_change_reruns_exactly_the_stages_downstream(tiny_repo, change, expected):
+    set_params(tiny_repo, change)
+    assert ran_stages(run(["dvc", "repro"], tiny_repo)) == expected
+    assert ran_stages(run(["dvc", "repro"], tiny_repo)) == set()
+
+
+def test_adding_one_video_reruns_one_shard(tiny_repo):
+    videos = load_params(tiny_repo / "params.yaml").demo.videos
+    set_params(tiny_repo, {"demo": {"videos": videos + 1}})
+    ran = ran_stages(run(["dvc", "repro"], tiny_repo))
+    assert {"demo", "dataset"} <= ran
+    assert len([s for s in ran if s.startswith("frames@")]) == 1
+    assert len([s for s in ran if s.startswith("motion@")]) == 1
+    assert ran - PREPROCESS == LEARNING  # the new video joins training and evaluation
+
+
+def test_push_clone_pull_then_nothing_to_rerun(tiny_repo, tmp_path):
+    remote = tmp_path / "remote"
+    run(["dvc", "remote", "add", "-d", "shared", str(remote)], tiny_repo)
+    git(tiny_repo, "add", "-A")
+    git(tiny_repo, "commit", "-qm", "reproduced")
+    run(["dvc", "push"], tiny_repo)
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(tiny_repo), str(clone))
+    run(["dvc", "pull"], clone)
+    assert ran_stages(run(["dvc", "repro"], clone)) == set()
+    shown = run(["dvc", "metrics", "show", "--json"], clone)
+    assert json.loads(shown) == json.loads(run(["dvc", "metrics", "show", "--json"], tiny_repo))
+
+    # Another fresh clone changes a retrieval param: features come from the remote, only retrieve runs.
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(tiny_repo), str(other))
+    set_params(other, {"retrieve": {"topk": [1, 2]}})
+    output = run(["dvc", "repro", "--pull"], other)
+    assert ran_stages(output) == {"retrieve"}
+    metrics = json.loads((other / "artifacts/metrics/retrieval.json").read_text())
+    assert set(metrics["iic"]["rgb"]) == {"top1", "top2"}
+    shutil.rmtree(remote)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline.runtime import Runtime
+from preprocess.shards import ShardReader
+from tests.shards_fixture import make_tiny_shards
+from train.checkpoint import build_encoder
+from train.finetune import FinetuneSetup, finetune, load_backbone_strict, split_validation
+from train.models import build_backbone
+
+CPU = Runtime(torch.device("cpu"), bf16=False, channels_last=False, compile=False)
+CONFIG = {"arch": "r3d", "width": 4, "feat_dim": 8}
+
+
+def test_strict_loading_accepts_an_encoder_and_rejects_mismatches():
+    encoder = build_encoder(CONFIG)
+    backbone = build_backbone("r3d", 4)
+    load_backbone_strict(backbone, encoder.state_dict())
+    assert torch.equal(backbone.stem[0].weight, encoder.backbone.stem[0].weight)
+    missing = {k: v for k, v in encoder.state_dict().items() if "layer4" not in k}
+    with pytest.raises(RuntimeError, match="Missing key"):
+        load_backbone_strict(build_backbone("r3d", 4), missing)
+    with pytest.raises(RuntimeError):  # a different width: shapes differ
+        load_backbone_strict(build_backbone("r3d", 8), encoder.state_dict())
+    with pytest.raises(KeyError, match="unexpected"):
+        load_backbone_strict(build_backbone("r3d", 4), {**encoder.state_dict(), "extra.weight": torch.zeros(1)})
+
+
+def test_validation_split_is_disjoint_and_seeded():
+    ids = [f"v{i}" for i in range(20)]
+    fit, val = split_validation(ids, 5, seed=1)
+    assert len(val) == 5 and set(fit) | set(val) == set(ids) and not set(fit) & set(val)
+    assert split_validation(ids, 5, seed=1) == (fit, val)
+    with pytest.raises(ValueError):
+        split_validation(ids, 20, seed=1)
+
+
+def test_finetune_tests_every_video_at_video_level(tmp_path):
+    folder = make_tiny_shards(tmp_path)
+    reader = ShardReader(folder / "frames", folder / "motion")
+    setup = FinetuneSetup(modality="rgb", dropout=0.5, epochs=2, batch_size=3, lr=0.01, momentum=0.9,
+                          weight_decay=5e-4, val_videos=2, plateau_factor=0.1, plateau_patience=1, min_lr=1e-5,
+                          seed=0, clip_length=16, crop=24, eval_clips=3)
+    result = finetune(reader, setup, CONFIG, build_encoder(CONFIG).state_dict(), CPU, workers=0, n_classes=3, name="t")
+    metrics = result["metrics"]
+    assert metrics["test_videos"] == 4 == len(result["predicted"])
+    for key in ("clip_top1", "clip_top5", "video_top1", "video_top5"):
+        assert 0 <= metrics[key] <= 1
+    assert metrics["video_top5"] == 1.0  # 3 classes: the label is always within the top 5
+    assert len(result["history"]) == 2

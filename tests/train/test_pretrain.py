@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import pytest
+import torch
+
+from pipeline.runtime import Runtime
+from preprocess.shards import ShardReader
+from tests.shards_fixture import make_tiny_shards
+from train.checkpoint import load_checkpoint, load_encoders
+from train.pretrain import PretrainSetup, pretrain
+
+CPU = Runtime(torch.device("cpu"), bf16=False, channels_last=False, compile=False)
+
+
+@pytest.fixture(scope="module")
+def reader(tmp_path_factory):
+    folder = make_tiny_shards(tmp_path_factory.mktemp("shards"))
+    return ShardReader(folder / "frames", folder / "motion")
+
+
+def _setup(**changes) -> PretrainSetup:
+    base = PretrainSetup(
+        arch="r3d", width=4, feat_dim=8, view2="res", clip_length=16, crop=24, intra_neg=True, neg="repeat",
+        nce_k=5, nce_t=0.07, nce_m=0.5, epochs=1, batch_size=4, lr=0.01, momentum=0.9, weight_decay=1e-4,
+        lr_steps=[2], lr_decay=0.2, seed=1, checkpoint_every=1,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+COMBOS = [(m, True, n) for m, n in itertools.product(("res", "u", "v", "rgb"), ("repeat", "shuffle"))]
+COMBOS += [(m, False, "repeat") for m in ("res", "u", "v", "rgb")]
+
+
+@pytest.mark.parametrize("modality, intra_neg, neg", COMBOS)
+def test_one_training_epoch_per_modality_and_negative_kind(reader, tmp_path, modality, intra_neg, neg):
+    setup = _setup(view2=modality, intra_neg=intra_neg, neg=neg)
+    result = pretrain(reader, setup, CPU, tmp_path / "model.pt", tmp_path / "resume.pt", tmp_path / "curves.csv", workers=0)
+    row = result["curves"][0]
+    assert torch.isfinite(torch.tensor(row["loss"]))
+    assert 0 < row["p_pos_view1"] < 1
+    config, encoders = load_encoders(tmp_path / "model.pt")  # rebuilt from the stored config
+    assert config["view2"] == modality and set(encoders) == {"view1", "view2"}
+    x = torch.rand(2, 3, 16, 24, 24)
+    assert encoders["view1"](x).shape == (2, 8)
+    assert not (tmp_path / "resume.pt").exists()  # finished runs leave no resume state
+    assert (tmp_path / "curves.csv").read_text().startswith("epoch,loss,p_pos_view1,p_pos_view2,lr")
+
+
+@pytest.mark.parametrize("arch", ["r21d", "c3d", "r3d18"])
+def test_other_backbones_train(reader, tmp_path, arch):
+    result = pretrain(reader, _setup(arch=arch), CPU, tmp_path / "m.pt", tmp_path / "r.pt", tmp_path / "c.csv", workers=0)
+    assert torch.isfinite(torch.tensor(result["curves"][0]["loss"]))
+
+
+def test_resumed_run_ends_with_the_uninterrupted_weights(reader, tmp_path):
+    setup = _setup(epochs=3, lr_steps=[2])
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    pretrain(reader, setup, CPU, full / "model.pt", full / "resume.pt", full / "c.csv", workers=0)
+    stopped = pretrain(reader, setup, CPU, cut / "model.pt", cut / "resume.pt", cut / "c.csv", workers=2,
+                       stop_after_epoch=2)
+    assert stopped["stopped"] and load_checkpoint(cut / "resume.pt")["epoch"] == 2
+    assert not (cut / "model.pt").exists()
+    resumed = pretrain(reader, setup, CPU, cut / "model.pt", cut / "resume.pt", cut / "c.csv", workers=0)
+    assert [r["epoch"] for r in resumed["curves"]] == [1, 2, 3]
+    a, b = load_checkpoint(full / "model.pt"), load_checkpoint(cut / "model.pt")
+    for view in ("view1", "view2"):
+        for key, value in a["encoders"][view].items():
+            assert torch.equal(value, b["encoders"][view][key]), f"{view}.{key} differs after resuming"
+
+
+def test_resume_state_of_another_configuration_is_ignored(reader, tmp_path):
+    pretrain(reader, _setup(epochs=2), CPU, tmp_path / "m.pt", tmp_path / "r.pt", tmp_path / "c.csv", workers=0,
+             stop_after_epoch=1)
+    result = pretrain(reader, _setup(epochs=2, lr=0.02), CPU, tmp_path / "m.pt", tmp_path / "r.pt",
+                      tmp_path / "c.csv", workers=0)
+    assert [r["epoch"] for r in result["curves"]] == [1, 2]
+    assert result["curves"][0]["lr"] == pytest.approx(0.02)
