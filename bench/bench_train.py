@@ -12,7 +12,6 @@ depend on pixel values).
 """
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,6 @@ from pathlib import Path
 import click
 import numpy as np
 import torch
-from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from pipeline.params import load_params
@@ -29,7 +27,6 @@ from preprocess.shards import ShardReader, ShardWriter, write_manifest
 from train.checkpoint import build_encoder
 from train.contrast import IICObjective
 from train.data import ClipDataset, EpochSampler, to_model_input
-from train.intra_negatives import INTRA_NEGATIVES
 from train.pretrain import PretrainSetup, _step_batch
 
 

@@ -72,12 +72,15 @@ def _step_batch(
     x2 = to_model_input(runtime.to_device(batch[view2_key]))  # (B,3,T,H,W)
     index = batch["index"].to(runtime.device)
     with runtime.autocast():
-        f1, f2 = encoders["view1"](x1).float(), encoders["view2"](x2).float()  # (B,D) each
-        n1 = n2 = None
         if setup.intra_neg:
+            # One forward per encoder for the clips and their intra-negatives together: DDP
+            # allows one forward per backward, and one larger batch runs faster.
             make_negative = INTRA_NEGATIVES[setup.neg]
-            n1 = encoders["view1"](make_negative(x1, generator)).float()
-            n2 = encoders["view2"](make_negative(x2, generator)).float()
+            f1, n1 = encoders["view1"](torch.cat([x1, make_negative(x1, generator)])).float().chunk(2)
+            f2, n2 = encoders["view2"](torch.cat([x2, make_negative(x2, generator)])).float().chunk(2)
+        else:
+            f1, f2 = encoders["view1"](x1).float(), encoders["view2"](x2).float()  # (B,D) each
+            n1 = n2 = None
     logits1, logits2, labels = objective(f1, f2, index, generator, n1, n2)  # (B,1+K[+1+K])
     loss = F.cross_entropy(logits1, labels) + F.cross_entropy(logits2, labels)
     stats = {

@@ -6,12 +6,19 @@ they run in file order.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
-from pipeline.params import load_params, leaf_keys
+from pipeline.params import leaf_keys, load_params
 from pipeline.stage import TRACE_ENV, declared_params
 from tests.e2e.conftest import git, ran_stages, run, set_params
 
@@ -93,3 +100,30 @@ def test_push_clone_pull_then_nothing_to_rerun(tiny_repo, tmp_path):
     metrics = json.loads((other / "artifacts/metrics/retrieval.json").read_text())
     assert set(metrics["iic"]["rgb"]) == {"top1", "top2"}
     shutil.rmtree(remote)
+
+
+def test_killed_pretraining_resumes_from_its_checkpoint(tiny_repo, tmp_path):
+    """Kill `dvc repro` during pretraining after a checkpoint; the rerun resumes and matches."""
+    set_params(tiny_repo, {"pretrain": {"epochs": 6}})
+    run(["dvc", "repro", "pretrain"], tiny_repo)
+    uninterrupted = torch.load(tiny_repo / "artifacts/pretrain/model.pt", weights_only=True)
+
+    resume = tiny_repo / "artifacts/pretrain_resume/last.pt"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.Popen(["dvc", "repro", "-f", "-s", "pretrain"], cwd=tiny_repo, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not resume.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert resume.exists(), "pretraining finished or failed before its first checkpoint"
+    assert not (tiny_repo / "artifacts/pretrain/model.pt").exists()
+
+    output = run(["dvc", "repro", "pretrain"], tiny_repo)
+    assert "resuming pretraining" in output
+    resumed = torch.load(tiny_repo / "artifacts/pretrain/model.pt", weights_only=True)
+    for view in ("view1", "view2"):
+        for key, value in uninterrupted["encoders"][view].items():
+            assert torch.equal(value, resumed["encoders"][view][key]), f"{view}.{key}"
+    assert not resume.exists()
