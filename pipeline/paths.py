@@ -18,7 +18,7 @@ MOTION = ARTIFACTS / "motion"
 
 PRETRAIN = ARTIFACTS / "pretrain"
 PRETRAIN_CHECKPOINT = PRETRAIN / "model.pt"
-PRETRAIN_RESUME = ARTIFACTS / "pretrain_resume"  # dvc keeps it across reruns (persist: true)
+PRETRAIN_RESUME = ARTIFACTS / "pretrain_resume"  # not a dvc output: it must survive reruns and clones
 PRETRAIN_CURVES = ARTIFACTS / "plots" / "pretrain.csv"
 
 FEATURES = ARTIFACTS / "features"
