@@ -106,14 +106,12 @@ def test_push_clone_pull_then_nothing_to_rerun(tiny_repo, tmp_path):
 
 
 def test_killed_pretraining_resumes_from_its_checkpoint(tiny_repo, tmp_path):
-    """Kill `dvc repro` during pretraining after a checkpoint; the rerun resumes and matches."""
-    set_params(tiny_repo, {"pretrain": {"epochs": 6}})
-    run(["dvc", "repro", "pretrain"], tiny_repo)
-    uninterrupted = torch.load(tiny_repo / "artifacts/pretrain/model.pt", weights_only=True)
-
+    """Kill `dvc repro` during pretraining after a checkpoint; the rerun resumes, and its weights
+    equal those of an uninterrupted run."""
+    set_params(tiny_repo, {"pretrain": {"epochs": 6}})  # a configuration DVC has not run yet
     resume = tiny_repo / "artifacts/pretrain_resume/last.pt"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    proc = subprocess.Popen(["dvc", "repro", "-f", "-s", "pretrain"], cwd=tiny_repo, env=env,
+    proc = subprocess.Popen(["dvc", "repro", "pretrain"], cwd=tiny_repo, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
     while not resume.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -125,8 +123,13 @@ def test_killed_pretraining_resumes_from_its_checkpoint(tiny_repo, tmp_path):
 
     output = run(["dvc", "repro", "pretrain"], tiny_repo)
     assert "resuming pretraining" in output
+    assert not resume.exists()
     resumed = torch.load(tiny_repo / "artifacts/pretrain/model.pt", weights_only=True)
+
+    # The same configuration once more, from scratch (-f runs it although nothing changed).
+    output = run(["dvc", "repro", "-f", "-s", "pretrain"], tiny_repo)
+    assert "resuming pretraining" not in output
+    uninterrupted = torch.load(tiny_repo / "artifacts/pretrain/model.pt", weights_only=True)
     for view in ("view1", "view2"):
         for key, value in uninterrupted["encoders"][view].items():
             assert torch.equal(value, resumed["encoders"][view][key]), f"{view}.{key}"
-    assert not resume.exists()
