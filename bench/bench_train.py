@@ -12,6 +12,7 @@ depend on pixel values).
 """
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from pipeline.params import load_params
+from pipeline.params import ModelParams, load_params
 from pipeline.runtime import Runtime
 from preprocess.shards import ShardReader, ShardWriter, write_manifest
 from train.checkpoint import build_encoder
@@ -79,15 +80,13 @@ def main(paper, arch, batch, steps, bf16, channels_last, use_compile, workers, s
     with FlopCounterMode(display=False) as counter:
         encoder.backbone(torch.zeros(1, 3, length, crop, crop))
     gflops = counter.get_total_flops() / 1e9
-    print(f"backbone forward: {gflops:.2f} GFLOPs per clip; an IIC step runs 4 forward+backward passes "
+    print(f"backbone forward: {gflops:.2f} GFLOPs per clip; an IIC step runs each clip through an encoder 4 times, forward and backward "
           f"(~{3 * 4 * gflops:.1f} GFLOPs per clip)")
 
-    setup = PretrainSetup(arch=config["arch"], width=config["width"], feat_dim=config["feat_dim"], view2="res",
-                          clip_length=length, crop=crop, intra_neg=True, neg="repeat", nce_k=p.pretrain.nce_k,
-                          nce_t=0.07, nce_m=0.5, epochs=1, batch_size=batch, lr=0.01, momentum=0.9,
-                          weight_decay=1e-4, lr_steps=[100], lr_decay=0.2, seed=0, checkpoint_every=1)
+    pretrain = dataclasses.replace(p.pretrain, modality="res", intra_neg=True, neg="repeat", batch_size=batch)
+    setup = PretrainSetup(ModelParams(config["arch"], config["width"]), pretrain, length, crop)
     encoders = {v: runtime.maybe_compile(runtime.prepare_model(build_encoder(config))) for v in ("view1", "view2")}
-    objective = IICObjective(max(4 * batch, setup.nce_k + 1), config["feat_dim"], setup.nce_k, 0.07, 0.5, True,
+    objective = IICObjective(max(4 * batch, pretrain.nce_k + 1), config["feat_dim"], pretrain.nce_k, 0.07, 0.5, True,
                              torch.Generator().manual_seed(0)).to(device)
     optimizer = torch.optim.SGD([q for e in encoders.values() for q in e.parameters()], lr=0.01, momentum=0.9)
     generator = torch.Generator(device=device).manual_seed(0)

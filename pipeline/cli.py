@@ -152,21 +152,23 @@ def finetune() -> None:
     from pipeline.runtime import make_runtime
     from preprocess.shards import ShardReader
     from train.checkpoint import load_checkpoint
-    from train.finetune import finetune as run_finetune, setup_from_params
+    from train.finetune import finetune as run_finetune
 
     with stage("finetune") as p:
         runtime = make_runtime(p.runtime)
         reader = ShardReader(paths.FRAMES, paths.MOTION)
         checkpoint = load_checkpoint(paths.PRETRAIN_CHECKPOINT)
-        setup = setup_from_params(p)
+        setup, clip = p.finetune.materialize(), p.clip.materialize()
         view = "view1" if setup.modality == "rgb" else "view2"
         if view == "view2" and setup.modality != checkpoint["config"]["view2"]:
             raise click.UsageError(f"finetune.modality={setup.modality} has no pretrained encoder "
                                    f"(pretrained views: rgb, {checkpoint['config']['view2']})")
-        class_names = sorted({(v["label"], v["class"]) for v in reader.videos.values()})
+        # Labels come from classInd.txt; a class whose videos were all rejected keeps its number.
+        names = {v["label"]: v["class"] for v in reader.videos.values()}
+        class_names = [names.get(label, f"class {label + 1}") for label in range(max(names) + 1)]
         results = {
-            name: run_finetune(reader, setup, checkpoint["config"], state, runtime, p.runtime.workers,
+            name: run_finetune(reader, setup, clip, checkpoint["config"], state, runtime, p.runtime.workers,
                                len(class_names), name)
             for name, state in (("iic", checkpoint["encoders"][view]), ("random", None))
         }
-        finetune_report(results, [c for _, c in class_names], paths.FINETUNE_METRICS, paths.PLOTS)
+        finetune_report(results, class_names, paths.FINETUNE_METRICS, paths.PLOTS)

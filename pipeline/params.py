@@ -283,6 +283,14 @@ class StageParams:
         self._accessed.add(key)
         return value
 
+    def materialize(self) -> Any:
+        """The section as its plain frozen dataclass, every key read through this view."""
+        values = {}
+        for field in dataclasses.fields(self._obj):
+            value = getattr(self, field.name)
+            values[field.name] = value.materialize() if isinstance(value, StageParams) else value
+        return type(self._obj)(**values)
+
 
 def leaf_keys(obj: Any, prefix: str = "") -> set[str]:
     """Dotted names of every leaf setting under a dataclass (``lambda_`` as ``lambda``)."""

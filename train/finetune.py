@@ -7,7 +7,6 @@ tested at video level (mean of ``eval_clips`` clip scores).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import time
 from typing import Any
@@ -19,31 +18,13 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from evaluate.classification import topk_correct, video_scores
+from pipeline.params import ClipParams, FinetuneParams
 from pipeline.runtime import Runtime, seed_everything
 from preprocess.shards import ShardReader
 from train.data import ClipDataset, EpochSampler, split_ids, to_model_input
 from train.models import Backbone, build_backbone
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class FinetuneSetup:
-    modality: str
-    dropout: float
-    epochs: int
-    batch_size: int
-    lr: float
-    momentum: float
-    weight_decay: float
-    val_videos: int
-    plateau_factor: float
-    plateau_patience: int
-    min_lr: float
-    seed: int
-    clip_length: int
-    crop: int
-    eval_clips: int
 
 
 class Classifier(nn.Module):
@@ -102,8 +83,8 @@ def evaluate_clips(model: nn.Module, dataset: ClipDataset, modality: str, batch_
 
 
 def finetune(
-    reader: ShardReader, setup: FinetuneSetup, config: dict[str, Any], encoder_state: dict | None,
-    runtime: Runtime, workers: int, n_classes: int, name: str,
+    reader: ShardReader, setup: FinetuneParams, clip: ClipParams, config: dict[str, Any],
+    encoder_state: dict | None, runtime: Runtime, workers: int, n_classes: int, name: str,
 ) -> dict[str, Any]:
     """Train a classifier; return its test metrics and the test predictions.
 
@@ -118,8 +99,8 @@ def finetune(
     model = runtime.prepare_model(Classifier(backbone, n_classes, setup.dropout))
     fit_ids, val_ids = split_validation(split_ids(reader, "train"), setup.val_videos, setup.seed)
     test_ids = split_ids(reader, "test")
-    fit_set = ClipDataset(reader, fit_ids, (setup.modality,), setup.clip_length, setup.crop, train=True, seed=setup.seed)
-    val_set = ClipDataset(reader, val_ids, (setup.modality,), setup.clip_length, setup.crop, train=False, seed=0, eval_clips=1)
+    fit_set = ClipDataset(reader, fit_ids, (setup.modality,), clip.length, clip.crop, train=True, seed=setup.seed)
+    val_set = ClipDataset(reader, val_ids, (setup.modality,), clip.length, clip.crop, train=False, seed=0, eval_clips=1)
     sampler = EpochSampler(len(fit_ids), setup.seed)
     loader = torch.utils.data.DataLoader(fit_set, batch_size=setup.batch_size, sampler=sampler, num_workers=workers)
     optimizer = torch.optim.SGD(model.parameters(), lr=setup.lr, momentum=setup.momentum, weight_decay=setup.weight_decay)
@@ -151,8 +132,8 @@ def finetune(
                  name, epoch + 1, total / max(n, 1), val_loss, val_acc)
 
     model.load_state_dict(best["state"])
-    test_set = ClipDataset(reader, test_ids, (setup.modality,), setup.clip_length, setup.crop, train=False, seed=0,
-                           eval_clips=setup.eval_clips)
+    test_set = ClipDataset(reader, test_ids, (setup.modality,), clip.length, clip.crop, train=False, seed=0,
+                           eval_clips=clip.eval_clips)
     scores, labels, videos = evaluate_clips(model, test_set, setup.modality, setup.batch_size, workers, runtime)
     per_video = video_scores(scores, videos, len(test_ids))
     video_labels = torch.tensor(test_set.labels)
@@ -167,14 +148,3 @@ def finetune(
     log.info("finetune %s: video top1 %.3f (best epoch %d, %d test videos) in %.0fs", name, metrics["video_top1"],
              best["epoch"], len(test_ids), time.perf_counter() - start)
     return {"metrics": metrics, "predicted": per_video.argmax(1), "actual": video_labels, "history": history}
-
-
-def setup_from_params(p: Any) -> FinetuneSetup:
-    """Collect the stage's params (a StageParams view)."""
-    f = p.finetune
-    return FinetuneSetup(
-        modality=f.modality, dropout=f.dropout, epochs=f.epochs, batch_size=f.batch_size, lr=f.lr,
-        momentum=f.momentum, weight_decay=f.weight_decay, val_videos=f.val_videos,
-        plateau_factor=f.plateau_factor, plateau_patience=f.plateau_patience, min_lr=f.min_lr, seed=f.seed,
-        clip_length=p.clip.length, crop=p.clip.crop, eval_clips=p.clip.eval_clips,
-    )

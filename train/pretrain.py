@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_path
+from pipeline.params import ModelParams, PretrainParams
 from pipeline.runtime import Runtime, seed_everything
 from preprocess.shards import ShardReader
 from train.checkpoint import build_encoder, load_checkpoint, save_checkpoint
@@ -31,28 +32,17 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class PretrainSetup:
-    """Everything pretraining reads, as plain values (the config stored in checkpoints)."""
+    """Everything pretraining reads: the backbone, the clip size and the pretrain section."""
 
-    arch: str
-    width: int
-    feat_dim: int
-    view2: str
+    model: ModelParams
+    pretrain: PretrainParams
     clip_length: int
     crop: int
-    intra_neg: bool
-    neg: str
-    nce_k: int
-    nce_t: float
-    nce_m: float
-    epochs: int
-    batch_size: int
-    lr: float
-    momentum: float
-    weight_decay: float
-    lr_steps: list[int]
-    lr_decay: float
-    seed: int
-    checkpoint_every: int
+
+    def config(self) -> dict[str, Any]:
+        """Flat plain-value config stored in checkpoints; the encoders are rebuilt from it."""
+        return {**dataclasses.asdict(self.model), **dataclasses.asdict(self.pretrain),
+                "view2": self.pretrain.modality, "clip_length": self.clip_length, "crop": self.crop}
 
 
 def distributed_rank_world() -> tuple[int, int]:
@@ -67,15 +57,16 @@ def _step_batch(
     runtime: Runtime, generator: torch.Generator,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss of one batch and its statistics (positive probability per view)."""
-    view2_key = "rgb_second" if setup.view2 == "rgb" else setup.view2
+    t = setup.pretrain
+    view2_key = "rgb_second" if t.modality == "rgb" else t.modality
     x1 = to_model_input(runtime.to_device(batch["rgb"]))  # (B,3,T,H,W)
     x2 = to_model_input(runtime.to_device(batch[view2_key]))  # (B,3,T,H,W)
     index = batch["index"].to(runtime.device)
     with runtime.autocast():
-        if setup.intra_neg:
+        if t.intra_neg:
             # One forward per encoder for the clips and their intra-negatives together: DDP
             # allows one forward per backward, and one larger batch runs faster.
-            make_negative = INTRA_NEGATIVES[setup.neg]
+            make_negative = INTRA_NEGATIVES[t.neg]
             f1, n1 = encoders["view1"](torch.cat([x1, make_negative(x1, generator)])).float().chunk(2)
             f2, n2 = encoders["view2"](torch.cat([x2, make_negative(x2, generator)])).float().chunk(2)
         else:
@@ -102,27 +93,28 @@ def pretrain(
     use it to check that resuming gives the uninterrupted result.
     """
     rank, world = distributed_rank_world()
-    config = {**dataclasses.asdict(setup)}
+    t = setup.pretrain
+    config = setup.config()
     train_ids = split_ids(reader, "train")
     config["train_videos"] = len(train_ids)
-    if len(train_ids) < setup.batch_size * world:
-        raise ValueError(f"{len(train_ids)} train videos cannot fill one batch of {setup.batch_size} per rank")
+    if len(train_ids) < t.batch_size * world:
+        raise ValueError(f"{len(train_ids)} train videos cannot fill one batch of {t.batch_size} per rank")
 
-    seed_everything(setup.seed)
+    seed_everything(t.seed)
     encoders = {view: runtime.prepare_model(build_encoder(config)) for view in ("view1", "view2")}
-    bank_generator = torch.Generator().manual_seed(setup.seed)
-    objective = IICObjective(len(train_ids), setup.feat_dim, setup.nce_k, setup.nce_t, setup.nce_m,
-                             setup.intra_neg, bank_generator).to(runtime.device)
+    bank_generator = torch.Generator().manual_seed(t.seed)
+    objective = IICObjective(len(train_ids), t.feat_dim, t.nce_k, t.nce_t, t.nce_m,
+                             t.intra_neg, bank_generator).to(runtime.device)
     parameters = [p for e in encoders.values() for p in e.parameters()]
-    optimizer = torch.optim.SGD(parameters, lr=setup.lr, momentum=setup.momentum, weight_decay=setup.weight_decay)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, setup.lr_steps, setup.lr_decay)
-    generator = torch.Generator(device=runtime.device).manual_seed(setup.seed + 1)  # negatives, intra-negatives
+    optimizer = torch.optim.SGD(parameters, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, t.lr_steps, t.lr_decay)
+    generator = torch.Generator(device=runtime.device).manual_seed(t.seed + 1)  # negatives, intra-negatives
     curves: list[dict] = []
     start_epoch = 0
 
     if resume_path.exists():
         state = load_checkpoint(resume_path)
-        if state["config"] == config and state["epoch"] < setup.epochs:
+        if state["config"] == config and state["epoch"] < t.epochs:
             for view, encoder in encoders.items():
                 encoder.load_state_dict(state["encoders"][view])
             objective.load_state_dict(state["objective"])
@@ -137,21 +129,21 @@ def pretrain(
     trained = {v: runtime.maybe_compile(e) for v, e in encoders.items()}
     if world > 1:
         trained = {v: torch.nn.parallel.DistributedDataParallel(e) for v, e in trained.items()}
-    dataset = ClipDataset(reader, train_ids, ("rgb",) if setup.view2 == "rgb" else ("rgb", setup.view2),
-                          setup.clip_length, setup.crop, train=True, seed=setup.seed, second_rgb=setup.view2 == "rgb")
-    sampler = EpochSampler(len(train_ids), setup.seed, rank, world)
+    dataset = ClipDataset(reader, train_ids, ("rgb",) if t.modality == "rgb" else ("rgb", t.modality),
+                          setup.clip_length, setup.crop, train=True, seed=t.seed, second_rgb=t.modality == "rgb")
+    sampler = EpochSampler(len(train_ids), t.seed, rank, world)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=setup.batch_size, sampler=sampler, num_workers=workers, drop_last=True,
+        dataset, batch_size=t.batch_size, sampler=sampler, num_workers=workers, drop_last=True,
         pin_memory=runtime.device.type == "cuda", persistent_workers=workers > 0,
     )
     start = time.perf_counter()
-    for epoch in range(start_epoch, setup.epochs):
+    for epoch in range(start_epoch, t.epochs):
         sampler.set_epoch(epoch)
         for e in trained.values():
             e.train()
         totals = {"loss": 0.0, "p_pos_view1": 0.0, "p_pos_view2": 0.0}
         n_batches = 0
-        for batch in tqdm(loader, desc=f"pretrain epoch {epoch + 1}/{setup.epochs}", disable=rank != 0, leave=False):
+        for batch in tqdm(loader, desc=f"pretrain epoch {epoch + 1}/{t.epochs}", disable=rank != 0, leave=False):
             loss, stats = _step_batch(batch, setup, trained, objective, runtime, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -164,8 +156,8 @@ def pretrain(
                "lr": optimizer.param_groups[0]["lr"]}
         curves.append(row)
         log.info("epoch %d: loss %.4f, p(pos) view1 %.4f view2 %.4f", epoch + 1, row["loss"], row["p_pos_view1"], row["p_pos_view2"])
-        last = epoch + 1 == setup.epochs
-        if rank == 0 and ((epoch + 1) % setup.checkpoint_every == 0) and not last:
+        last = epoch + 1 == t.epochs
+        if rank == 0 and ((epoch + 1) % t.checkpoint_every == 0) and not last:
             save_checkpoint(resume_path, {
                 "config": config, "epoch": epoch + 1, "curves": curves,
                 "encoders": {v: e.state_dict() for v, e in encoders.items()},
@@ -178,11 +170,11 @@ def pretrain(
             return {"config": config, "curves": curves, "stopped": True}
 
     if rank == 0:
-        save_checkpoint(checkpoint_path, {"config": config, "epoch": setup.epochs, "curves": curves,
+        save_checkpoint(checkpoint_path, {"config": config, "epoch": t.epochs, "curves": curves,
                                           "encoders": {v: e.state_dict() for v, e in encoders.items()}})
         write_curves(curves_path, curves)
         resume_path.unlink(missing_ok=True)  # finished: a later rerun starts from scratch
-    clips = (setup.epochs - start_epoch) * len(sampler) // setup.batch_size * setup.batch_size * world
+    clips = (t.epochs - start_epoch) * len(sampler) // t.batch_size * t.batch_size * world
     log.info("pretrained %s on %d videos: %d clips in %.0fs -> %s", config["arch"], len(train_ids), clips,
              time.perf_counter() - start, checkpoint_path)
     return {"config": config, "curves": curves, "stopped": False}
@@ -197,15 +189,9 @@ def write_curves(path: Path, curves: list[dict]) -> None:
 
 
 def setup_from_params(p: Any) -> PretrainSetup:
-    """Collect the stage's params (a StageParams view) into the checkpoint's config."""
-    return PretrainSetup(
-        arch=p.model.arch, width=p.model.width, feat_dim=p.pretrain.feat_dim, view2=p.pretrain.modality,
-        clip_length=p.clip.length, crop=p.clip.crop, intra_neg=p.pretrain.intra_neg, neg=p.pretrain.neg,
-        nce_k=p.pretrain.nce_k, nce_t=p.pretrain.nce_t, nce_m=p.pretrain.nce_m, epochs=p.pretrain.epochs,
-        batch_size=p.pretrain.batch_size, lr=p.pretrain.lr, momentum=p.pretrain.momentum,
-        weight_decay=p.pretrain.weight_decay, lr_steps=list(p.pretrain.lr_steps), lr_decay=p.pretrain.lr_decay,
-        seed=p.pretrain.seed, checkpoint_every=p.pretrain.checkpoint_every,
-    )
+    """The stage's params (a StageParams view) as a PretrainSetup."""
+    return PretrainSetup(model=p.model.materialize(), pretrain=p.pretrain.materialize(),
+                         clip_length=p.clip.length, crop=p.clip.crop)
 
 
 def init_distributed(use_cuda: bool) -> None:

@@ -7,7 +7,8 @@ from pipeline.runtime import Runtime
 from preprocess.shards import ShardReader
 from tests.shards_fixture import make_tiny_shards
 from train.checkpoint import build_encoder
-from train.finetune import FinetuneSetup, finetune, load_backbone_strict, split_validation
+from pipeline.params import ClipParams, FinetuneParams
+from train.finetune import finetune, load_backbone_strict, split_validation
 from train.models import build_backbone
 
 CPU = Runtime(torch.device("cpu"), bf16=False, channels_last=False, compile=False)
@@ -40,10 +41,11 @@ def test_validation_split_is_disjoint_and_seeded():
 def test_finetune_tests_every_video_at_video_level(tmp_path):
     folder = make_tiny_shards(tmp_path)
     reader = ShardReader(folder / "frames", folder / "motion")
-    setup = FinetuneSetup(modality="rgb", dropout=0.5, epochs=2, batch_size=3, lr=0.01, momentum=0.9,
-                          weight_decay=5e-4, val_videos=2, plateau_factor=0.1, plateau_patience=1, min_lr=1e-5,
-                          seed=0, clip_length=16, crop=24, eval_clips=3)
-    result = finetune(reader, setup, CONFIG, build_encoder(CONFIG).state_dict(), CPU, workers=0, n_classes=3, name="t")
+    setup = FinetuneParams(modality="rgb", dropout=0.5, epochs=2, batch_size=3, lr=0.01, momentum=0.9,
+                           weight_decay=5e-4, val_videos=2, plateau_factor=0.1, plateau_patience=1, min_lr=1e-5, seed=0)
+    clip = ClipParams(length=16, crop=24, eval_clips=3)
+    result = finetune(reader, setup, clip, CONFIG, build_encoder(CONFIG).state_dict(), CPU, workers=0, n_classes=3,
+                      name="t")
     metrics = result["metrics"]
     assert metrics["test_videos"] == 4 == len(result["predicted"])
     for key in ("clip_top1", "clip_top5", "video_top1", "video_top5"):

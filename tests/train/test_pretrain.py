@@ -6,6 +6,7 @@ import itertools
 import pytest
 import torch
 
+from pipeline.params import ModelParams, PretrainParams
 from pipeline.runtime import Runtime
 from preprocess.shards import ShardReader
 from tests.shards_fixture import make_tiny_shards
@@ -21,13 +22,13 @@ def reader(tmp_path_factory):
     return ShardReader(folder / "frames", folder / "motion")
 
 
-def _setup(**changes) -> PretrainSetup:
-    base = PretrainSetup(
-        arch="r3d", width=4, feat_dim=8, view2="res", clip_length=16, crop=24, intra_neg=True, neg="repeat",
-        nce_k=5, nce_t=0.07, nce_m=0.5, epochs=1, batch_size=4, lr=0.01, momentum=0.9, weight_decay=1e-4,
-        lr_steps=[2], lr_decay=0.2, seed=1, checkpoint_every=1,
+def _setup(arch: str = "r3d", **changes) -> PretrainSetup:
+    pretrain = PretrainParams(
+        modality="res", intra_neg=True, neg="repeat", nce_k=5, nce_t=0.07, nce_m=0.5, feat_dim=8, epochs=1,
+        batch_size=4, lr=0.01, momentum=0.9, weight_decay=1e-4, lr_steps=[2], lr_decay=0.2, seed=1,
+        checkpoint_every=1,
     )
-    return dataclasses.replace(base, **changes)
+    return PretrainSetup(ModelParams(arch=arch, width=4), dataclasses.replace(pretrain, **changes), 16, 24)
 
 
 COMBOS = [(m, True, n) for m, n in itertools.product(("res", "u", "v", "rgb"), ("repeat", "shuffle"))]
@@ -36,7 +37,7 @@ COMBOS += [(m, False, "repeat") for m in ("res", "u", "v", "rgb")]
 
 @pytest.mark.parametrize("modality, intra_neg, neg", COMBOS)
 def test_one_training_epoch_per_modality_and_negative_kind(reader, tmp_path, modality, intra_neg, neg):
-    setup = _setup(view2=modality, intra_neg=intra_neg, neg=neg)
+    setup = _setup(modality=modality, intra_neg=intra_neg, neg=neg)
     result = pretrain(reader, setup, CPU, tmp_path / "model.pt", tmp_path / "resume.pt", tmp_path / "curves.csv", workers=0)
     row = result["curves"][0]
     assert torch.isfinite(torch.tensor(row["loss"]))
