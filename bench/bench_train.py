@@ -28,7 +28,7 @@ from preprocess.shards import ShardReader, ShardWriter, write_manifest
 from train.checkpoint import build_encoder
 from train.contrast import IICObjective
 from train.data import ClipDataset, EpochSampler, to_model_input
-from train.pretrain import PretrainSetup, _step_batch
+from train.pretrain import PretrainSetup, batch_loss
 
 
 def random_shards(folder: Path, n_videos: int, frames: int, height: int, width: int) -> None:
@@ -92,7 +92,7 @@ def main(paper, arch, batch, steps, bf16, channels_last, use_compile, workers, s
     generator = torch.Generator(device=device).manual_seed(0)
 
     def step(b):
-        loss, _ = _step_batch(b, setup, encoders, objective, runtime, generator)
+        loss, _ = batch_loss(b, setup, encoders, objective, runtime, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

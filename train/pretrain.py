@@ -52,7 +52,7 @@ def distributed_rank_world() -> tuple[int, int]:
     return 0, 1
 
 
-def _step_batch(
+def batch_loss(
     batch: dict, setup: PretrainSetup, encoders: dict[str, torch.nn.Module], objective: IICObjective,
     runtime: Runtime, generator: torch.Generator,
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -144,7 +144,7 @@ def pretrain(
         totals = {"loss": 0.0, "p_pos_view1": 0.0, "p_pos_view2": 0.0}
         n_batches = 0
         for batch in tqdm(loader, desc=f"pretrain epoch {epoch + 1}/{t.epochs}", disable=rank != 0, leave=False):
-            loss, stats = _step_batch(batch, setup, trained, objective, runtime, generator)
+            loss, stats = batch_loss(batch, setup, trained, objective, runtime, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
