@@ -131,6 +131,26 @@ def test_shard_assignment_known_values_and_balance():
     assert before == {i: shard_of(i, 16) for i in ids[:100]}
 
 
-def test_real_clip_names_parse_as_ucf_ids():
-    ucf = [p for p in REAL_CLIPS if p.parent.name == "ucf101"]
-    assert ucf, "the UCF101 real clips are missing"
+def test_real_ucf101_clips_index_in_their_official_layout(tmp_path):
+    """The real UCF101 clips, laid out as UCF-101/<Class>/<file>, index with the official classInd."""
+    clips = [p for p in REAL_CLIPS if p.parent.name == "ucf101"]
+    root = tmp_path / "UCF-101"
+    lines = []
+    for clip in clips:
+        class_name = clip.name.split("_")[1]  # v_<Class>_gXX_cYY.avi
+        (root / class_name).mkdir(parents=True)
+        os.symlink(clip, root / class_name / clip.name)
+        lines.append(f"{class_name}/{clip.name}")
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "classInd.txt").write_bytes((SPLITS / "ucf101" / "classInd.txt").read_bytes())
+    (lists / "trainlist01.txt").write_text("\r\n".join(lines[:2]) + "\r\n")
+    (lists / "testlist01.txt").write_text("\r\n".join(lines[2:]) + "\r\n")
+    entries, rejects = build_index(root, lists, 1, n_shards=4)
+    assert rejects == [] and len(entries) == len(clips) == 4
+    classes = read_class_index(SPLITS / "ucf101" / "classInd.txt")
+    for entry, clip in zip(entries, clips):
+        assert entry["label"] == classes[entry["class"]]
+        assert entry["size"] == clip.stat().st_size
+        assert entry["id"] == f"{entry['class']}/{clip.stem}"
+    assert [e["split"] for e in entries] == ["train", "train", "test", "test"]
