@@ -29,7 +29,6 @@ FINETUNE_METRICS = METRICS / "finetune.json"
 PLOTS = ARTIFACTS / "plots"
 RETRIEVAL_PLOT = PLOTS / "retrieval_topk.csv"
 
-FINETUNE = ARTIFACTS / "finetune"
 PREVIEW = ARTIFACTS / "preview"
 
 

@@ -9,7 +9,6 @@ with its size, sha256, the videos it holds and the videos it rejected.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -182,6 +181,3 @@ class ShardReader:
             handle.close()
         self._handles = {}
 
-
-def shard_videos(entries: Iterable[dict], shard_id: int) -> list[dict]:
-    return [e for e in entries if e["shard"] == shard_id]
