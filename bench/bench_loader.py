@@ -23,9 +23,9 @@ import torch
 from PIL import Image
 
 from preprocess.decode import decode_frames
-from preprocess.flow import quantise_flow, to_gray
 from preprocess.residual import residual_frames
 from preprocess.shards import ShardReader, ShardWriter, write_manifest
+from stand_in_flow import stand_in_flow
 from train.data import ClipDataset, EpochSampler
 
 H, W, LENGTH, CROP = 128, 171, 16, 112
@@ -57,14 +57,6 @@ class JpegClips(torch.utils.data.Dataset):
         folder = self.root / self.ids[i]
         return {"index": i, "rgb": self._load(folder / "rgb", start, top, left, "RGB"),
                 "u": self._load(folder / "u", start, top, left, "L")}
-
-
-def farneback_u(frames: np.ndarray) -> np.ndarray:
-    gray = to_gray(frames)
-    flow = np.zeros((*gray.shape, 2), np.float32)
-    for t in range(1, len(gray)):
-        flow[t] = cv2.calcOpticalFlowFarneback(gray[t - 1], gray[t], None, 0.5, 3, 15, 3, 5, 1.2, 0)
-    return quantise_flow(flow, 20.0)[..., 0:1]
 
 
 def clips_per_second(dataset, n_videos: int, workers: int, batches: int, batch_size: int) -> float:
@@ -108,7 +100,7 @@ def main(realdata: Path, workers: int, batches: int, batch_size: int, max_frames
             native, _ = decode_frames(clip, *_native_size(clip))  # the JPEG copy keeps the original size
             native = native[:max_frames]
             stored = np.stack([cv2.resize(f, (W, H), interpolation=cv2.INTER_LINEAR) for f in native])
-            u = farneback_u(stored)
+            u = stand_in_flow(stored, 20.0)[..., 0:1]
             for frames_writer, motion_writer in writers.values():
                 frames_writer.add(vid, "rgb", stored)
                 motion_writer.add(vid, "res", residual_frames(stored))

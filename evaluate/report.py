@@ -1,7 +1,6 @@
 """Metrics JSON for ``dvc metrics`` and CSV tables for ``dvc plots``."""
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,16 +10,9 @@ import torch
 
 from evaluate.classification import confusion_matrix
 from evaluate.retrieval import merge_features, topk_accuracy
-from pipeline.atomic import atomic_path, write_json
+from pipeline.atomic import write_csv, write_json
 
 log = logging.getLogger(__name__)
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def retrieval_report(feature_files: dict[str, Path], ks: list[int], metrics_path: Path, plot_path: Path) -> dict:

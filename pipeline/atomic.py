@@ -6,6 +6,7 @@ so a rerun never trusts a truncated output.
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import tempfile
@@ -36,6 +37,14 @@ def write_json(target: str | Path, obj: Any) -> None:
     """Atomically write ``obj`` as indented JSON."""
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_csv(target: str | Path, rows: list[dict]) -> None:
+    """Atomically write rows (dicts with the same keys) as CSV, e.g. for ``dvc plots``."""
+    with atomic_path(target) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def read_json(path: str | Path) -> Any:

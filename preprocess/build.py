@@ -20,7 +20,7 @@ from pipeline.params import FramesParams, MotionParams, StorageParams
 from preprocess.decode import DecodeError, decode_frames
 from preprocess.flow import make_tvl1, quantise_flow, to_gray, video_flow
 from preprocess.residual import residual_frames
-from preprocess.shards import ShardWriter, decode_jpeg, write_manifest
+from preprocess.shards import ShardWriter, read_frames, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,7 @@ def read_rgb(shard_path: Path, video_id: str) -> np.ndarray:
     """All (T,H,W,3) uint8 RGB frames of one video from a frames shard."""
     with h5py.File(shard_path, "r") as f:
         ds = f[f"videos/{video_id}/rgb"]
-        if f.attrs["encoding"] == "jpeg":
-            return np.stack([decode_jpeg(buf, 3) for buf in ds[:]])
-        return ds[:]
+        return read_frames(ds, f.attrs["encoding"], 3, 0, ds.shape[0])
 
 
 def video_motion(rgb: np.ndarray, motion: MotionParams) -> dict[str, np.ndarray]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -82,7 +83,7 @@ def _shape_points(shape: str, size: float) -> np.ndarray:
     return np.array(polygons[shape], np.float64)
 
 
-def _texture(look: np.random.Generator) -> "callable":
+def _texture(look: np.random.Generator) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """A smooth procedural background f(x, y) -> (..., 3), defined on the whole plane."""
     c0, c1 = look.uniform(0, 255, 3), look.uniform(0, 255, 3)
     angle = look.uniform(0, np.pi)

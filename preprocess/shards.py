@@ -76,6 +76,22 @@ class ShardWriter:
         self._atomic.__exit__(*exc)
 
 
+def read_frames(
+    ds: h5py.Dataset, encoding: str, channels: int, start: int, stop: int,
+    crop: tuple[int, int, int, int] | None = None,
+) -> np.ndarray:
+    """Frames [start, stop) of one stored stack as (T,H,W,C) uint8, optionally cropped.
+
+    crop: (top, left, height, width). Raw and lzf stacks crop in the HDF5 selection; JPEG
+    frames are decoded whole and cropped after.
+    """
+    top, left, h, w = crop if crop else (0, 0, None, None)
+    if encoding == "jpeg":
+        frames = np.stack([decode_jpeg(buf, channels) for buf in ds[start:stop]])
+        return frames[:, top : top + h, left : left + w] if crop else frames
+    return ds[start:stop, top : top + h, left : left + w] if crop else ds[start:stop]
+
+
 def write_manifest(shard_path: Path, manifest_path: Path, videos: list[dict], rejects: list[dict]) -> dict:
     """Manifest of a finished shard: size and checksum of the file, its videos and rejects."""
     manifest = {
@@ -164,16 +180,7 @@ class ShardReader:
         ds = shard[f"videos/{video_id}/{modality}"]
         if start < 0 or start + length > ds.shape[0]:
             raise IndexError(f"{video_id}: frames {start}..{start + length} outside 0..{ds.shape[0]}")
-        top, left, h, w = crop if crop else (0, 0, None, None)
-        if shard.attrs["encoding"] == "jpeg":
-            channels = MODALITY_CHANNELS[modality]
-            frames = np.stack([decode_jpeg(buf, channels) for buf in ds[start : start + length]])
-            if crop:
-                frames = frames[:, top : top + h, left : left + w]
-        elif crop:
-            frames = ds[start : start + length, top : top + h, left : left + w]
-        else:
-            frames = ds[start : start + length]
+        frames = read_frames(ds, shard.attrs["encoding"], MODALITY_CHANNELS[modality], start, start + length, crop)
         return np.ascontiguousarray(frames.transpose(3, 0, 1, 2))  # (T,H,W,C) -> (C,T,H,W)
 
     def close(self) -> None:

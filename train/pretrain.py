@@ -5,7 +5,6 @@ checkpoint resumes from it, and on CPU ends with the same weights as an uninterr
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import os
@@ -18,7 +17,7 @@ from torch import distributed as dist
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from pipeline.atomic import atomic_path
+from pipeline.atomic import write_csv
 from pipeline.params import ModelParams, PretrainParams
 from pipeline.runtime import Runtime, seed_everything
 from preprocess.shards import ShardReader
@@ -164,7 +163,7 @@ def pretrain(
                 "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
             })
-            write_curves(curves_path, curves)
+            write_csv(curves_path, curves)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and not last:
             log.info("stopping after epoch %d as asked", epoch + 1)
             return {"config": config, "curves": curves, "stopped": True}
@@ -172,20 +171,13 @@ def pretrain(
     if rank == 0:
         save_checkpoint(checkpoint_path, {"config": config, "epoch": t.epochs, "curves": curves,
                                           "encoders": {v: e.state_dict() for v, e in encoders.items()}})
-        write_curves(curves_path, curves)
+        write_csv(curves_path, curves)
         resume_path.unlink(missing_ok=True)  # finished: a later rerun starts from scratch
     clips = (t.epochs - start_epoch) * len(sampler) // t.batch_size * t.batch_size * world
     log.info("pretrained %s on %d videos: %d clips in %.0fs -> %s", config["arch"], len(train_ids), clips,
              time.perf_counter() - start, checkpoint_path)
     return {"config": config, "curves": curves, "stopped": False}
 
-
-def write_curves(path: Path, curves: list[dict]) -> None:
-    """Training curves as CSV for ``dvc plots``."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(curves[0]))
-        writer.writeheader()
-        writer.writerows(curves)
 
 
 def setup_from_params(p: Any) -> PretrainSetup:
