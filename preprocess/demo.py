@@ -108,7 +108,8 @@ def render_video(video: DemoVideo, p: DemoParams) -> np.ndarray:
 
     The class is a motion of the whole scene, as a camera would make it: a translation, a
     rotation or a zoom about the frame centre. The background texture and the object (shape,
-    colour, size) come from the group; placement, speed and sensor noise from the video.
+    colour, size) come from the group, the placement from the (group, clip) shot, and the speed and
+    sensor noise from the video.
     """
     look = _rng(p.seed, "group", video.group)  # appearance: per group, independent of class
     h, w = p.height, p.width
@@ -117,14 +118,18 @@ def render_video(video: DemoVideo, p: DemoParams) -> np.ndarray:
     colour = tuple(float(c) for c in look.uniform(0, 255, 3))
     size = look.uniform(0.15, 0.22) * min(h, w)  # half-extent of the object
 
-    clip_rng = _rng(p.seed, "clip", video.rel_path)  # per-video placement, speed and noise
+    # The placement is the same for every class of a (group, clip) shot: one scene filmed with
+    # different camera motions, so that no static cue (not even a layout) tells the classes apart.
+    shot = _rng(p.seed, "shot", video.group, video.clip)
+    origin = shot.uniform(-40, 40, 2)  # where in the texture the shot starts
+    centre = shot.uniform([-0.15 * w, -0.15 * h], [0.15 * w, 0.15 * h])  # object, relative to the frame centre
+    theta0 = shot.uniform(0, 2 * np.pi)
+
+    clip_rng = _rng(p.seed, "clip", video.rel_path)  # per-video speed and sensor noise
     dx, dy, rot, zoom = MOTIONS[video.class_name]
     speed = clip_rng.uniform(0.012, 0.018) * w  # pixels per frame for translations
     omega = rot * clip_rng.uniform(0.025, 0.035)  # radians per frame
     zoom_rate = zoom * clip_rng.uniform(0.015, 0.022)  # log-scale per frame
-    origin = clip_rng.uniform(-40, 40, 2)  # where in the texture the video starts
-    centre = clip_rng.uniform([-0.15 * w, -0.15 * h], [0.15 * w, 0.15 * h])  # object, relative to the frame centre
-    theta0 = clip_rng.uniform(0, 2 * np.pi)
 
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     xs, ys = xs - (w - 1) / 2, ys - (h - 1) / 2  # frame coordinates about the centre

@@ -38,6 +38,19 @@ def test_appearance_is_per_group_and_motion_is_per_class(params):
     assert within < across
 
 
+def test_classes_of_one_shot_share_the_first_frame(params):
+    """Drift and roll start from the same frame in every class of a (group, clip) shot, so
+    only the motion tells them apart; another shot starts elsewhere."""
+    p = replace(params.demo, classes=6, videos=24, clips_per_group=2, frames=4, height=48, width=64)
+    videos = demo_videos(p)
+    shot = [v for v in videos if v.group == 1 and v.clip == 1]
+    other = next(v for v in videos if v.group == 1 and v.clip == 2)
+    first = [render_video(v, p)[0].astype(float) for v in shot]
+    same = max(np.abs(f - first[0]).mean() for f in first[1:])
+    elsewhere = np.abs(render_video(other, p)[0].astype(float) - first[0]).mean()
+    assert same < 5 < elsewhere  # sensor noise only (sigma 3) against a different placement
+
+
 @pytest.mark.parametrize("class_name, axis, sign", [("DriftRight", 1, 1), ("DriftLeft", 1, -1), ("DriftDown", 0, 1), ("DriftUp", 0, -1)])
 def test_drift_classes_move_the_scene_their_way(params, class_name, axis, sign):
     p = replace(params.demo, classes=4, videos=4, frames=8, height=48, width=64)
