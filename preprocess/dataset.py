@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import re
 from pathlib import Path, PurePosixPath
 
 log = logging.getLogger(__name__)
 
 VIDEO_SPLITS = ("train", "test")
+_UCF101_GROUP = re.compile(r"_(g\d+)_c\d+$")  # v_<Class>_g08_c01: group 8, clip 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,3 +177,13 @@ def check_reject_share(n_rejected: int, n_total: int, max_share: float, what: st
             f"{what}: {n_rejected} of {n_total} videos rejected ({share:.1%}), "
             f"more than dataset.max_reject_share={max_share:.1%}; see the rejects report"
         )
+
+
+def video_group(video_id: str) -> str:
+    """The recording group of a video: ``gNN`` in UCF101's naming, else the video itself.
+
+    UCF101 splits by group number across all classes (split 1 tests groups 1-7), because the
+    clips of one group share actors and scene; HMDB51-style names carry no group.
+    """
+    match = _UCF101_GROUP.search(PurePosixPath(video_id).stem)
+    return match.group(1) if match else video_id

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from evaluate.classification import topk_correct, video_scores
 from pipeline.params import ClipParams, FinetuneParams
 from pipeline.runtime import Runtime, seed_everything
+from preprocess.dataset import video_group
 from preprocess.shards import ShardReader
 from train.data import ClipDataset, EpochSampler, split_ids, to_model_input
 from train.models import Backbone, build_backbone
@@ -54,21 +55,36 @@ def load_backbone_strict(backbone: Backbone, encoder_state: dict[str, torch.Tens
 
 
 def split_validation(train_ids: list[str], n_val: int, seed: int) -> tuple[list[str], list[str]]:
-    """(fit ids, validation ids): ``n_val`` train videos held out, drawn with the seed."""
+    """(fit ids, validation ids): whole recording groups held out until ``n_val`` videos.
+
+    Groups, not single videos, as the official splits do: a validation video whose group is
+    trained on shares its scene with training videos and scores what memorising the scene
+    gives. Groups are drawn in an order seeded by ``seed``; the last one drawn may take the
+    validation part past ``n_val``. Videos without a group name are groups of one.
+    """
     if not 0 < n_val < len(train_ids):
         raise ValueError(f"finetune.val_videos={n_val} must be between 1 and {len(train_ids) - 1}")
-    order = np.random.default_rng([seed, 2]).permutation(len(train_ids))
-    val = sorted(train_ids[i] for i in order[:n_val])
-    fit = sorted(train_ids[i] for i in order[n_val:])
-    return fit, val
+    members: dict[str, list[str]] = {}
+    for video_id in sorted(train_ids):
+        members.setdefault(video_group(video_id), []).append(video_id)
+    groups = sorted(members)
+    val: list[str] = []
+    for i in np.random.default_rng([seed, 2]).permutation(len(groups)):
+        if len(val) >= n_val:
+            break
+        val += members[groups[i]]
+    if len(val) == len(train_ids):
+        raise ValueError(f"finetune.val_videos={n_val} leaves no training video: the train split has "
+                         f"{len(groups)} groups")
+    held_out = set(val)
+    return [v for v in sorted(train_ids) if v not in held_out], sorted(val)
 
 
 @torch.no_grad()
-def evaluate_clips(model: nn.Module, dataset: ClipDataset, modality: str, batch_size: int, workers: int,
+def evaluate_clips(model: nn.Module, loader: torch.utils.data.DataLoader, modality: str,
                    runtime: Runtime) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(clip softmax scores (N,C), clip labels (N,), video of each clip (N,)) over every clip."""
     model.eval()
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
     scores, labels, videos = [], [], []
     for batch in loader:
         with runtime.autocast():
@@ -77,8 +93,8 @@ def evaluate_clips(model: nn.Module, dataset: ClipDataset, modality: str, batch_
         labels.append(batch["label"])
         videos.append(batch["index"])
     scores_t, labels_t, videos_t = torch.cat(scores), torch.cat(labels), torch.cat(videos)
-    if len(scores_t) != len(dataset):
-        log.warning("evaluated %d clips of %d", len(scores_t), len(dataset))
+    if len(scores_t) != len(loader.dataset):
+        log.warning("evaluated %d clips of %d", len(scores_t), len(loader.dataset))
     return scores_t, labels_t, videos_t
 
 
@@ -99,10 +115,17 @@ def finetune(
     model = runtime.prepare_model(Classifier(backbone, n_classes, setup.dropout))
     fit_ids, val_ids = split_validation(split_ids(reader, "train"), setup.val_videos, setup.seed)
     test_ids = split_ids(reader, "test")
+    log.info("finetune %s: %d training videos, %d held out for validation (whole groups), %d test videos",
+             name, len(fit_ids), len(val_ids), len(test_ids))
     fit_set = ClipDataset(reader, fit_ids, (setup.modality,), clip.length, clip.crop, train=True, seed=setup.seed)
     val_set = ClipDataset(reader, val_ids, (setup.modality,), clip.length, clip.crop, train=False, seed=0, eval_clips=1)
     sampler = EpochSampler(len(fit_ids), setup.seed)
-    loader = torch.utils.data.DataLoader(fit_set, batch_size=setup.batch_size, sampler=sampler, num_workers=workers)
+    # Persistent workers: starting loader processes every epoch would cost more than the
+    # demo's epochs themselves.
+    loader = torch.utils.data.DataLoader(fit_set, batch_size=setup.batch_size, sampler=sampler, num_workers=workers,
+                                         persistent_workers=workers > 0)
+    val_loader = torch.utils.data.DataLoader(val_set, batch_size=setup.batch_size, num_workers=workers,
+                                             persistent_workers=workers > 0)
     optimizer = torch.optim.SGD(model.parameters(), lr=setup.lr, momentum=setup.momentum, weight_decay=setup.weight_decay)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=setup.plateau_factor, patience=setup.plateau_patience, min_lr=setup.min_lr)
@@ -121,7 +144,7 @@ def finetune(
             loss.backward()
             optimizer.step()
             total, n = total + loss.item() * len(logits), n + len(logits)
-        scores, labels, _ = evaluate_clips(model, val_set, setup.modality, setup.batch_size, workers, runtime)
+        scores, labels, _ = evaluate_clips(model, val_loader, setup.modality, runtime)
         val_loss = F.nll_loss(scores.clamp_min(1e-12).log(), labels).item()
         val_acc = topk_correct(scores, labels, 1).float().mean().item()
         plateau.step(val_loss)
@@ -134,7 +157,8 @@ def finetune(
     model.load_state_dict(best["state"])
     test_set = ClipDataset(reader, test_ids, (setup.modality,), clip.length, clip.crop, train=False, seed=0,
                            eval_clips=clip.eval_clips)
-    scores, labels, videos = evaluate_clips(model, test_set, setup.modality, setup.batch_size, workers, runtime)
+    test_loader = torch.utils.data.DataLoader(test_set, batch_size=setup.batch_size, num_workers=workers)
+    scores, labels, videos = evaluate_clips(model, test_loader, setup.modality, runtime)
     per_video = video_scores(scores, videos, len(test_ids))
     video_labels = torch.tensor(test_set.labels)
     metrics = {

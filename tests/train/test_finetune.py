@@ -8,6 +8,7 @@ from preprocess.shards import ShardReader
 from tests.shards_fixture import make_tiny_shards
 from train.checkpoint import build_encoder
 from pipeline.params import ClipParams, FinetuneParams
+from preprocess.dataset import video_group
 from train.finetune import finetune, load_backbone_strict, split_validation
 from train.models import build_backbone
 
@@ -30,12 +31,30 @@ def test_strict_loading_accepts_an_encoder_and_rejects_mismatches():
 
 
 def test_validation_split_is_disjoint_and_seeded():
-    ids = [f"v{i}" for i in range(20)]
+    ids = [f"v{i}" for i in range(20)]  # no group in the names: groups of one
     fit, val = split_validation(ids, 5, seed=1)
     assert len(val) == 5 and set(fit) | set(val) == set(ids) and not set(fit) & set(val)
     assert split_validation(ids, 5, seed=1) == (fit, val)
+    assert split_validation(ids, 5, seed=2) != (fit, val)
     with pytest.raises(ValueError):
         split_validation(ids, 20, seed=1)
+
+
+def test_validation_holds_out_whole_groups():
+    ids = [f"{c}/v_{c}_g{g:02d}_c{k:02d}" for c in ("Jump", "Run", "Swim") for g in range(8, 14) for k in (1, 2)]
+    fit, val = split_validation(ids, 7, seed=0)
+    assert len(val) == 12  # two groups of 6: the second one takes it past 7
+    assert {video_group(v) for v in fit}.isdisjoint({video_group(v) for v in val})
+    assert sorted(fit + val) == sorted(ids)
+    with pytest.raises(ValueError, match="no training video"):
+        split_validation(ids, 31, seed=0)  # 6 groups of 6: holding out 31 takes them all
+
+
+def test_video_group_reads_ucf101_names_and_falls_back_to_the_video():
+    assert video_group("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01") == "g08"
+    assert video_group("Archery/v_Archery_g08_c03.avi") == "g08"  # one group number across classes
+    hmdb = "brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0"
+    assert video_group(hmdb) == hmdb
 
 
 def test_finetune_tests_every_video_at_video_level(tmp_path):
