@@ -85,14 +85,15 @@ def main(paper, arch, batch, steps, bf16, channels_last, use_compile, workers, s
 
     pretrain = dataclasses.replace(p.pretrain, modality="res", intra_neg=True, neg="repeat", batch_size=batch)
     setup = PretrainSetup(ModelParams(config["arch"], config["width"]), pretrain, length, crop)
-    encoders = {v: runtime.maybe_compile(runtime.prepare_model(build_encoder(config))) for v in ("view1", "view2")}
+    encoder = runtime.prepare_model(build_encoder(config))
+    trained = runtime.maybe_compile(encoder)
     objective = IICObjective(max(4 * batch, pretrain.nce_k + 1), config["feat_dim"], pretrain.nce_k, 0.07, 0.5, True,
                              torch.Generator().manual_seed(0)).to(device)
-    optimizer = torch.optim.SGD([q for e in encoders.values() for q in e.parameters()], lr=0.01, momentum=0.9)
+    optimizer = torch.optim.SGD(encoder.parameters(), lr=0.01, momentum=0.9)
     generator = torch.Generator(device=device).manual_seed(0)
 
     def step(b):
-        loss, _ = batch_loss(b, setup, encoders, objective, runtime, generator)
+        loss, _ = batch_loss(b, setup, trained, objective, runtime, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -137,8 +138,7 @@ def main(paper, arch, batch, steps, bf16, channels_last, use_compile, workers, s
         sync(device)
         print(f"IIC training step, from the shards ({workers} workers): {done / (time.perf_counter() - start):8.1f} clips/s")
 
-        model = encoders["view1"]
-        backbone = model.backbone if hasattr(model, "backbone") else model._orig_mod.backbone
+        backbone = encoder.backbone
         eval_set = ClipDataset(reader, ids, ("rgb",), length, crop, train=False, seed=0, eval_clips=10)
         eval_loader = torch.utils.data.DataLoader(eval_set, batch_size=batch, num_workers=workers)
         start, n = time.perf_counter(), 0

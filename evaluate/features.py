@@ -45,18 +45,18 @@ def video_features(
 
 
 def extract_all(
-    encoders: dict[str, Encoder], view2: str, reader: ShardReader, length: int, crop: int, n_clips: int,
+    encoder: Encoder, view2: str, reader: ShardReader, length: int, crop: int, n_clips: int,
     batch_size: int, workers: int, runtime: Runtime, out: Path,
 ) -> dict[str, np.ndarray]:
-    """Features of both views for the train and test splits, saved as one .npz."""
+    """Features of both views (the one encoder on RGB and on ``view2``) for every video, as one .npz."""
     start = time.perf_counter()
     ids = sorted(reader.videos)
     result = {
         "ids": np.array(ids),
         "labels": np.array([reader.videos[v]["label"] for v in ids], np.int64),
         "split": np.array([reader.videos[v]["split"] for v in ids]),
-        "rgb": video_features(encoders["view1"], reader, ids, "rgb", length, crop, n_clips, batch_size, workers, runtime),
-        "view2": video_features(encoders["view2"], reader, ids, view2, length, crop, n_clips, batch_size, workers, runtime),
+        "rgb": video_features(encoder, reader, ids, "rgb", length, crop, n_clips, batch_size, workers, runtime),
+        "view2": video_features(encoder, reader, ids, view2, length, crop, n_clips, batch_size, workers, runtime),
         "view2_modality": np.array(view2),
     }
     with atomic_path(out) as tmp:

@@ -122,16 +122,16 @@ def features() -> None:
     from evaluate.features import extract_all
     from pipeline.runtime import make_runtime
     from preprocess.shards import ShardReader
-    from train.checkpoint import build_encoder, load_encoders
+    from train.checkpoint import build_encoder, load_encoder
 
     with stage("features") as p:
         runtime = make_runtime(p.runtime)
         reader = ShardReader(paths.FRAMES, paths.MOTION)
-        config, pretrained = load_encoders(paths.PRETRAIN_CHECKPOINT)
+        config, pretrained = load_encoder(paths.PRETRAIN_CHECKPOINT)
         torch.manual_seed(p.features.random_init_seed)
-        random_init = {view: build_encoder(config) for view in ("view1", "view2")}
-        for name, encoders in (("iic", pretrained), ("random", random_init)):
-            extract_all(encoders, config["view2"], reader, p.clip.length, p.clip.crop, p.clip.eval_clips,
+        random_init = build_encoder(config)
+        for name, encoder in (("iic", pretrained), ("random", random_init)):
+            extract_all(encoder, config["view2"], reader, p.clip.length, p.clip.crop, p.clip.eval_clips,
                         p.features.batch_size, p.runtime.workers, runtime, paths.features_file(name))
 
 
@@ -159,16 +159,12 @@ def finetune() -> None:
         reader = ShardReader(paths.FRAMES, paths.MOTION)
         checkpoint = load_checkpoint(paths.PRETRAIN_CHECKPOINT)
         setup, clip = p.finetune.materialize(), p.clip.materialize()
-        view = "view1" if setup.modality == "rgb" else "view2"
-        if view == "view2" and setup.modality != checkpoint["config"]["view2"]:
-            raise click.UsageError(f"finetune.modality={setup.modality} has no pretrained encoder "
-                                   f"(pretrained views: rgb, {checkpoint['config']['view2']})")
         # Labels come from classInd.txt; a class whose videos were all rejected keeps its number.
         names = {v["label"]: v["class"] for v in reader.videos.values()}
         class_names = [names.get(label, f"class {label + 1}") for label in range(max(names) + 1)]
         results = {
             name: run_finetune(reader, setup, clip, checkpoint["config"], state, runtime, p.runtime.workers,
                                len(class_names), name)
-            for name, state in (("iic", checkpoint["encoders"][view]), ("random", None))
+            for name, state in (("iic", checkpoint["encoder"]), ("random", None))
         }
         finetune_report(results, class_names, paths.FINETUNE_METRICS, paths.PLOTS)

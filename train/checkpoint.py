@@ -1,8 +1,8 @@
 """The checkpoint format, defined once: a dict of tensors and plain values.
 
-{"format": 1, "config": {"arch", "width", "feat_dim", "view2", ...}, "encoders": {"view1": state,
-"view2": state}, ...training state for resumption}. Loaded with ``weights_only=True``; the
-model is rebuilt from ``config``, so a checkpoint needs no params.yaml to be used.
+{"format": 2, "config": {"arch", "width", "feat_dim", "view2", ...}, "encoder": state, ...training
+state for resumption}. One encoder serves both views (format 1 held one per view). Loaded with
+``weights_only=True``; the model is rebuilt from ``config``, so a checkpoint needs no params.yaml.
 """
 from __future__ import annotations
 
@@ -16,23 +16,22 @@ from torch.nn import functional as F
 from pipeline.atomic import atomic_path
 from train.models import Backbone, build_backbone
 
-FORMAT = 1
+FORMAT = 2
 
 
 class Encoder(nn.Module):
-    """Backbone plus a projection head; ``forward`` gives (B,feat_dim) unit-norm features.
+    """Backbone plus a linear projection head, as CMC: (B,3,T,H,W) -> (B,feat_dim) unit-norm.
 
-    The head batch-normalises the pooled conv5 vector before its linear layer. Pooled
-    post-ReLU features of different videos start almost parallel (cosine 0.9-0.99 at
-    initialisation), so at temperature 0.07 every logit is alike and training sinks into
-    the collapsed solution (all features equal, loss log(K+1)); centring them first lets
-    the contrast start. The head is used for pretraining only, never for retrieval.
+    The head is used for pretraining only, never for retrieval or fine-tuning. A batch norm
+    before the linear layer (tried while building the demo) lets the backbone shrink the
+    spread of its pooled features at will, since the head rescales it; the backbone then
+    fine-tunes poorly (training loss stayed near chance on the demo).
     """
 
     def __init__(self, backbone: Backbone, feat_dim: int):
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Sequential(nn.BatchNorm1d(backbone.out_dim), nn.Linear(backbone.out_dim, feat_dim))
+        self.head = nn.Linear(backbone.out_dim, feat_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.head(self.backbone(x)), dim=1)
@@ -40,6 +39,10 @@ class Encoder(nn.Module):
 
 def build_encoder(config: dict[str, Any]) -> Encoder:
     return Encoder(build_backbone(config["arch"], config["width"]), config["feat_dim"])
+
+
+class CheckpointFormatError(ValueError):
+    """A checkpoint written in another format version."""
 
 
 def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
@@ -51,16 +54,13 @@ def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     if checkpoint.get("format") != FORMAT:
-        raise ValueError(f"{path}: checkpoint format {checkpoint.get('format')!r}, expected {FORMAT}")
+        raise CheckpointFormatError(f"{path}: checkpoint format {checkpoint.get('format')!r}, expected {FORMAT}")
     return checkpoint
 
 
-def load_encoders(path: Path) -> tuple[dict[str, Any], dict[str, Encoder]]:
-    """(config, {"view1": Encoder, "view2": Encoder}) rebuilt from a pretraining checkpoint."""
+def load_encoder(path: Path) -> tuple[dict[str, Any], Encoder]:
+    """(config, Encoder) rebuilt from a pretraining checkpoint."""
     checkpoint = load_checkpoint(path)
-    encoders = {}
-    for view, state in checkpoint["encoders"].items():
-        encoder = build_encoder(checkpoint["config"])
-        encoder.load_state_dict(state, strict=True)
-        encoders[view] = encoder
-    return checkpoint["config"], encoders
+    encoder = build_encoder(checkpoint["config"])
+    encoder.load_state_dict(checkpoint["encoder"], strict=True)
+    return checkpoint["config"], encoder

@@ -1,4 +1,9 @@
-"""IIC pretraining: two encoders (RGB and the view-2 modality), memory banks, intra-negatives.
+"""IIC pretraining: one encoder for both views (RGB and the view-2 modality), memory banks,
+intra-negatives.
+
+One network serves both views, as in the seed (BestJuly/IIC): u/v are replicated to three
+channels for that reason. CMC trains one network per view; sharing the weights makes the
+RGB features answer to what the residual or flow view shows, i.e. to motion.
 
 The training state is checkpointed every ``checkpoint_every`` epochs; a run killed after a
 checkpoint resumes from it, and on CPU ends with the same weights as an uninterrupted run.
@@ -21,7 +26,7 @@ from pipeline.atomic import write_csv
 from pipeline.params import ModelParams, PretrainParams
 from pipeline.runtime import Runtime, seed_everything
 from preprocess.shards import ShardReader
-from train.checkpoint import build_encoder, load_checkpoint, save_checkpoint
+from train.checkpoint import CheckpointFormatError, build_encoder, load_checkpoint, save_checkpoint
 from train.contrast import IICObjective
 from train.data import ClipDataset, EpochSampler, split_ids, to_model_input
 from train.intra_negatives import INTRA_NEGATIVES
@@ -39,7 +44,7 @@ class PretrainSetup:
     crop: int
 
     def config(self) -> dict[str, Any]:
-        """Flat plain-value config stored in checkpoints; the encoders are rebuilt from it."""
+        """Flat plain-value config stored in checkpoints; the encoder is rebuilt from it."""
         return {**dataclasses.asdict(self.model), **dataclasses.asdict(self.pretrain),
                 "view2": self.pretrain.modality, "clip_length": self.clip_length, "crop": self.crop}
 
@@ -52,24 +57,27 @@ def distributed_rank_world() -> tuple[int, int]:
 
 
 def batch_loss(
-    batch: dict, setup: PretrainSetup, encoders: dict[str, torch.nn.Module], objective: IICObjective,
+    batch: dict, setup: PretrainSetup, encoder: torch.nn.Module, objective: IICObjective,
     runtime: Runtime, generator: torch.Generator,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Loss of one batch and its statistics (positive probability per view)."""
+    """Loss of one batch and its statistics (positive probability per view).
+
+    encoder: the shared encoder (or its DDP / compiled wrapper), (N,3,T,H,W) -> (N,D).
+    """
     t = setup.pretrain
     view2_key = "rgb_second" if t.modality == "rgb" else t.modality
     x1 = to_model_input(runtime.to_device(batch["rgb"]))  # (B,3,T,H,W)
     x2 = to_model_input(runtime.to_device(batch[view2_key]))  # (B,3,T,H,W)
     index = batch["index"].to(runtime.device)
     with runtime.autocast():
+        # One forward per view, as the seed does, so that batch norm sees one modality at a
+        # time; a view's clips and their intra-negatives go together (one larger batch).
         if t.intra_neg:
-            # One forward per encoder for the clips and their intra-negatives together: DDP
-            # allows one forward per backward, and one larger batch runs faster.
             make_negative = INTRA_NEGATIVES[t.neg]
-            f1, n1 = encoders["view1"](torch.cat([x1, make_negative(x1, generator)])).float().chunk(2)
-            f2, n2 = encoders["view2"](torch.cat([x2, make_negative(x2, generator)])).float().chunk(2)
+            f1, n1 = encoder(torch.cat([x1, make_negative(x1, generator)])).float().chunk(2)
+            f2, n2 = encoder(torch.cat([x2, make_negative(x2, generator)])).float().chunk(2)
         else:
-            f1, f2 = encoders["view1"](x1).float(), encoders["view2"](x2).float()  # (B,D) each
+            f1, f2 = encoder(x1).float(), encoder(x2).float()  # (B,D) each
             n1 = n2 = None
     logits1, logits2, labels = objective(f1, f2, index, generator, n1, n2)  # (B,1+K[+1+K])
     loss = F.cross_entropy(logits1, labels) + F.cross_entropy(logits2, labels)
@@ -100,22 +108,23 @@ def pretrain(
         raise ValueError(f"{len(train_ids)} train videos cannot fill one batch of {t.batch_size} per rank")
 
     seed_everything(t.seed)
-    encoders = {view: runtime.prepare_model(build_encoder(config)) for view in ("view1", "view2")}
+    encoder = runtime.prepare_model(build_encoder(config))
     bank_generator = torch.Generator().manual_seed(t.seed)
     objective = IICObjective(len(train_ids), t.feat_dim, t.nce_k, t.nce_t, t.nce_m,
                              t.intra_neg, bank_generator).to(runtime.device)
-    parameters = [p for e in encoders.values() for p in e.parameters()]
-    optimizer = torch.optim.SGD(parameters, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    optimizer = torch.optim.SGD(encoder.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, t.lr_steps, t.lr_decay)
     generator = torch.Generator(device=runtime.device).manual_seed(t.seed + 1)  # negatives, intra-negatives
     curves: list[dict] = []
     start_epoch = 0
 
     if resume_path.exists():
-        state = load_checkpoint(resume_path)
+        try:
+            state = load_checkpoint(resume_path)
+        except CheckpointFormatError:  # left by an older version of this code
+            state = {"config": None}
         if state["config"] == config and state["epoch"] < t.epochs:
-            for view, encoder in encoders.items():
-                encoder.load_state_dict(state["encoders"][view])
+            encoder.load_state_dict(state["encoder"])
             objective.load_state_dict(state["objective"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
@@ -125,9 +134,9 @@ def pretrain(
         else:
             log.info("ignoring %s: it belongs to another configuration", resume_path)
 
-    trained = {v: runtime.maybe_compile(e) for v, e in encoders.items()}
+    trained = runtime.maybe_compile(encoder)
     if world > 1:
-        trained = {v: torch.nn.parallel.DistributedDataParallel(e) for v, e in trained.items()}
+        trained = torch.nn.parallel.DistributedDataParallel(trained)
     dataset = ClipDataset(reader, train_ids, ("rgb",) if t.modality == "rgb" else ("rgb", t.modality),
                           setup.clip_length, setup.crop, train=True, seed=t.seed, second_rgb=t.modality == "rgb")
     sampler = EpochSampler(len(train_ids), t.seed, rank, world)
@@ -138,8 +147,7 @@ def pretrain(
     start = time.perf_counter()
     for epoch in range(start_epoch, t.epochs):
         sampler.set_epoch(epoch)
-        for e in trained.values():
-            e.train()
+        trained.train()
         totals = {"loss": 0.0, "p_pos_view1": 0.0, "p_pos_view2": 0.0}
         n_batches = 0
         for batch in tqdm(loader, desc=f"pretrain epoch {epoch + 1}/{t.epochs}", disable=rank != 0, leave=False):
@@ -159,8 +167,7 @@ def pretrain(
         if rank == 0 and ((epoch + 1) % t.checkpoint_every == 0) and not last:
             save_checkpoint(resume_path, {
                 "config": config, "epoch": epoch + 1, "curves": curves,
-                "encoders": {v: e.state_dict() for v, e in encoders.items()},
-                "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
+                "encoder": encoder.state_dict(), "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
             })
             write_csv(curves_path, curves)
@@ -170,7 +177,7 @@ def pretrain(
 
     if rank == 0:
         save_checkpoint(checkpoint_path, {"config": config, "epoch": t.epochs, "curves": curves,
-                                          "encoders": {v: e.state_dict() for v, e in encoders.items()}})
+                                          "encoder": encoder.state_dict()})
         write_csv(curves_path, curves)
         resume_path.unlink(missing_ok=True)  # finished: a later rerun starts from scratch
     clips = (t.epochs - start_epoch) * len(sampler) // t.batch_size * t.batch_size * world

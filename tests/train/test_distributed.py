@@ -41,3 +41,46 @@ def test_banks_stay_identical_across_two_gloo_ranks(tmp_path):
     for key, value in single.state_dict().items():
         assert torch.equal(rank0[key], rank1[key]), key
         torch.testing.assert_close(rank0[key], value)
+
+
+def _ddp_step_worker(rank: int, world: int, port: int, out: str) -> None:
+    import dataclasses
+
+    from pipeline.params import ModelParams, PretrainParams
+    from pipeline.runtime import Runtime
+    from train.checkpoint import build_encoder
+    from train.pretrain import PretrainSetup, batch_loss
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    pretrain = PretrainParams(modality="res", intra_neg=True, neg="repeat", nce_k=4, nce_t=0.07, nce_m=0.5,
+                              feat_dim=8, epochs=1, batch_size=2, lr=0.1, momentum=0.9, weight_decay=1e-4,
+                              lr_steps=[1], lr_decay=0.2, seed=0, checkpoint_every=1)
+    setup = PretrainSetup(ModelParams(arch="r3d", width=4), dataclasses.replace(pretrain), 8, 16)
+    torch.manual_seed(0)  # the same initial weights on every rank, as DDP requires
+    encoder = build_encoder(setup.config())
+    ddp = torch.nn.parallel.DistributedDataParallel(encoder)
+    objective = IICObjective(8, 8, 4, 0.07, 0.5, True, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(10 + rank)  # each rank reads different clips
+    batch = {"rgb": torch.randint(0, 256, (2, 3, 8, 16, 16), dtype=torch.uint8, generator=g),
+             "res": torch.randint(0, 256, (2, 3, 8, 16, 16), dtype=torch.uint8, generator=g),
+             "index": torch.tensor([0, 1]) + 2 * rank}
+    cpu = Runtime(torch.device("cpu"), bf16=False, channels_last=False, compile=False)
+    optimizer = torch.optim.SGD(encoder.parameters(), lr=0.1)
+    loss, _ = batch_loss(batch, setup, ddp, objective, cpu, torch.Generator().manual_seed(3))
+    loss.backward()  # the shared encoder ran twice (one forward per view) before this one backward
+    optimizer.step()
+    torch.save({"encoder": encoder.state_dict(), "grad": encoder.backbone.stem[0].weight.grad}, f"{out}/step{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_ddp_step_of_the_shared_encoder_keeps_ranks_identical(tmp_path):
+    port = 29500 + (os.getpid() + 500) % 1000
+    mp.spawn(_ddp_step_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    rank0 = torch.load(tmp_path / "step0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "step1.pt", weights_only=True)
+    assert rank0["grad"].abs().sum() > 0
+    torch.testing.assert_close(rank0["grad"], rank1["grad"])  # gradients averaged across ranks
+    for key, value in rank0["encoder"].items():
+        if "running" not in key and "num_batches" not in key:  # BN statistics stay per rank
+            torch.testing.assert_close(value, rank1["encoder"][key], msg=key)

@@ -10,7 +10,7 @@ from pipeline.params import ModelParams, PretrainParams
 from pipeline.runtime import Runtime
 from preprocess.shards import ShardReader
 from tests.shards_fixture import make_tiny_shards
-from train.checkpoint import load_checkpoint, load_encoders
+from train.checkpoint import load_checkpoint, load_encoder
 from train.pretrain import PretrainSetup, pretrain
 
 CPU = Runtime(torch.device("cpu"), bf16=False, channels_last=False, compile=False)
@@ -42,10 +42,10 @@ def test_one_training_epoch_per_modality_and_negative_kind(reader, tmp_path, mod
     row = result["curves"][0]
     assert torch.isfinite(torch.tensor(row["loss"]))
     assert 0 < row["p_pos_view1"] < 1
-    config, encoders = load_encoders(tmp_path / "model.pt")  # rebuilt from the stored config
-    assert config["view2"] == modality and set(encoders) == {"view1", "view2"}
+    config, encoder = load_encoder(tmp_path / "model.pt")  # rebuilt from the stored config
+    assert config["view2"] == modality
     x = torch.rand(2, 3, 16, 24, 24)
-    assert encoders["view1"](x).shape == (2, 8)
+    assert encoder(x).shape == (2, 8)
     assert not (tmp_path / "resume.pt").exists()  # finished runs leave no resume state
     assert (tmp_path / "curves.csv").read_text().startswith("epoch,loss,p_pos_view1,p_pos_view2,lr")
 
@@ -67,9 +67,8 @@ def test_resumed_run_ends_with_the_uninterrupted_weights(reader, tmp_path):
     resumed = pretrain(reader, setup, CPU, cut / "model.pt", cut / "resume.pt", cut / "c.csv", workers=0)
     assert [r["epoch"] for r in resumed["curves"]] == [1, 2, 3]
     a, b = load_checkpoint(full / "model.pt"), load_checkpoint(cut / "model.pt")
-    for view in ("view1", "view2"):
-        for key, value in a["encoders"][view].items():
-            assert torch.equal(value, b["encoders"][view][key]), f"{view}.{key} differs after resuming"
+    for key, value in a["encoder"].items():
+        assert torch.equal(value, b["encoder"][key]), f"{key} differs after resuming"
 
 
 def test_resume_state_of_another_configuration_is_ignored(reader, tmp_path):
@@ -79,3 +78,9 @@ def test_resume_state_of_another_configuration_is_ignored(reader, tmp_path):
                       tmp_path / "c.csv", workers=0)
     assert [r["epoch"] for r in result["curves"]] == [1, 2]
     assert result["curves"][0]["lr"] == pytest.approx(0.02)
+
+
+def test_resume_state_of_an_older_checkpoint_format_is_ignored(reader, tmp_path):
+    torch.save({"format": 1, "config": {}, "epoch": 1}, tmp_path / "r.pt")
+    result = pretrain(reader, _setup(epochs=1), CPU, tmp_path / "m.pt", tmp_path / "r.pt", tmp_path / "c.csv", workers=0)
+    assert [r["epoch"] for r in result["curves"]] == [1]
