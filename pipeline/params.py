@@ -148,14 +148,15 @@ class RetrieveParams:
 
 @dataclasses.dataclass(frozen=True)
 class FinetuneParams:
-    modality: str  # input of the fine-tuned network: rgb or the view-2 modality
+    modality: str  # input of the fine-tuned network: rgb | res | u | v
     dropout: float  # before the new linear classifier
     epochs: int
     batch_size: int
     lr: float
     momentum: float
     weight_decay: float
-    val_videos: int  # train videos held out for model selection
+    val_videos: int  # train videos held out for model selection (whole groups)
+    select_by: str  # the kept epoch has the best validation: accuracy | loss
     plateau_factor: float
     plateau_patience: int
     min_lr: float
@@ -247,6 +248,7 @@ def validate(p: Params) -> None:
         "pretrain.modality": (p.pretrain.modality, ("res", "u", "v", "rgb")),
         "pretrain.neg": (p.pretrain.neg, ("repeat", "shuffle")),
         "finetune.modality": (p.finetune.modality, ("rgb", "res", "u", "v")),
+        "finetune.select_by": (p.finetune.select_by, ("accuracy", "loss")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:

@@ -80,6 +80,20 @@ def split_validation(train_ids: list[str], n_val: int, seed: int) -> tuple[list[
     return [v for v in sorted(train_ids) if v not in held_out], sorted(val)
 
 
+def selection_key(val_loss: float, val_accuracy: float, select_by: str) -> tuple[float, ...]:
+    """Sort key of an epoch for model selection; lower is better, the first epoch wins ties.
+
+    ``loss`` is the seed's rule. ``accuracy`` breaks ties by the loss: on a small validation
+    part the loss keeps rising as the classifier grows confident, while the accuracy rises
+    too, and the loss alone would keep an untrained first epoch.
+    """
+    if select_by == "loss":
+        return (val_loss,)
+    if select_by == "accuracy":
+        return (-val_accuracy, val_loss)
+    raise ValueError(f"finetune.select_by must be accuracy or loss, got {select_by!r}")
+
+
 @torch.no_grad()
 def evaluate_clips(model: nn.Module, loader: torch.utils.data.DataLoader, modality: str,
                    runtime: Runtime) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -130,7 +144,7 @@ def finetune(
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=setup.plateau_factor, patience=setup.plateau_patience, min_lr=setup.min_lr)
     trained = runtime.maybe_compile(model)
-    best = {"val_loss": float("inf"), "epoch": 0, "state": copy.deepcopy(model.state_dict())}
+    best = {"key": (float("inf"),), "epoch": 0, "state": copy.deepcopy(model.state_dict())}
     history = []
     for epoch in range(setup.epochs):
         sampler.set_epoch(epoch)
@@ -149,8 +163,9 @@ def finetune(
         val_acc = topk_correct(scores, labels, 1).float().mean().item()
         plateau.step(val_loss)
         history.append({"epoch": epoch + 1, "train_loss": total / max(n, 1), "val_loss": val_loss, "val_top1": val_acc})
-        if val_loss < best["val_loss"]:
-            best = {"val_loss": val_loss, "epoch": epoch + 1, "state": copy.deepcopy(model.state_dict())}
+        key = selection_key(val_loss, val_acc, setup.select_by)
+        if key < best["key"]:
+            best = {"key": key, "epoch": epoch + 1, "state": copy.deepcopy(model.state_dict())}
         log.info("finetune %s epoch %d: train loss %.4f, val loss %.4f, val top1 %.3f",
                  name, epoch + 1, total / max(n, 1), val_loss, val_acc)
 

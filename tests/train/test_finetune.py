@@ -9,7 +9,7 @@ from tests.shards_fixture import make_tiny_shards
 from train.checkpoint import build_encoder
 from pipeline.params import ClipParams, FinetuneParams
 from preprocess.dataset import video_group
-from train.finetune import finetune, load_backbone_strict, split_validation
+from train.finetune import finetune, load_backbone_strict, selection_key, split_validation
 from train.models import build_backbone
 
 CPU = Runtime(torch.device("cpu"), bf16=False, channels_last=False, compile=False)
@@ -50,6 +50,19 @@ def test_validation_holds_out_whole_groups():
         split_validation(ids, 31, seed=0)  # 6 groups of 6: holding out 31 takes them all
 
 
+def test_selection_prefers_accuracy_then_loss_or_the_loss_alone():
+    # (val loss, val accuracy) per epoch: the loss rises while the accuracy rises.
+    epochs = [(1.79, 1 / 6), (2.5, 3 / 6), (2.2, 3 / 6), (3.0, 2 / 6)]
+
+    def best(rule):
+        return min(range(len(epochs)), key=lambda i: selection_key(*epochs[i], rule))
+
+    assert best("accuracy") == 2  # the best accuracy; of the tied epochs the lower loss
+    assert best("loss") == 0
+    with pytest.raises(ValueError, match="select_by"):
+        selection_key(1.0, 0.5, "f1")
+
+
 def test_video_group_reads_ucf101_names_and_falls_back_to_the_video():
     assert video_group("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01") == "g08"
     assert video_group("Archery/v_Archery_g08_c03.avi") == "g08"  # one group number across classes
@@ -61,7 +74,7 @@ def test_finetune_tests_every_video_at_video_level(tmp_path):
     folder = make_tiny_shards(tmp_path)
     reader = ShardReader(folder / "frames", folder / "motion")
     setup = FinetuneParams(modality="rgb", dropout=0.5, epochs=2, batch_size=3, lr=0.01, momentum=0.9,
-                           weight_decay=5e-4, val_videos=2, plateau_factor=0.1, plateau_patience=1, min_lr=1e-5, seed=0)
+                           weight_decay=5e-4, val_videos=2, select_by="accuracy", plateau_factor=0.1, plateau_patience=1, min_lr=1e-5, seed=0)
     clip = ClipParams(length=16, crop=24, eval_clips=3)
     result = finetune(reader, setup, clip, CONFIG, build_encoder(CONFIG).state_dict(), CPU, workers=0, n_classes=3,
                       name="t")
