@@ -49,6 +49,21 @@ class PretrainSetup:
                 "view2": self.pretrain.modality, "clip_length": self.clip_length, "crop": self.crop}
 
 
+def resume_state(path: Path, config: dict[str, Any], epochs: int) -> dict[str, Any] | None:
+    """The unfinished run's state at ``path`` when it belongs to this configuration, else None."""
+    if not path.exists():
+        return None
+    try:
+        state = load_checkpoint(path)
+    except CheckpointFormatError:
+        log.info("ignoring %s: written in an older checkpoint format", path)
+        return None
+    if state["config"] != config or state["epoch"] >= epochs:
+        log.info("ignoring %s: it belongs to another configuration", path)
+        return None
+    return state
+
+
 def distributed_rank_world() -> tuple[int, int]:
     """(rank, world size) under torchrun, (0, 1) otherwise."""
     if dist.is_available() and dist.is_initialized():
@@ -118,21 +133,15 @@ def pretrain(
     curves: list[dict] = []
     start_epoch = 0
 
-    if resume_path.exists():
-        try:
-            state = load_checkpoint(resume_path)
-        except CheckpointFormatError:  # left by an older version of this code
-            state = {"config": None}
-        if state["config"] == config and state["epoch"] < t.epochs:
-            encoder.load_state_dict(state["encoder"])
-            objective.load_state_dict(state["objective"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            generator.set_state(state["generator"])
-            curves, start_epoch = state["curves"], state["epoch"]
-            log.info("resuming pretraining from %s at epoch %d", resume_path, start_epoch)
-        else:
-            log.info("ignoring %s: it belongs to another configuration", resume_path)
+    state = resume_state(resume_path, config, t.epochs)
+    if state is not None:
+        encoder.load_state_dict(state["encoder"])
+        objective.load_state_dict(state["objective"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        curves, start_epoch = state["curves"], state["epoch"]
+        log.info("resuming pretraining from %s at epoch %d", resume_path, start_epoch)
 
     trained = runtime.maybe_compile(encoder)
     if world > 1:
@@ -184,7 +193,6 @@ def pretrain(
     log.info("pretrained %s on %d videos: %d clips in %.0fs -> %s", config["arch"], len(train_ids), clips,
              time.perf_counter() - start, checkpoint_path)
     return {"config": config, "curves": curves, "stopped": False}
-
 
 
 def setup_from_params(p: Any) -> PretrainSetup:

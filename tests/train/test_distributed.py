@@ -44,8 +44,6 @@ def test_banks_stay_identical_across_two_gloo_ranks(tmp_path):
 
 
 def _ddp_step_worker(rank: int, world: int, port: int, out: str) -> None:
-    import dataclasses
-
     from pipeline.params import ModelParams, PretrainParams
     from pipeline.runtime import Runtime
     from train.checkpoint import build_encoder
@@ -56,7 +54,7 @@ def _ddp_step_worker(rank: int, world: int, port: int, out: str) -> None:
     pretrain = PretrainParams(modality="res", intra_neg=True, neg="repeat", nce_k=4, nce_t=0.07, nce_m=0.5,
                               feat_dim=8, epochs=1, batch_size=2, lr=0.1, momentum=0.9, weight_decay=1e-4,
                               lr_steps=[1], lr_decay=0.2, seed=0, checkpoint_every=1)
-    setup = PretrainSetup(ModelParams(arch="r3d", width=4), dataclasses.replace(pretrain), 8, 16)
+    setup = PretrainSetup(ModelParams(arch="r3d", width=4), pretrain, 8, 16)
     torch.manual_seed(0)  # the same initial weights on every rank, as DDP requires
     encoder = build_encoder(setup.config())
     ddp = torch.nn.parallel.DistributedDataParallel(encoder)
