@@ -122,7 +122,7 @@ def main(realdata: Path, workers: int, batches: int, batch_size: int, max_frames
         jpeg = clips_per_second(JpegClips(tmp / "jpg", videos, 0), len(videos), workers, batches, batch_size)
         print(f"per-frame JPEG files + PIL (seed's path): {jpeg:7.1f} clips/s")
         for e in ("raw", "jpeg"):
-            reader = ShardReader(tmp / e / "frames", tmp / e / "motion")
+            reader = ShardReader(tmp / e / "frames", tmp / e / "motion", [0])
             dataset = ClipDataset(reader, sorted(videos), ("rgb", "u"), LENGTH, CROP, train=True, seed=0)
             rate = clips_per_second(dataset, len(videos), workers, batches, batch_size)
             print(f"sharded HDF5, storage.encoding={e:4s}:       {rate:7.1f} clips/s ({rate / jpeg:.1f}x)")

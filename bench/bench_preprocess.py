@@ -99,9 +99,11 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
         ucf_gb = total * UCF101_VIDEOS * UCF101_FRAMES_PER_VIDEO / 1e9
         print(f"{encoding:5s}: " + ", ".join(f"{m} {b / 1000:.1f} KB" for m, b in sizes.items())
               + f"; all {total / 1000:.1f} KB/frame -> UCF101 about {ucf_gb:.0f} GB")
-        write_manifest(tmp / f"{encoding}-rgb.h5", tmp / f"{encoding}.json", [{"id": k, "frames": len(v)} for k, v in sample.items()], [])
-        reader = ShardReader(tmp)
-        reader._file_of = {k: f"{encoding}-rgb.h5" for k in sample}
+        shard = tmp / encoding
+        shard.mkdir()
+        (tmp / f"{encoding}-rgb.h5").rename(shard / "0.h5")
+        write_manifest(shard / "0.h5", shard / "0.json", [{"id": k, "frames": len(v)} for k, v in sample.items()], [])
+        reader = ShardReader(shard, None, [0])
         rng = np.random.default_rng(0)
         start = time.perf_counter()
         n = 200
@@ -111,7 +113,6 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
             reader.read_clip(vid, t0, 16, "rgb", crop=(8, 29, 112, 112))
         print(f"       read 16x112x112 rgb clips: {n / (time.perf_counter() - start):.0f} clips/s (one process)")
         reader.close()
-        (tmp / f"{encoding}.json").unlink()
 
 
 if __name__ == "__main__":

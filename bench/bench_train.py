@@ -115,7 +115,7 @@ def main(paper, arch, batch, steps, bf16, channels_last, use_compile, workers, s
         folder = shards or Path(tmp)
         if shards is None:
             random_shards(folder, n_videos=max(4 * batch, 32), frames=length + 16, height=height, width=width)
-        reader = ShardReader(folder / "frames", folder / "motion")
+        reader = ShardReader(folder / "frames", folder / "motion", [0])
         ids = sorted(reader.videos)
         dataset = ClipDataset(reader, ids, ("rgb", "res"), length, crop, train=True, seed=0)
         sampler = EpochSampler(len(ids), 0)

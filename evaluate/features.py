@@ -10,9 +10,11 @@ import torch
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_path
-from pipeline.runtime import Runtime
+from pipeline.errors import NonFiniteError
+from pipeline.params import ClipParams, FeaturesParams, RuntimeParams
+from pipeline.runtime import Runtime, make_runtime
 from preprocess.shards import ShardReader
-from train.checkpoint import Encoder
+from train.checkpoint import Encoder, build_encoder, load_encoder
 from train.data import ClipDataset, to_model_input
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,12 @@ def video_features(
         counts.index_add_(0, batch["index"], torch.ones(len(feats)))
     if not torch.all(counts == n_clips):
         raise RuntimeError(f"expected {n_clips} clips per video, got counts {counts.unique().tolist()}")
-    return (sums / counts.unsqueeze(1)).numpy().astype(np.float32)
+    features = (sums / counts.unsqueeze(1)).numpy().astype(np.float32)
+    bad = ~np.isfinite(features).all(axis=1)
+    if bad.any():
+        raise NonFiniteError(f"{modality} features of {int(bad.sum())} of {len(video_ids)} videos are not finite "
+                             f"(e.g. {video_ids[int(np.argmax(bad))]}): the model's weights hold NaN or inf")
+    return features
 
 
 def extract_all(
@@ -65,3 +72,21 @@ def extract_all(
     log.info("features: %d videos x %d clips, rgb %s + %s %s in %.0fs -> %s", len(ids), n_clips,
              result["rgb"].shape[1], view2, result["view2"].shape[1], time.perf_counter() - start, out)
     return result
+
+
+def features_stage(
+    checkpoint: Path, reader: ShardReader, clip: ClipParams, features: FeaturesParams, runtime_params: RuntimeParams,
+    out: dict[str, Path],
+) -> None:
+    """The dvc stage ``features``: the pretrained encoder's and a random-init encoder's features.
+
+    out: {"iic": path, "random": path}. The random-init encoder is the same architecture,
+    seeded by ``features.random_init_seed``.
+    """
+    runtime = make_runtime(runtime_params)
+    config, pretrained = load_encoder(checkpoint)
+    torch.manual_seed(features.random_init_seed)
+    random_init = build_encoder(config)
+    for name, encoder in (("iic", pretrained), ("random", random_init)):
+        extract_all(encoder, config["view2"], reader, clip.length, clip.crop, clip.eval_clips,
+                    features.batch_size, runtime_params.workers, runtime, out[name])

@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 
 from pipeline.atomic import atomic_path
+from pipeline.errors import InputError
 from preprocess.flow import dequantise_flow, flow_to_color
 from preprocess.shards import ShardReader
 
@@ -30,11 +31,14 @@ def preview_strip(reader: ShardReader, video_id: str, n_frames: int, flow_bound:
     return np.concatenate([np.concatenate(r, axis=1) for r in rows.values()], axis=0)
 
 
-def write_preview(frames_dir: Path, motion_dir: Path, video_id: str, out: Path, n_frames: int) -> None:
-    reader = ShardReader(frames_dir, motion_dir)
+def write_preview(verified: Path, frames_dir: Path, motion_dir: Path, video_id: str, out: Path, n_frames: int) -> None:
+    """PNG strip of one verified video (``verified``: the verify stage's video list)."""
+    from preprocess.verify import open_verified
+
+    reader = open_verified(verified, frames_dir, motion_dir)
     if video_id not in reader.videos:
-        raise KeyError(f"{video_id} is not in the shards (see artifacts/dataset/index.json for ids)")
-    with h5py.File(next(Path(motion_dir).glob("*.h5")), "r") as f:
+        raise InputError(f"{video_id} is not a usable video (see {verified} for ids)")
+    with h5py.File(Path(motion_dir) / f"{reader.videos[video_id]['shard']}.h5", "r") as f:
         bound = float(f.attrs["flow_bound"])
     strip = preview_strip(reader, video_id, n_frames, bound)
     with atomic_path(out) as tmp:

@@ -11,8 +11,18 @@ import torch
 from evaluate.classification import confusion_matrix
 from evaluate.retrieval import merge_features, topk_accuracy
 from pipeline.atomic import write_csv, write_json
+from pipeline.errors import InputError, NonFiniteError
 
 log = logging.getLogger(__name__)
+
+
+def check_finite(metrics: dict, what: str, prefix: str = "") -> None:
+    """Raise NonFiniteError naming the first NaN or infinite value in a nested metrics dict."""
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            check_finite(value, what, f"{prefix}{key}.")
+        elif isinstance(value, float) and not np.isfinite(value):
+            raise NonFiniteError(f"{what} metric {prefix}{key} is {value}; nothing was written")
 
 
 def retrieval_report(feature_files: dict[str, Path], ks: list[int], metrics_path: Path, plot_path: Path) -> dict:
@@ -26,8 +36,13 @@ def retrieval_report(feature_files: dict[str, Path], ks: list[int], metrics_path
         kinds = {"rgb": data["rgb"], view2 if view2 != "rgb" else "rgb2": data["view2"],
                  "merge": merge_features(data["rgb"], data["view2"])}
         labels = torch.from_numpy(data["labels"])
+        if not test.any() or not train.any():
+            raise InputError(f"{path}: {int(test.sum())} test queries and {int(train.sum())} train videos; "
+                             "retrieval needs both")
         metrics[model] = {}
         for kind, feats in kinds.items():
+            if not np.isfinite(feats).all():
+                raise NonFiniteError(f"{path}: {kind} features hold NaN or inf; nothing was written")
             x = torch.from_numpy(feats)
             result = topk_accuracy(x[test], labels[test], x[train], labels[train], ks)
             metrics[model][kind] = result
@@ -35,7 +50,10 @@ def retrieval_report(feature_files: dict[str, Path], ks: list[int], metrics_path
                       "accuracy": result[f"top{k}"]} for k in ks]
         metrics[model]["queries"] = int(test.sum())
         metrics[model]["gallery"] = int(train.sum())
-        log.info("retrieval %s: %s", model, {k: round(v["top1"], 3) for k, v in metrics[model].items() if isinstance(v, dict)})
+        first = f"top{min(ks)}"
+        log.info("retrieval %s %s: %s", model, first,
+                 {k: round(v[first], 3) for k, v in metrics[model].items() if isinstance(v, dict)})
+    check_finite(metrics, "retrieval")
     write_json(metrics_path, metrics)
     write_csv(plot_path, rows)
     return metrics
@@ -44,6 +62,7 @@ def retrieval_report(feature_files: dict[str, Path], ks: list[int], metrics_path
 def finetune_report(results: dict[str, dict], class_names: list[str], metrics_path: Path, plots_dir: Path) -> dict:
     """Metrics per model and one confusion table (actual, predicted class names) per model."""
     metrics = {name: r["metrics"] for name, r in results.items()}
+    check_finite(metrics, "finetune")
     write_json(metrics_path, metrics)
     for name, r in results.items():
         rows = [{"actual": class_names[a], "predicted": class_names[p]} for a, p in zip(r["actual"].tolist(), r["predicted"].tolist())]

@@ -1,26 +1,47 @@
-"""Atomic file writes: write next to the target, fsync, then rename over it.
+"""Atomic file writes: write in a scratch folder, fsync, then rename over the target.
 
-A stage killed at any moment leaves either the old file or the new one, never half of one,
-so a rerun never trusts a truncated output.
+A stage killed at any moment leaves either the old file or the new one, never half of one.
+The temporary file lives in ``artifacts/.tmp`` (for targets under ``artifacts/``), a folder
+that no stage depends on and DVC ignores, so a file left by ``kill -9`` never enters an
+output folder, a dependency hash or a later stage; SIGTERM removes it (``pipeline.stage``
+turns SIGTERM into SystemExit, so the ``finally`` below runs). Temporary names carry the
+writer's pid, so a later stage removes the ones whose writer is dead.
 """
 from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pipeline import paths
+
+log = logging.getLogger(__name__)
+
+
+def scratch_dir(target: Path) -> Path:
+    """Where the temporary file of ``target`` is written: same filesystem, outside any output."""
+    artifacts = paths.ARTIFACTS.resolve()
+    resolved = target.resolve()
+    if resolved.is_relative_to(artifacts):
+        return artifacts / paths.SCRATCH.name
+    return target.parent  # outside the pipeline's folders (tests, benchmarks)
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; rename it onto ``target`` on success."""
+    """Yield a temporary path; rename it onto ``target`` when the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    scratch = scratch_dir(target)
+    scratch.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=scratch)
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are shared like any other file
@@ -33,18 +54,49 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def remove_orphaned_temporaries(scratch: Path = paths.SCRATCH) -> int:
+    """Delete temporary files whose writer process is gone (killed with SIGKILL); returns how many."""
+    removed = 0
+    for tmp in scratch.glob(".*.tmp") if scratch.is_dir() else ():
+        try:
+            pid = int(tmp.name.rsplit(".", 3)[-3])
+        except (ValueError, IndexError):
+            continue
+        if not _alive(pid):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        log.info("removed %d temporary files left by killed runs in %s", removed, scratch)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def write_bytes(target: str | Path, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
 def write_json(target: str | Path, obj: Any) -> None:
     """Atomically write ``obj`` as indented JSON."""
-    with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    write_bytes(target, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
 def write_csv(target: str | Path, rows: list[dict]) -> None:
     """Atomically write rows (dicts with the same keys) as CSV, e.g. for ``dvc plots``."""
-    with atomic_path(target) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_bytes(target, buffer.getvalue().encode())
 
 
 def read_json(path: str | Path) -> Any:

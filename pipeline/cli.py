@@ -1,24 +1,48 @@
 """``python -m pipeline <stage>``: one click command per dvc stage.
 
-Each command only loads its params, logs, and calls the stage's library function.
+Each command only loads its params and makes one call into the stage's module. A mistake a
+person can fix (a bad key or value in params.yaml, a missing or stale input, an unreadable
+dataset folder) prints one line naming the key or file and exits with status 2; the
+traceback only with ``--debug``.
 """
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import click
 
 from pipeline import paths
-from pipeline.atomic import read_json, write_json
+from pipeline.errors import UserError
 from pipeline.stage import setup_logging, stage
 
 log = logging.getLogger("pipeline")
 
 
-@click.group()
-def main() -> None:
+class _Pipeline(click.Group):
+    """Turns the errors a person can fix into one line and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (UserError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+            if ctx.meta.get("debug"):
+                raise
+            if isinstance(exc, UserError):
+                message = str(exc)
+            else:  # OSError: name the file the stage could not open
+                message = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
+            click.echo(f"error: {message} (--debug for the traceback)", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Pipeline)
+@click.option("--debug", is_flag=True, help="show the traceback of an error")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """IIC self-supervised video representation pipeline."""
+    ctx.meta["debug"] = debug
 
 
 @main.command()
@@ -32,52 +56,45 @@ def demo() -> None:
 
 @main.command()
 def dataset() -> None:
-    """Index the dataset: classes, split membership, size and hash; write rejects."""
-    from preprocess.dataset import build_index, check_reject_share
+    """Index the dataset: classes, split membership, size and hash; write rejects and shard lists."""
+    from preprocess.dataset import index_dataset
 
     with stage("dataset") as p:
-        shard_ids = p.shards.ids
-        entries, rejects = build_index(Path(p.dataset.root), Path(p.dataset.lists), p.dataset.split, len(shard_ids))
-        write_json(paths.DATASET_REJECTS, [r.__dict__ for r in rejects])
-        for shard_id in shard_ids:
-            write_json(paths.shard_list(shard_id), [e for e in entries if e["shard"] == shard_id])
-        write_json(paths.INDEX, entries)
-        n_train = sum(e["split"] == "train" for e in entries)
-        log.info("dataset: %d videos indexed (%d train, %d test), %d rejected -> %s",
-                 len(entries), n_train, len(entries) - n_train, len(rejects), paths.INDEX)
-        check_reject_share(len(rejects), len(entries) + len(rejects), p.dataset.max_reject_share, "dataset")
+        index_dataset(Path(p.dataset.root), Path(p.dataset.lists), p.dataset.split, p.shards.ids,
+                      p.dataset.max_reject_share, paths.INDEX, paths.DATASET_REJECTS, paths.shard_list,
+                      (paths.FRAMES, paths.MOTION))
 
 
 @main.command()
 @click.argument("shard_id", type=int)
 def frames(shard_id: int) -> None:
     """Decode one shard's videos with ffmpeg into uint8 RGB frames."""
-    from preprocess.build import extract_frames_shard
-    from preprocess.dataset import check_reject_share
+    from preprocess.frames import frames_stage
 
     with stage("frames") as p:
-        entries = read_json(paths.shard_list(shard_id))
-        manifest = extract_frames_shard(
-            entries, Path(p.dataset.root), paths.frames_shard(shard_id), paths.frames_manifest(shard_id),
-            p.frames, p.storage,
-        )
-        check_reject_share(len(manifest["rejects"]), len(entries), p.dataset.max_reject_share, f"frames shard {shard_id}")
+        frames_stage(paths.shard_list(shard_id), Path(p.dataset.root), paths.frames_shard(shard_id),
+                     paths.frames_manifest(shard_id), p.frames.materialize(), p.storage.materialize())
 
 
 @main.command()
 @click.argument("shard_id", type=int)
 def motion(shard_id: int) -> None:
     """TV-L1 flow and residuals of one frames shard."""
-    from preprocess.build import compute_motion_shard
-    from preprocess.dataset import check_reject_share
+    from preprocess.motion import compute_motion_shard
 
     with stage("motion") as p:
-        manifest = compute_motion_shard(
-            paths.frames_shard(shard_id), paths.frames_manifest(shard_id),
-            paths.motion_shard(shard_id), paths.motion_manifest(shard_id), p.motion, p.storage,
-        )
-        n_total = len(manifest["videos"]) + len(manifest["rejects"])
-        check_reject_share(len(manifest["rejects"]), n_total, p.dataset.max_reject_share, f"motion shard {shard_id}")
+        compute_motion_shard(paths.frames_shard(shard_id), paths.frames_manifest(shard_id), paths.motion_shard(shard_id),
+                             paths.motion_manifest(shard_id), p.motion.materialize(), p.storage.materialize())
+
+
+@main.command()
+def verify() -> None:
+    """Check the shards against the index, count rejects over the dataset, list the usable videos."""
+    from preprocess.verify import verify_dataset
+
+    with stage("verify") as p:
+        verify_dataset(paths.INDEX, paths.DATASET_REJECTS, paths.FRAMES, paths.MOTION, p.shards.ids,
+                       p.dataset.max_reject_share, paths.VERIFIED_VIDEOS, paths.VERIFIED_REJECTS)
 
 
 @main.command()
@@ -90,7 +107,7 @@ def preview(video_id: str, out: Path | None, n_frames: int) -> None:
 
     setup_logging()
     out = out or paths.PREVIEW / f"{video_id.replace('/', '__')}.png"
-    write_preview(paths.FRAMES, paths.MOTION, video_id, out, n_frames)
+    write_preview(paths.VERIFIED_VIDEOS, paths.FRAMES, paths.MOTION, video_id, out, n_frames)
     log.info("preview of %s -> %s", video_id, out)
 
 
@@ -98,41 +115,24 @@ def preview(video_id: str, out: Path | None, n_frames: int) -> None:
 @click.option("--stop-after-epoch", type=int, default=None, help="end after this epoch's checkpoint (resume tests)")
 def pretrain(stop_after_epoch: int | None) -> None:
     """IIC pretraining on the train split, resumable from its last checkpoint."""
-    import torch
-
-    from pipeline.runtime import make_runtime
-    from preprocess.shards import ShardReader
-    from train.pretrain import init_distributed, pretrain as run_pretrain, setup_from_params
+    from train.pretrain import pretrain_stage, setup_from_params
 
     with stage("pretrain") as p:
-        init_distributed(use_cuda=p.runtime.device != "cpu" and torch.cuda.is_available())
-        runtime = make_runtime(p.runtime)
-        run_pretrain(
-            ShardReader(paths.FRAMES, paths.MOTION), setup_from_params(p), runtime,
-            paths.PRETRAIN_CHECKPOINT, paths.PRETRAIN_RESUME / "last.pt", paths.PRETRAIN_CURVES,
-            workers=p.runtime.workers, stop_after_epoch=stop_after_epoch,
-        )
+        pretrain_stage(setup_from_params(p), p.runtime.materialize(), paths.VERIFIED_VIDEOS, paths.FRAMES,
+                       paths.MOTION, paths.PRETRAIN_CHECKPOINT, paths.PRETRAIN_RESUME / "last.pt",
+                       paths.PRETRAIN_CURVES, stop_after_epoch=stop_after_epoch)
 
 
 @main.command()
 def features() -> None:
     """Per-video features of the pretrained and of a random-init model (train and test splits)."""
-    import torch
-
-    from evaluate.features import extract_all
-    from pipeline.runtime import make_runtime
-    from preprocess.shards import ShardReader
-    from train.checkpoint import build_encoder, load_encoder
+    from evaluate.features import features_stage
+    from preprocess.verify import open_verified
 
     with stage("features") as p:
-        runtime = make_runtime(p.runtime)
-        reader = ShardReader(paths.FRAMES, paths.MOTION)
-        config, pretrained = load_encoder(paths.PRETRAIN_CHECKPOINT)
-        torch.manual_seed(p.features.random_init_seed)
-        random_init = build_encoder(config)
-        for name, encoder in (("iic", pretrained), ("random", random_init)):
-            extract_all(encoder, config["view2"], reader, p.clip.length, p.clip.crop, p.clip.eval_clips,
-                        p.features.batch_size, p.runtime.workers, runtime, paths.features_file(name))
+        features_stage(paths.PRETRAIN_CHECKPOINT, open_verified(paths.VERIFIED_VIDEOS, paths.FRAMES, paths.MOTION),
+                       p.clip.materialize(), p.features.materialize(), p.runtime.materialize(),
+                       {m: paths.features_file(m) for m in ("iic", "random")})
 
 
 @main.command()
@@ -148,23 +148,10 @@ def retrieve() -> None:
 @main.command()
 def finetune() -> None:
     """Fine-tune from the pretrained backbone and from random init; video-level test metrics."""
-    from evaluate.report import finetune_report
-    from pipeline.runtime import make_runtime
-    from preprocess.shards import ShardReader
-    from train.checkpoint import load_checkpoint
-    from train.finetune import finetune as run_finetune
+    from preprocess.verify import open_verified
+    from train.finetune import finetune_stage
 
     with stage("finetune") as p:
-        runtime = make_runtime(p.runtime)
-        reader = ShardReader(paths.FRAMES, paths.MOTION)
-        checkpoint = load_checkpoint(paths.PRETRAIN_CHECKPOINT)
-        setup, clip = p.finetune.materialize(), p.clip.materialize()
-        # Labels come from classInd.txt; a class whose videos were all rejected keeps its number.
-        names = {v["label"]: v["class"] for v in reader.videos.values()}
-        class_names = [names.get(label, f"class {label + 1}") for label in range(max(names) + 1)]
-        results = {
-            name: run_finetune(reader, setup, clip, checkpoint["config"], state, runtime, p.runtime.workers,
-                               len(class_names), name)
-            for name, state in (("iic", checkpoint["encoder"]), ("random", None))
-        }
-        finetune_report(results, class_names, paths.FINETUNE_METRICS, paths.PLOTS)
+        finetune_stage(paths.PRETRAIN_CHECKPOINT, open_verified(paths.VERIFIED_VIDEOS, paths.FRAMES, paths.MOTION),
+                       p.finetune.materialize(), p.clip.materialize(), p.runtime.materialize(),
+                       paths.FINETUNE_METRICS, paths.PLOTS)

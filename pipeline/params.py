@@ -1,22 +1,60 @@
 """Typed, strict view of ``params.yaml``: one frozen dataclass per section.
 
-Unknown keys and wrong types fail at start with the dotted name of the key, so a typo in
-``params.yaml`` or in ``dvc exp run -S`` never silently falls back to a default. The code
-holds no defaults: every setting is read from ``params.yaml``.
+Unknown keys, wrong types, choices outside a ``Literal`` and values outside a field's range
+fail at start with the dotted name of the key, before a stage writes anything, so a typo in
+``params.yaml`` or in ``dvc exp run -S`` never silently falls back to a default or overwrites a
+good output. The code holds no defaults: every setting is read from ``params.yaml``.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
 
+from pipeline.errors import ConfigError
 
-class ConfigError(ValueError):
-    """A params.yaml key is unknown, missing or of the wrong type."""
+__all__ = ["ConfigError", "Params", "StageParams", "build", "leaf_keys", "load_params"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Allowed interval of a number, attached to a field as ``Annotated[float, Range(...)]``."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # True: low itself is not allowed
+    high_open: bool = False
+
+    def check(self, value: float, key: str) -> None:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}: must be a finite number, got {value!r}")
+        low_ok = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        high_ok = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        if not (low_ok and high_ok):
+            raise ConfigError(f"{key}: {value!r} is outside {self}")
+
+    def __str__(self) -> str:
+        low = "(-inf" if self.low is None else ("(" if self.low_open else "[") + f"{self.low:g}"
+        high = "inf)" if self.high is None else f"{self.high:g}" + (")" if self.high_open else "]")
+        return f"{low}, {high}"
+
+
+Count = Annotated[int, Range(low=1)]  # epochs, batch sizes, sizes: at least 1
+NonNegativeInt = Annotated[int, Range(low=0)]
+Positive = Annotated[float, Range(low=0, low_open=True)]
+NonNegative = Annotated[float, Range(low=0)]
+Share = Annotated[float, Range(low=0, high=1)]
+Momentum = Annotated[float, Range(low=0, high=1, high_open=True)]
+Jobs = Annotated[int, Range(low=-1)]  # joblib: -1 is every core, 0 is refused below
+
+Arch = Literal["r3d", "r21d", "c3d", "r3d18"]
+Modality = Literal["rgb", "res", "u", "v"]
+IntraNegative = Literal["repeat", "shuffle"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,8 +63,8 @@ class DatasetParams:
 
     root: str  # <root>/<Class>/<video>
     lists: str  # folder with classInd.txt, trainlistNN.txt, testlistNN.txt
-    split: int  # 1, 2 or 3
-    max_reject_share: float  # a stage fails when more than this share of videos is rejected
+    split: Annotated[int, Range(low=1, high=3)]  # official split 1, 2 or 3
+    max_reject_share: Share  # fail when more than this share of the dataset's videos is rejected
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,23 +86,24 @@ class DemoParams:
 class ShardsParams:
     """Shard ids: one dvc stage per id; the shard count is len(ids)."""
 
-    ids: list[int]
+    ids: list[NonNegativeInt]
 
 
 @dataclasses.dataclass(frozen=True)
 class FramesParams:
-    height: int  # stored frame height (the paper: 128)
-    width: int  # stored frame width (the paper: 171)
-    min_frames: int  # shorter videos are rejected: one clip must fit
-    n_jobs: int  # joblib worker processes for decoding
+    height: Count  # stored frame height (the paper: 128)
+    width: Count  # stored frame width (the paper: 171)
+    min_frames: Count  # shorter videos are rejected: one clip must fit
+    n_jobs: Jobs  # joblib worker processes for decoding
+    decode_timeout: Positive  # seconds: a video whose ffmpeg decode takes longer is rejected
 
 
 @dataclasses.dataclass(frozen=True)
 class StorageParams:
     """How frames, residuals and flow are stored in the HDF5 shards."""
 
-    encoding: str  # raw | lzf (HDF5 filter) | jpeg (encoded frames)
-    jpeg_quality: int
+    encoding: Literal["raw", "lzf", "jpeg"]  # jpeg: encoded frames; lzf: HDF5 filter
+    jpeg_quality: Annotated[int, Range(low=1, high=100)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,79 +126,79 @@ class TVL1Params:
 
 @dataclasses.dataclass(frozen=True)
 class MotionParams:
-    bound: float  # flow is clipped to +-bound pixels before uint8 quantisation
-    n_jobs: int  # joblib worker processes
+    bound: Positive  # flow is clipped to +-bound pixels before uint8 quantisation
+    n_jobs: Jobs  # joblib worker processes
     tvl1: TVL1Params
 
 
 @dataclasses.dataclass(frozen=True)
 class ClipParams:
-    length: int  # frames per clip (the paper: 16)
-    crop: int  # square crop side (the paper: 112)
-    eval_clips: int  # evenly spaced clips per video for features and video-level testing
+    length: Count  # frames per clip (the paper: 16)
+    crop: Count  # square crop side (the paper: 112)
+    eval_clips: Count  # evenly spaced clips per video for features and video-level testing
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelParams:
-    arch: str  # r3d | r21d | c3d | r3d18
-    width: int  # stem channels (the paper: 64)
+    arch: Arch
+    width: Count  # stem channels (the paper: 64)
 
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeParams:
-    device: str  # auto | cpu | cuda
+    device: Literal["auto", "cpu", "cuda"]
     bf16: bool  # autocast to bfloat16 on CUDA
     channels_last: bool  # channels_last_3d memory format on CUDA
     cudnn_benchmark: bool
     compile: bool  # torch.compile the encoders
-    workers: int  # data-loader worker processes
+    workers: NonNegativeInt  # data-loader worker processes
 
 
 @dataclasses.dataclass(frozen=True)
 class PretrainParams:
-    modality: str  # view 2: res | u | v | rgb
+    modality: Modality  # view 2
     intra_neg: bool  # false: the plain CMC baseline
-    neg: str  # repeat | shuffle
-    nce_k: int
-    nce_t: float
-    nce_m: float
-    feat_dim: int
-    epochs: int
-    batch_size: int
-    lr: float
-    momentum: float
-    weight_decay: float
-    lr_steps: list[int]
-    lr_decay: float
+    neg: IntraNegative
+    nce_k: Count  # negatives per anchor; at most train videos - 1 (checked when they are known)
+    nce_t: Positive
+    nce_m: Momentum
+    feat_dim: Count
+    epochs: Count
+    batch_size: Count
+    lr: Positive
+    momentum: Momentum
+    weight_decay: NonNegative
+    lr_steps: list[Count]
+    lr_decay: Annotated[float, Range(low=0, high=1, low_open=True)]
     seed: int
-    checkpoint_every: int  # epochs between resumable checkpoints
+    checkpoint_every: Count  # epochs between resumable checkpoints
 
 
 @dataclasses.dataclass(frozen=True)
 class FeaturesParams:
-    batch_size: int
+    batch_size: Count
     random_init_seed: int
 
 
 @dataclasses.dataclass(frozen=True)
 class RetrieveParams:
-    topk: list[int]
+    topk: list[Count]
 
 
 @dataclasses.dataclass(frozen=True)
 class FinetuneParams:
-    modality: str  # input of the fine-tuned network: rgb | res | u | v
-    dropout: float  # before the new linear classifier
-    epochs: int
-    batch_size: int
-    lr: float
-    momentum: float
-    weight_decay: float
-    val_videos: int  # train videos held out for model selection (whole groups)
-    select_by: str  # the kept epoch has the best validation: accuracy | loss
-    plateau_factor: float
-    plateau_patience: int
-    min_lr: float
+    modality: Modality  # input of the fine-tuned network
+    dropout: Momentum  # before the new linear classifier, in [0, 1)
+    epochs: Count
+    batch_size: Count
+    lr: Positive
+    momentum: Momentum
+    weight_decay: NonNegative
+    val_videos: Count  # train videos held out for model selection (whole groups)
+    select_by: Literal["accuracy", "loss"]  # the kept epoch has the best validation accuracy or loss
+    plateau_factor: Annotated[float, Range(low=0, high=1, low_open=True, high_open=True)]
+    plateau_patience: NonNegativeInt
+    min_lr: NonNegative
     seed: int
 
 
@@ -187,10 +226,23 @@ def _yaml_key(field: dataclasses.Field) -> str:
 
 def _check_scalar(value: Any, expected: Any, key: str) -> Any:
     origin = typing.get_origin(expected)
+    if origin is Annotated:
+        base, *constraints = typing.get_args(expected)
+        value = _check_scalar(value, base, key)
+        for constraint in constraints:
+            constraint.check(value, key)
+        return value
+    if origin is Literal:
+        allowed = typing.get_args(expected)
+        if value not in allowed:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}")
+        return value
     if origin is list:
         (item_type,) = typing.get_args(expected)
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
+        if not value:
+            raise ConfigError(f"{key}: must not be empty")
         return [_check_scalar(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(expected)
@@ -212,7 +264,7 @@ def build(cls: type, raw: Any, prefix: str) -> Any:
     """Build dataclass ``cls`` from a mapping, failing on unknown, missing or mistyped keys."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{prefix or 'params'}: expected a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {_yaml_key(f): f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
@@ -240,27 +292,22 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 
 def validate(p: Params) -> None:
-    """Cross-field checks that types alone cannot express."""
-    choices = {
-        "storage.encoding": (p.storage.encoding, ("raw", "lzf", "jpeg")),
-        "model.arch": (p.model.arch, ("r3d", "r21d", "c3d", "r3d18")),
-        "runtime.device": (p.runtime.device, ("auto", "cpu", "cuda")),
-        "pretrain.modality": (p.pretrain.modality, ("res", "u", "v", "rgb")),
-        "pretrain.neg": (p.pretrain.neg, ("repeat", "shuffle")),
-        "finetune.modality": (p.finetune.modality, ("rgb", "res", "u", "v")),
-        "finetune.select_by": (p.finetune.select_by, ("accuracy", "loss")),
-    }
-    for key, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
-    if p.shards.ids != list(range(len(p.shards.ids))) or not p.shards.ids:
+    """Cross-field checks that a field's type and range alone cannot express."""
+    if p.shards.ids != list(range(len(p.shards.ids))):
         raise ConfigError(f"shards.ids: must be 0..N-1 in order, got {p.shards.ids}")
+    for key, jobs in (("frames.n_jobs", p.frames.n_jobs), ("motion.n_jobs", p.motion.n_jobs)):
+        if jobs == 0:
+            raise ConfigError(f"{key}: 0 workers; use a positive number or -1 for every core")
     if p.clip.crop > min(p.frames.height, p.frames.width):
         raise ConfigError(f"clip.crop: {p.clip.crop} exceeds the stored frame size")
     if p.frames.min_frames < p.clip.length:
         raise ConfigError("frames.min_frames: must be at least clip.length so one clip fits")
     if p.pretrain.neg == "shuffle" and p.clip.length % 4:
         raise ConfigError("pretrain.neg: shuffle cuts the clip in 4 chunks; clip.length must divide by 4")
+    if p.pretrain.lr_steps != sorted(set(p.pretrain.lr_steps)):
+        raise ConfigError(f"pretrain.lr_steps: must increase, got {p.pretrain.lr_steps}")
+    if len(set(p.retrieve.topk)) != len(p.retrieve.topk):
+        raise ConfigError(f"retrieve.topk: listed twice in {p.retrieve.topk}")
 
 
 class StageParams:

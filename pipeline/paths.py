@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ARTIFACTS = Path("artifacts")
+SCRATCH = ARTIFACTS / ".tmp"  # temporary files of atomic writes: no stage depends on it
 
 DEMO_VIDEOS = ARTIFACTS / "demo" / "videos"
 DEMO_LISTS = ARTIFACTS / "demo" / "lists"
@@ -15,6 +16,10 @@ SHARD_LISTS = DATASET / "shards"  # one video list per shard, so one new video t
 
 FRAMES = ARTIFACTS / "frames"
 MOTION = ARTIFACTS / "motion"
+
+VERIFIED = ARTIFACTS / "verified"
+VERIFIED_VIDEOS = VERIFIED / "videos.json"  # the usable videos and the checksum of every shard
+VERIFIED_REJECTS = VERIFIED / "rejects.json"  # every stage's rejects, with the stage and reason
 
 PRETRAIN = ARTIFACTS / "pretrain"
 PRETRAIN_CHECKPOINT = PRETRAIN / "model.pt"

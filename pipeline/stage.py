@@ -1,16 +1,18 @@
-"""Plumbing shared by every CLI command: logging, the stage's params view, the summary line."""
+"""Plumbing shared by every CLI command: logging, signals, the stage's params view, the summary line."""
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
 
+from pipeline.atomic import remove_orphaned_temporaries
 from pipeline.params import StageParams, load_params
 
 log = logging.getLogger("pipeline")
@@ -35,12 +37,20 @@ def declared_params(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> frozenset[
     return frozenset(keys)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # SIGTERM is what `timeout`, schedulers and `kill` send: unwind like an exception so every
+    # atomic write removes its temporary file on the way out.
+    raise SystemExit(128 + signum)
+
+
 @contextlib.contextmanager
 def stage(name: str, params_file: str = "params.yaml") -> Iterator[StageParams]:
-    """Run one stage: its params view, then a one-line summary with the elapsed time."""
+    """Run one stage: its params view (validated before anything is written), then a summary line."""
     setup_logging()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     accessed: set[str] = set()
     params = StageParams(load_params(params_file), declared_params(name), accessed)
+    remove_orphaned_temporaries()
     start = time.perf_counter()
     yield params
     log.info("stage %s done in %.1fs", name, time.perf_counter() - start)

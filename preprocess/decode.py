@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+import subprocess
 from pathlib import Path
 
 import ffmpeg
@@ -24,28 +25,30 @@ def ffmpeg_binary() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def decode_frames(path: str | Path, height: int, width: int) -> tuple[np.ndarray, str]:
+def decode_frames(path: str | Path, height: int, width: int, timeout: float | None = None) -> tuple[np.ndarray, str]:
     """All frames of ``path`` as uint8 RGB, shape (T, height, width, 3).
 
     Returns (frames, warnings): ``warnings`` is ffmpeg's error output when it decoded frames
-    despite errors (a truncated file keeps what it has). Raises DecodeError when no frame decodes.
+    despite errors (a truncated file keeps what it has). Raises DecodeError when no frame
+    decodes, or when ffmpeg runs longer than ``timeout`` seconds (a hung file must not stall
+    its shard forever).
     """
-    stream = (
+    args = (
         ffmpeg.input(str(path))
         .video.filter("scale", width, height, flags="bilinear")
         .output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough")
         .global_args("-nostdin", "-v", "error", "-threads", "1")
+        .compile(cmd=ffmpeg_binary())
     )
     try:
-        out, err = stream.run(cmd=ffmpeg_binary(), capture_stdout=True, capture_stderr=True)
-    except ffmpeg.Error as exc:
-        out, err = exc.stdout or b"", exc.stderr or b""
-        if len(out) < height * width * 3:
-            raise DecodeError(_tail(err) or "ffmpeg failed") from None
+        proc = subprocess.run(args, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise DecodeError(f"ffmpeg did not finish within {timeout:g}s") from None
+    out, err = proc.stdout, proc.stderr
     frame_bytes = height * width * 3
     n_frames = len(out) // frame_bytes
     if n_frames == 0:
-        raise DecodeError(_tail(err) or "no video frames")
+        raise DecodeError(_tail(err) or ("ffmpeg failed" if proc.returncode else "no video frames"))
     frames = np.frombuffer(out, np.uint8, count=n_frames * frame_bytes).reshape(n_frames, height, width, 3)
     return frames, _tail(err)
 

@@ -5,10 +5,17 @@ A shard file holds ``/videos/<video id>/<modality>``: (T,H,W,C) uint8 for ``raw`
 JPEG bytes for ``jpeg``. The frames stage writes ``rgb``; the motion stage writes ``res``,
 ``u`` and ``v`` into a shard of the same id. Each shard file has a manifest (JSON beside it)
 with its size, sha256, the videos it holds and the videos it rejected.
+
+Readers open exactly the shards they are given (never a glob of a folder, which would pick up
+the leftovers of removed shards), check each shard file against its manifest's size and
+sha256 when they open it, and fail naming the file when one is missing, stale or corrupt.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -16,6 +23,7 @@ import h5py
 import numpy as np
 
 from pipeline.atomic import atomic_path, read_json, write_json
+from pipeline.errors import InputError
 from preprocess.dataset import file_sha256
 
 MODALITY_CHANNELS = {"rgb": 3, "res": 3, "u": 1, "v": 1}
@@ -119,34 +127,73 @@ def verify_manifest(manifest_path: Path) -> list[str]:
     return problems
 
 
-def load_manifests(folder: Path) -> list[dict]:
-    """All shard manifests of a folder, in shard order."""
-    return [read_json(p) for p in sorted(Path(folder).glob("*.json"))]
+def read_rgb(shard_path: Path, video_id: str) -> np.ndarray:
+    """All (T,H,W,3) uint8 RGB frames of one video from a frames shard."""
+    with h5py.File(shard_path, "r") as f:
+        ds = f[f"videos/{video_id}/rgb"]
+        return read_frames(ds, f.attrs["encoding"], 3, 0, ds.shape[0])
+
+
+def checked_manifest(manifest_path: Path, stage: str) -> dict:
+    """The manifest of a shard whose file matches it (size and sha256); InputError naming the file else.
+
+    stage: the dvc stage that builds it (``frames@3``), named in the message.
+    """
+    if not manifest_path.is_file():
+        raise InputError(f"{manifest_path}: missing; run `dvc repro {stage}`")
+    problems = verify_manifest(manifest_path)
+    if problems:
+        raise InputError("; ".join(problems) + f"; rerun `dvc repro -f {stage}`")
+    return read_json(manifest_path)
 
 
 class ShardReader:
     """Clip reads over the frame and motion shards; HDF5 files open lazily in each process.
 
-    Opening on first use (and again after a fork, detected by pid) keeps h5py handles out of
-    the pickled state that DataLoader sends to its workers.
+    Opens exactly ``shard_ids`` (each checked against its manifest on construction) and, when
+    ``videos`` is given, exactly those videos: each must be held by its shard, else the shard
+    is stale and the reader fails naming it. Opening on first use (and again after a fork,
+    detected by pid) keeps h5py handles out of the pickled state that DataLoader sends to
+    its workers.
     """
 
-    def __init__(self, frames_dir: Path, motion_dir: Path | None = None):
+    def __init__(self, frames_dir: Path, motion_dir: Path | None, shard_ids: Sequence[int],
+                 videos: Sequence[dict] | None = None):
         self.folders = {"rgb": Path(frames_dir)}
         if motion_dir is not None:
             self.folders.update({m: Path(motion_dir) for m in MOTION_MODALITIES})
+        folders = {"frames": Path(frames_dir)} | ({"motion": Path(motion_dir)} if motion_dir is not None else {})
+        held: dict[str, dict[int, dict[str, dict]]] = {}
+        self.shard_sha256: dict[str, dict[int, str]] = {}
+        for kind, folder in folders.items():
+            held[kind], self.shard_sha256[kind] = {}, {}
+            for shard_id in shard_ids:
+                manifest = checked_manifest(folder / f"{shard_id}.json", f"{kind}@{shard_id}")
+                held[kind][shard_id] = {v["id"]: v for v in manifest["videos"]}
+                self.shard_sha256[kind][shard_id] = manifest["sha256"]
+        if videos is None:
+            # Every video of the given shards that has every modality (motion may reject too).
+            wanted = [(sid, v) for sid in shard_ids for v in held["frames"][sid].values()
+                      if all(v["id"] in held[k][sid] for k in held)]
+        else:
+            wanted = [(int(v["shard"]), v) for v in videos]
         self.videos: dict[str, dict] = {}
         self._file_of: dict[str, str] = {}
-        for manifest in load_manifests(frames_dir):
-            for video in manifest["videos"]:
-                self.videos[video["id"]] = video
-                self._file_of[video["id"]] = manifest["file"]
-        if motion_dir is not None:
-            # Only videos with every modality are usable (the motion stage may reject too).
-            with_motion = {v["id"] for m in load_manifests(motion_dir) for v in m["videos"]}
-            self.videos = {k: v for k, v in self.videos.items() if k in with_motion}
+        for shard_id, video in wanted:
+            for kind in held:
+                if video["id"] not in held[kind].get(shard_id, {}):
+                    raise InputError(f"{folders[kind] / f'{shard_id}.json'} does not hold {video['id']}, which the "
+                                     f"index lists: the shard is stale; run `dvc repro`")
+            self.videos[video["id"]] = {**held["frames"][shard_id][video["id"]], **video}
+            self._file_of[video["id"]] = f"{shard_id}.h5"
         self._handles: dict[Path, h5py.File] = {}
         self._pid: int | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of what the reader serves: the video ids and the checksums of the shard files."""
+        content = json.dumps({"videos": sorted(self.videos), "shards": self.shard_sha256}, sort_keys=True)
+        return hashlib.sha256(content.encode()).hexdigest()
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

@@ -6,6 +6,8 @@ state for resumption}. One encoder serves both views (format 1 held one per view
 """
 from __future__ import annotations
 
+import io
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pipeline.atomic import atomic_path
+from pipeline.atomic import write_bytes
 from train.models import Backbone, build_backbone
 
 FORMAT = 2
@@ -45,10 +47,42 @@ class CheckpointFormatError(ValueError):
     """A checkpoint written in another format version."""
 
 
+def checkpoint_bytes(checkpoint: dict[str, Any]) -> bytes:
+    """The serialised checkpoint: identical weights and config give identical bytes.
+
+    ``torch.save`` to a path names the zip's inner folder after the file, and the atomic
+    write's temporary name is random; saving to memory names it ``archive`` every time, so
+    DVC sees the same hash on every machine and after an exact resume.
+    """
+    buffer = io.BytesIO()
+    torch.save(_canonical({"format": FORMAT, **checkpoint}), buffer)
+    return buffer.getvalue()
+
+
+def _canonical(obj: Any) -> Any:
+    """The same structure with every string interned.
+
+    Pickle writes a string once per *object*: curves carried over from a resume state hold
+    other string objects than freshly built rows, and the bytes would differ although the
+    values do not. Interning makes equal strings one object, so equal values pickle alike.
+    """
+    if isinstance(obj, dict):
+        copy = type(obj)((_canonical(k), _canonical(v)) for k, v in obj.items())
+        if hasattr(obj, "_metadata"):  # a module state dict: its per-module versions
+            copy._metadata = _canonical(obj._metadata)
+        return copy
+    if isinstance(obj, list):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_canonical(v) for v in obj)
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    return obj
+
+
 def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
     """Atomic save: a run killed while saving keeps the previous checkpoint."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **checkpoint}, tmp)
+    write_bytes(path, checkpoint_bytes(checkpoint))
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

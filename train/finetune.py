@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,8 +20,9 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from evaluate.classification import topk_correct, video_scores
-from pipeline.params import ClipParams, FinetuneParams
-from pipeline.runtime import Runtime, seed_everything
+from pipeline.errors import NonFiniteError
+from pipeline.params import ClipParams, FinetuneParams, RuntimeParams
+from pipeline.runtime import Runtime, make_runtime, seed_everything
 from preprocess.dataset import video_group
 from preprocess.shards import ShardReader
 from train.data import ClipDataset, EpochSampler, split_ids, to_model_input
@@ -112,6 +115,29 @@ def evaluate_clips(model: nn.Module, loader: torch.utils.data.DataLoader, modali
     return scores_t, labels_t, videos_t
 
 
+def train_one_epoch(
+    model: nn.Module, loader: torch.utils.data.DataLoader, optimizer: torch.optim.Optimizer, modality: str,
+    runtime: Runtime, epoch: int, desc: str,
+) -> float:
+    """One pass of supervised training; the mean training loss. A non-finite loss raises,
+    naming the epoch (1-based) and batch."""
+    model.train()
+    total, n = 0.0, 0
+    for batch_number, batch in enumerate(tqdm(loader, desc=desc, leave=False), start=1):
+        with runtime.autocast():
+            logits = model(to_model_input(runtime.to_device(batch[modality])))
+        loss = F.cross_entropy(logits.float(), batch["label"].to(runtime.device))
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NonFiniteError(f"fine-tuning loss is {value} at epoch {epoch + 1}, batch {batch_number}; "
+                                 f"check finetune.lr and the pretrained weights")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total, n = total + value * len(logits), n + len(logits)
+    return total / max(n, 1)
+
+
 def finetune(
     reader: ShardReader, setup: FinetuneParams, clip: ClipParams, config: dict[str, Any],
     encoder_state: dict | None, runtime: Runtime, workers: int, n_classes: int, name: str,
@@ -148,26 +174,18 @@ def finetune(
     history = []
     for epoch in range(setup.epochs):
         sampler.set_epoch(epoch)
-        trained.train()
-        total, n = 0.0, 0
-        for batch in tqdm(loader, desc=f"finetune {name} {epoch + 1}/{setup.epochs}", leave=False):
-            with runtime.autocast():
-                logits = trained(to_model_input(runtime.to_device(batch[setup.modality])))
-            loss = F.cross_entropy(logits.float(), batch["label"].to(runtime.device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total, n = total + loss.item() * len(logits), n + len(logits)
+        train_loss = train_one_epoch(trained, loader, optimizer, setup.modality, runtime, epoch,
+                                     f"finetune {name} {epoch + 1}/{setup.epochs}")
         scores, labels, _ = evaluate_clips(model, val_loader, setup.modality, runtime)
         val_loss = F.nll_loss(scores.clamp_min(1e-12).log(), labels).item()
         val_acc = topk_correct(scores, labels, 1).float().mean().item()
         plateau.step(val_loss)
-        history.append({"epoch": epoch + 1, "train_loss": total / max(n, 1), "val_loss": val_loss, "val_top1": val_acc})
+        history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "val_top1": val_acc})
         key = selection_key(val_loss, val_acc, setup.select_by)
         if key < best["key"]:
             best = {"key": key, "epoch": epoch + 1, "state": copy.deepcopy(model.state_dict())}
         log.info("finetune %s epoch %d: train loss %.4f, val loss %.4f, val top1 %.3f",
-                 name, epoch + 1, total / max(n, 1), val_loss, val_acc)
+                 name, epoch + 1, train_loss, val_loss, val_acc)
 
     model.load_state_dict(best["state"])
     test_set = ClipDataset(reader, test_ids, (setup.modality,), clip.length, clip.crop, train=False, seed=0,
@@ -187,3 +205,28 @@ def finetune(
     log.info("finetune %s: video top1 %.3f (best epoch %d, %d test videos) in %.0fs", name, metrics["video_top1"],
              best["epoch"], len(test_ids), time.perf_counter() - start)
     return {"metrics": metrics, "predicted": per_video.argmax(1), "actual": video_labels, "history": history}
+
+
+def class_names(reader: ShardReader) -> list[str]:
+    """Name of each 0-based label; a class whose videos were all rejected keeps its number."""
+    names = {v["label"]: v["class"] for v in reader.videos.values()}
+    return [names.get(label, f"class {label + 1}") for label in range(max(names) + 1)]
+
+
+def finetune_stage(
+    checkpoint_path: Path, reader: ShardReader, setup: FinetuneParams, clip: ClipParams,
+    runtime_params: RuntimeParams, metrics_path: Path, plots_dir: Path,
+) -> dict[str, Any]:
+    """The dvc stage ``finetune``: from the pretrained backbone and from random init, then the report."""
+    from evaluate.report import finetune_report
+    from train.checkpoint import load_checkpoint
+
+    runtime = make_runtime(runtime_params)
+    checkpoint = load_checkpoint(checkpoint_path)
+    names = class_names(reader)
+    results = {
+        name: finetune(reader, setup, clip, checkpoint["config"], state, runtime, runtime_params.workers,
+                       len(names), name)
+        for name, state in (("iic", checkpoint["encoder"]), ("random", None))
+    }
+    return finetune_report(results, names, metrics_path, plots_dir)

@@ -7,13 +7,18 @@ RGB features answer to what the residual or flow view shows, i.e. to motion.
 
 The training state is checkpointed every ``checkpoint_every`` epochs; a run killed after a
 checkpoint resumes from it, and on CPU ends with the same weights as an uninterrupted run.
+A resume state is used only for the same configuration *and* the same inputs (the reader's
+fingerprint: the video list and the checksums of the shards), so data rebuilt after a kill
+restarts training instead of finishing a hybrid. A non-finite loss stops training at once.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +28,9 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from pipeline.atomic import write_csv
-from pipeline.params import ModelParams, PretrainParams
-from pipeline.runtime import Runtime, seed_everything
+from pipeline.errors import ConfigError, NonFiniteError
+from pipeline.params import ModelParams, PretrainParams, RuntimeParams
+from pipeline.runtime import Runtime, make_runtime, seed_everything
 from preprocess.shards import ShardReader
 from train.checkpoint import CheckpointFormatError, build_encoder, load_checkpoint, save_checkpoint
 from train.contrast import IICObjective
@@ -49,8 +55,11 @@ class PretrainSetup:
                 "view2": self.pretrain.modality, "clip_length": self.clip_length, "crop": self.crop}
 
 
-def resume_state(path: Path, config: dict[str, Any], epochs: int) -> dict[str, Any] | None:
-    """The unfinished run's state at ``path`` when it belongs to this configuration, else None."""
+def resume_state(path: Path, config: dict[str, Any], inputs: str, epochs: int) -> dict[str, Any] | None:
+    """The unfinished run's state at ``path`` when it belongs to this configuration and these
+    inputs (``inputs``: the reader's fingerprint), else None. An unreadable file is named in a
+    warning and ignored: it must not block the stage until someone deletes it by hand.
+    """
     if not path.exists():
         return None
     try:
@@ -58,10 +67,23 @@ def resume_state(path: Path, config: dict[str, Any], epochs: int) -> dict[str, A
     except CheckpointFormatError:
         log.info("ignoring %s: written in an older checkpoint format", path)
         return None
+    except Exception as exc:  # a truncated or foreign file: torch raises several kinds
+        log.warning("ignoring the resume state %s, which cannot be read (%s: %s)", path, type(exc).__name__, exc)
+        return None
     if state["config"] != config or state["epoch"] >= epochs:
         log.info("ignoring %s: it belongs to another configuration", path)
         return None
+    if state.get("inputs") != inputs:
+        log.info("ignoring %s: it was trained on other inputs (the frames, motion or index changed)", path)
+        return None
     return state
+
+
+def check_nce_k(nce_k: int, n_train: int) -> None:
+    """K negatives are drawn from the other train videos: at most n_train - 1 of them."""
+    if nce_k > n_train - 1:
+        raise ConfigError(f"pretrain.nce_k: {nce_k} negatives but only {n_train - 1} other train videos; "
+                          f"use at most {n_train - 1}")
 
 
 def distributed_rank_world() -> tuple[int, int]:
@@ -104,23 +126,53 @@ def batch_loss(
     return loss, stats
 
 
+def train_one_epoch(
+    loader: torch.utils.data.DataLoader, setup: PretrainSetup, encoder: torch.nn.Module, objective: IICObjective,
+    optimizer: torch.optim.Optimizer, runtime: Runtime, generator: torch.Generator, epoch: int, show: bool,
+) -> dict[str, float]:
+    """One pass over the loader; the mean loss and positive probabilities of the epoch.
+
+    Raises NonFiniteError naming the epoch (1-based) and batch when a loss is NaN or infinite:
+    training on would only spread it into the weights and every later stage.
+    """
+    encoder.train()
+    totals = {"loss": 0.0, "p_pos_view1": 0.0, "p_pos_view2": 0.0}
+    n_batches = 0
+    for batch in tqdm(loader, desc=f"pretrain epoch {epoch + 1}/{setup.pretrain.epochs}", disable=not show, leave=False):
+        loss, stats = batch_loss(batch, setup, encoder, objective, runtime, generator)
+        if not math.isfinite(stats["loss"]):
+            raise NonFiniteError(f"pretraining loss is {stats['loss']} at epoch {epoch + 1}, batch {n_batches + 1}; "
+                                 f"check pretrain.lr and pretrain.nce_t")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        for key in totals:
+            totals[key] += stats[key]
+        n_batches += 1
+    return {k: v / max(n_batches, 1) for k, v in totals.items()}
+
+
 def pretrain(
     reader: ShardReader, setup: PretrainSetup, runtime: Runtime,
     checkpoint_path: Path, resume_path: Path, curves_path: Path, workers: int,
-    stop_after_epoch: int | None = None,
+    stop_after_epoch: int | None = None, on_epoch: Callable[[dict[str, float], bool], None] | None = None,
 ) -> dict[str, Any]:
     """Train on the train split without labels; write the final checkpoint and the curves.
 
     stop_after_epoch: end early after that epoch (and its checkpoint), as a kill would; tests
     use it to check that resuming gives the uninterrupted result.
+    on_epoch: called on rank 0 with each epoch's row (and whether training resumed), e.g. a live logger.
     """
     rank, world = distributed_rank_world()
     t = setup.pretrain
     config = setup.config()
     train_ids = split_ids(reader, "train")
     config["train_videos"] = len(train_ids)
+    check_nce_k(t.nce_k, len(train_ids))
     if len(train_ids) < t.batch_size * world:
-        raise ValueError(f"{len(train_ids)} train videos cannot fill one batch of {t.batch_size} per rank")
+        raise ConfigError(f"pretrain.batch_size: {len(train_ids)} train videos cannot fill one batch of "
+                          f"{t.batch_size} per rank")
+    inputs = reader.fingerprint
 
     seed_everything(t.seed)
     encoder = runtime.prepare_model(build_encoder(config))
@@ -133,7 +185,7 @@ def pretrain(
     curves: list[dict] = []
     start_epoch = 0
 
-    state = resume_state(resume_path, config, t.epochs)
+    state = resume_state(resume_path, config, inputs, t.epochs)
     if state is not None:
         encoder.load_state_dict(state["encoder"])
         objective.load_state_dict(state["objective"])
@@ -156,30 +208,21 @@ def pretrain(
     start = time.perf_counter()
     for epoch in range(start_epoch, t.epochs):
         sampler.set_epoch(epoch)
-        trained.train()
-        totals = {"loss": 0.0, "p_pos_view1": 0.0, "p_pos_view2": 0.0}
-        n_batches = 0
-        for batch in tqdm(loader, desc=f"pretrain epoch {epoch + 1}/{t.epochs}", disable=rank != 0, leave=False):
-            loss, stats = batch_loss(batch, setup, trained, objective, runtime, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            for key in totals:
-                totals[key] += stats[key]
-            n_batches += 1
+        means = train_one_epoch(loader, setup, trained, objective, optimizer, runtime, generator, epoch, rank == 0)
         scheduler.step()
-        row = {"epoch": epoch + 1, **{k: v / max(n_batches, 1) for k, v in totals.items()},
-               "lr": optimizer.param_groups[0]["lr"]}
+        row = {"epoch": epoch + 1, **means, "lr": optimizer.param_groups[0]["lr"]}
         curves.append(row)
         log.info("epoch %d: loss %.4f, p(pos) view1 %.4f view2 %.4f", epoch + 1, row["loss"], row["p_pos_view1"], row["p_pos_view2"])
         last = epoch + 1 == t.epochs
         if rank == 0 and ((epoch + 1) % t.checkpoint_every == 0) and not last:
             save_checkpoint(resume_path, {
-                "config": config, "epoch": epoch + 1, "curves": curves,
+                "config": config, "inputs": inputs, "epoch": epoch + 1, "curves": curves,
                 "encoder": encoder.state_dict(), "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
             })
             write_csv(curves_path, curves)
+        if rank == 0 and on_epoch is not None:
+            on_epoch(row, state is not None)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and not last:
             log.info("stopping after epoch %d as asked", epoch + 1)
             return {"config": config, "curves": curves, "stopped": True}
@@ -208,3 +251,18 @@ def init_distributed(use_cuda: bool) -> None:
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         dist.init_process_group("nccl" if use_cuda else "gloo")
 
+
+
+def pretrain_stage(
+    setup: PretrainSetup, runtime_params: RuntimeParams, verified: Path, frames_dir: Path, motion_dir: Path,
+    checkpoint_path: Path, resume_path: Path, curves_path: Path, stop_after_epoch: int | None = None,
+    on_epoch: Callable[[dict[str, float], bool], None] | None = None,
+) -> dict[str, Any]:
+    """The dvc stage ``pretrain``: join torchrun if launched by it, open the verified videos, train."""
+    from preprocess.verify import open_verified  # the stage's input, not the library's
+
+    reader = open_verified(verified, frames_dir, motion_dir)  # a missing input fails before anything starts
+    init_distributed(use_cuda=runtime_params.device != "cpu" and torch.cuda.is_available())
+    runtime = make_runtime(runtime_params)
+    return pretrain(reader, setup, runtime, checkpoint_path, resume_path, curves_path, runtime_params.workers,
+                    stop_after_epoch=stop_after_epoch, on_epoch=on_epoch)

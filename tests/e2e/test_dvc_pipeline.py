@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -24,7 +25,7 @@ from tests.e2e.conftest import git, ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow
 
-PREPROCESS = {"demo", "dataset", "frames@0", "frames@1", "motion@0", "motion@1"}
+PREPROCESS = {"demo", "dataset", "frames@0", "frames@1", "motion@0", "motion@1", "verify"}
 LEARNING = {"pretrain", "features", "retrieve", "finetune"}
 
 
@@ -60,7 +61,7 @@ def test_each_stage_reads_exactly_the_params_dvc_yaml_lists(tiny_repo):
     # New flow reruns everything that reads the motion shards. Pretraining on residuals does not
     # use flow, so it reproduces the same checkpoint bit for bit, the features come out
     # byte-identical and DVC rightly skips retrieve, whose only data input they are.
-    ({"motion": {"tvl1.warps": 3}}, {"motion@0", "motion@1", "pretrain", "features", "finetune"}),
+    ({"motion": {"tvl1.warps": 3}}, {"motion@0", "motion@1", "verify", "pretrain", "features", "finetune"}),
     ({"pretrain": {"epochs": 3}}, LEARNING),
     ({"retrieve": {"topk": [1, 5]}}, {"retrieve"}),
     ({"finetune": {"lr": 0.002}}, {"finetune"}),
@@ -75,7 +76,7 @@ def test_adding_one_video_reruns_one_shard(tiny_repo):
     videos = load_params(tiny_repo / "params.yaml").demo.videos
     set_params(tiny_repo, {"demo": {"videos": videos + 1}})
     ran = ran_stages(run(["dvc", "repro"], tiny_repo))
-    assert {"demo", "dataset"} <= ran
+    assert {"demo", "dataset", "verify"} <= ran
     assert len([s for s in ran if s.startswith("frames@")]) == 1
     assert len([s for s in ran if s.startswith("motion@")]) == 1
     assert ran - PREPROCESS == LEARNING  # the new video joins training and evaluation
@@ -89,6 +90,12 @@ def test_push_clone_pull_then_nothing_to_rerun(tiny_repo, tmp_path):
     run(["dvc", "push"], tiny_repo)
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(tiny_repo), str(clone))
+    # Metrics and plot tables are in git: a fresh clone shows them before pulling anything.
+    assert json.loads(run(["dvc", "metrics", "show", "--json"], clone)) == \
+        json.loads(run(["dvc", "metrics", "show", "--json"], tiny_repo))
+    assert "iic.rgb.top1" in run(["dvc", "exp", "show", "--no-pager", "--md"], clone).splitlines()[0]
+    run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], clone)
+    assert "confusion" in (tmp_path / "plots/index.html").read_text()
     run(["dvc", "pull"], clone)
     assert ran_stages(run(["dvc", "repro"], clone)) == set()
     shown = run(["dvc", "metrics", "show", "--json"], clone)
@@ -125,6 +132,7 @@ def test_killed_pretraining_resumes_from_its_checkpoint(tiny_repo, tmp_path):
     assert "resuming pretraining" in output
     assert not resume.exists()
     resumed = torch.load(tiny_repo / "artifacts/pretrain/model.pt", weights_only=True)
+    resumed_bytes = (tiny_repo / "artifacts/pretrain/model.pt").read_bytes()
 
     # The same configuration once more, from scratch (-f runs it although nothing changed).
     output = run(["dvc", "repro", "-f", "-s", "pretrain"], tiny_repo)
@@ -132,3 +140,41 @@ def test_killed_pretraining_resumes_from_its_checkpoint(tiny_repo, tmp_path):
     uninterrupted = torch.load(tiny_repo / "artifacts/pretrain/model.pt", weights_only=True)
     for key, value in uninterrupted["encoder"].items():
         assert torch.equal(value, resumed["encoder"][key]), key
+    # Identical weights, identical file: DVC sees the same hash, so nothing downstream reruns.
+    assert (tiny_repo / "artifacts/pretrain/model.pt").read_bytes() == resumed_bytes
+
+
+def _fails(cmd: list[str], cwd: Path) -> tuple[int, str]:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    return proc.returncode, proc.stderr
+
+
+def test_errors_a_person_makes_print_one_line(tiny_repo, tmp_path):
+    """A stage run out of order and a bad key: one line naming the file or key, status 2."""
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(tiny_repo), str(clone))
+    code, err = _fails([sys.executable, "-m", "pipeline", "pretrain"], clone)
+    assert code == 2 and err.strip().splitlines() == [
+        "error: artifacts/verified/videos.json: missing; run `dvc repro verify` (--debug for the traceback)"]
+    set_params(clone, {"pretrain": {"epoch": 3}})
+    code, err = _fails([sys.executable, "-m", "pipeline", "pretrain"], clone)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "unknown key pretrain.epoch" in err
+    code, err = _fails([sys.executable, "-m", "pipeline", "--debug", "pretrain"], clone)
+    assert code == 1 and "Traceback" in err
+
+
+def test_removed_shards_and_videos_never_reach_training(tiny_repo):
+    """shards.ids [0, 1] -> [0]: the leftovers of shard 1 are removed, and training, features
+    and fine-tuning see exactly the videos the index lists."""
+    set_params(tiny_repo, {"shards": {"ids": [0]}})
+    output = run(["dvc", "repro"], tiny_repo)
+    assert {"dataset", "frames@0", "motion@0", "verify"} <= ran_stages(output)
+    for folder in ("frames", "motion"):
+        assert sorted(p.name for p in (tiny_repo / "artifacts" / folder).iterdir()) == ["0.h5", "0.json"]
+    index = {e["id"] for e in json.loads((tiny_repo / "artifacts/dataset/index.json").read_text())}
+    verified = {v["id"] for v in json.loads((tiny_repo / "artifacts/verified/videos.json").read_text())["videos"]}
+    assert verified == index
+    assert set(np.load(tiny_repo / "artifacts/features/iic.npz")["ids"].tolist()) == index
+    n_train = sum(e["split"] == "train" for e in json.loads((tiny_repo / "artifacts/dataset/index.json").read_text()))
+    assert f"on {n_train} videos" in output

@@ -1,6 +1,8 @@
 """Static checks of dvc.yaml against params.yaml and the code (the dynamic check is in tests/e2e)."""
 from __future__ import annotations
 
+import subprocess
+
 import yaml
 
 from pipeline.params import leaf_keys
@@ -27,10 +29,26 @@ def test_every_code_dependency_exists_and_each_stage_lists_its_command_module():
         assert body["cmd"].startswith(f"python -m pipeline {name}")
 
 
-def test_metrics_and_plots_are_declared():
-    metrics = [m for s in STAGES.values() for m in s.get("metrics", [])]
-    assert metrics == ["artifacts/metrics/retrieval.json", "artifacts/metrics/finetune.json"]
+def _entries(kind: str) -> dict[str, dict]:
+    """{path: options} of every stage's ``kind`` (outs or metrics)."""
+    found = {}
+    for stage in STAGES.values():
+        for entry in stage.get("do", stage).get(kind, []):
+            path, options = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+            found[path] = options
+    return found
+
+
+def test_metrics_and_plots_are_declared_and_tracked_in_git():
+    metrics = _entries("metrics")
+    assert list(metrics) == ["artifacts/metrics/retrieval.json", "artifacts/metrics/finetune.json"]
     plots = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
     files = {f for p in plots for spec in p.values() for f in spec["y"]}
-    outs = {o if isinstance(o, str) else next(iter(o)) for s in STAGES.values() for o in s.get("do", s).get("outs", [])}
-    assert files <= outs
+    outs = _entries("outs")
+    assert files <= set(outs)
+    # Small enough for git: a fresh clone shows them without `dvc pull`.
+    for path in [*metrics, *files]:
+        options = metrics.get(path) or outs.get(path)
+        assert options.get("cache") is False, f"{path} should be tracked in git (cache: false)"
+        ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO).returncode == 0
+        assert not ignored, f"{path} is git-ignored"

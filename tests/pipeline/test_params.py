@@ -55,3 +55,46 @@ def test_stage_view_refuses_unlisted_keys_and_records_reads(params):
     with pytest.raises(ConfigError, match="motion.bound"):
         view.motion.bound
     assert read == {"frames.height", "motion.tvl1.lambda"}
+
+
+@pytest.mark.parametrize("key, value", [
+    ("pretrain.epochs", -1), ("pretrain.epochs", 0), ("finetune.epochs", -1), ("pretrain.batch_size", 0),
+    ("features.batch_size", 0), ("finetune.batch_size", 0), ("pretrain.nce_t", 0), ("pretrain.nce_t", -0.1),
+    ("pretrain.nce_k", 0), ("pretrain.nce_m", 1.0), ("motion.bound", 0), ("motion.bound", -20.0),
+    ("pretrain.checkpoint_every", 0), ("retrieve.topk", []), ("retrieve.topk", [0, 5]), ("retrieve.topk", [1, 1]),
+    ("finetune.dropout", 1.0), ("finetune.dropout", -0.1), ("finetune.val_videos", 0), ("clip.eval_clips", 0),
+    ("runtime.workers", -1), ("frames.n_jobs", 0), ("motion.n_jobs", 0), ("dataset.max_reject_share", 1.5),
+    ("dataset.max_reject_share", -0.1), ("pretrain.lr", 0), ("finetune.lr", -1.0), ("pretrain.lr", float("nan")),
+    ("dataset.split", 4), ("frames.decode_timeout", 0), ("storage.jpeg_quality", 101), ("pretrain.lr_steps", [140, 120]),
+    ("finetune.plateau_factor", 1.0), ("model.width", 0), ("pretrain.modality", "flow"),
+])
+def test_a_value_out_of_range_fails_at_start_with_its_key(tmp_path, key, value):
+    """Every one of these used to run (and write outputs) before failing or producing NaN."""
+    raw = _raw()
+    section, leaf = key.split(".")
+    raw[section][leaf] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_params(path)
+
+
+def test_topk_without_1_is_valid():
+    raw = _raw()
+    raw["retrieve"]["topk"] = [5, 10]
+    assert build(Params, raw, "").retrieve.topk == [5, 10]
+
+
+def test_choices_are_the_registries():
+    """One definition of each choice: the Literal types in params.py name exactly what the
+    registries build, so a new backbone or intra-negative is added in one place."""
+    import typing
+
+    from pipeline import params as p
+    from preprocess.shards import MODALITY_CHANNELS
+    from train.intra_negatives import INTRA_NEGATIVES
+    from train.models import BACKBONES
+
+    assert set(typing.get_args(p.Arch)) == set(BACKBONES)
+    assert set(typing.get_args(p.IntraNegative)) == set(INTRA_NEGATIVES)
+    assert set(typing.get_args(p.Modality)) == set(MODALITY_CHANNELS)

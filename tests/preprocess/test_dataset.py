@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.errors import InputError
+
 from preprocess.dataset import (
-    build_index, check_reject_share, read_class_index, read_split, safe_relative, shard_of,
+    build_index, check_reject_share, index_dataset, read_class_index, read_split, safe_relative, shard_of,
 )
 from tests.conftest import REAL_CLIPS, SPLITS
 
@@ -99,10 +101,11 @@ def test_safe_relative():
         assert safe_relative(bad) is None
 
 
-def test_reject_share_fails_only_past_the_threshold():
-    check_reject_share(1, 20, 0.05, "x")  # 5% is allowed
-    with pytest.raises(RuntimeError, match="2 of 20"):
-        check_reject_share(2, 20, 0.05, "x")
+def test_reject_share_fails_only_past_the_threshold_and_names_the_videos():
+    rejects = [{"path": f"A/v{i}.avi", "reason": "missing file"} for i in range(2)]
+    check_reject_share(rejects[:1], 20, 0.05, "x")  # 5% is allowed
+    with pytest.raises(InputError, match=r"2 of 20 .*A/v0.avi, A/v1.avi"):
+        check_reject_share(rejects, 20, 0.05, "x")
 
 
 @pytest.mark.parametrize("video_id, n_shards, expected", [
@@ -154,3 +157,36 @@ def test_real_ucf101_clips_index_in_their_official_layout(tmp_path):
         assert entry["size"] == clip.stat().st_size
         assert entry["id"] == f"{entry['class']}/{clip.stem}"
     assert [e["split"] for e in entries] == ["train", "train", "test", "test"]
+
+
+def _index(tmp_path, root, lists, shard_ids=(0, 1), max_share=1.0):
+    out = tmp_path / "out"
+    return index_dataset(root, lists, 1, list(shard_ids), max_share, out / "index.json", out / "rejects.json",
+                         lambda k: out / "shards" / f"{k}.json", [tmp_path / "frames"])
+
+
+def test_an_empty_test_split_fails_in_the_dataset_stage_before_the_index_is_written(tmp_path):
+    root, lists = _tiny_dataset(tmp_path, ["Walk/a.avi 1"], ["Run/missing.avi"])
+    (root / "Walk/a.avi").write_bytes(b"video")
+    with pytest.raises(InputError, match="test split .* has no usable video"):
+        _index(tmp_path, root, lists)
+    assert not (tmp_path / "out/index.json").exists()
+    assert json.loads((tmp_path / "out/rejects.json").read_text())[0]["reason"] == "missing file"
+
+
+def test_the_dataset_stage_removes_the_shards_that_shards_ids_no_longer_lists(tmp_path):
+    root, lists = _tiny_dataset(tmp_path, ["Walk/a.avi 1"], ["Run/b.avi"])
+    for rel in ("Walk/a.avi", "Run/b.avi"):
+        (root / rel).write_bytes(rel.encode())
+    (tmp_path / "frames").mkdir()
+    for name in ("0.h5", "0.json", "1.h5", "1.json", "notes.txt"):
+        (tmp_path / "frames" / name).write_text("x")
+    entries = _index(tmp_path, root, lists, shard_ids=[0])
+    assert {e["shard"] for e in entries} == {0}
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["0.h5", "0.json", "notes.txt"]
+
+
+def test_an_unreadable_root_is_named(tmp_path):
+    root, lists = _tiny_dataset(tmp_path, ["Walk/a.avi 1"], ["Run/b.avi"])
+    with pytest.raises(InputError, match="nowhere: not a readable folder"):
+        _index(tmp_path, tmp_path / "nowhere", lists)

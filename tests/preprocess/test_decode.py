@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from preprocess.build import _decode_task
+from preprocess.frames import _decode_task
 from preprocess.decode import DecodeError, decode_frames, ffmpeg_binary
 from tests.conftest import REAL_CLIPS
 
@@ -53,7 +53,7 @@ def test_truncated_clip_keeps_what_decodes_or_is_rejected(tmp_path):
     np.testing.assert_array_equal(partial[:10], full[:10])
     header_only = tmp_path / "header.avi"
     header_only.write_bytes(data[:2048])
-    frames, reason = _decode_task(header_only, 64, 85, 16)
+    frames, reason = _decode_task(header_only, 64, 85, 16, 60.0)
     assert frames is None and reason.startswith(("cannot decode", "too short"))
 
 
@@ -62,7 +62,15 @@ def test_clip_shorter_than_one_clip_is_rejected(tmp_path):
 
     short = tmp_path / "short.avi"
     write_video(np.full((10, 32, 48, 3), 100, np.uint8), short, fps=25)
-    frames, reason = _decode_task(short, 32, 48, 16)
+    frames, reason = _decode_task(short, 32, 48, 16, 60.0)
     assert frames is None and reason == "too short: 10 frames, one clip needs 16"
-    frames, reason = _decode_task(short, 32, 48, 8)
+    frames, reason = _decode_task(short, 32, 48, 8, 60.0)
     assert frames is not None and len(frames) == 10
+
+
+def test_a_decode_that_hangs_past_the_timeout_is_a_decode_error():
+    """One hung file must not stall its shard forever: ffmpeg runs under a timeout."""
+    with pytest.raises(DecodeError, match="did not finish within"):
+        decode_frames(REAL_CLIPS[0], 128, 171, timeout=0.001)
+    frames, reason = _decode_task(REAL_CLIPS[0], 64, 85, 16, 0.001)
+    assert frames is None and reason.startswith("cannot decode: ffmpeg did not finish")

@@ -21,7 +21,7 @@ def _write(folder, encoding, videos, modality="rgb", name="0"):
 def test_lossless_round_trip_with_crop(tmp_path, rng, encoding):
     video = rng.integers(0, 256, (20, 24, 32, 3), dtype=np.uint8)
     _write(tmp_path, encoding, {"A/v1": video})
-    reader = ShardReader(tmp_path)
+    reader = ShardReader(tmp_path, None, [0])
     clip = reader.read_clip("A/v1", 3, 16, "rgb")
     assert clip.shape == (3, 16, 24, 32) and clip.dtype == np.uint8
     np.testing.assert_array_equal(clip, video[3:19].transpose(3, 0, 1, 2))
@@ -33,14 +33,14 @@ def test_jpeg_round_trip_is_close(tmp_path):
     yy, xx = np.mgrid[0:48, 0:64]
     video = np.stack([np.stack([xx * 4, yy * 5, (xx + yy + t) * 2], -1) for t in range(5)]).astype(np.uint8)
     _write(tmp_path, "jpeg", {"A/v1": video})
-    clip = ShardReader(tmp_path).read_clip("A/v1", 0, 5, "rgb", crop=(8, 8, 32, 32))
+    clip = ShardReader(tmp_path, None, [0]).read_clip("A/v1", 0, 5, "rgb", crop=(8, 8, 32, 32))
     assert np.abs(clip.astype(int) - video[:, 8:40, 8:40].transpose(3, 0, 1, 2)).mean() < 2.0
 
 
 def test_one_channel_modality(tmp_path, rng):
     u = rng.integers(0, 256, (6, 8, 8, 1), dtype=np.uint8)
     _write(tmp_path, "raw", {"A/v1": u}, modality="u")
-    reader = ShardReader(tmp_path)
+    reader = ShardReader(tmp_path, None, [0])
     reader.folders["u"] = tmp_path
     assert reader.read_clip("A/v1", 1, 4, "u").shape == (1, 4, 8, 8)
 
@@ -48,7 +48,7 @@ def test_one_channel_modality(tmp_path, rng):
 def test_clip_outside_the_video_raises(tmp_path, rng):
     _write(tmp_path, "raw", {"A/v1": rng.integers(0, 256, (10, 4, 4, 3), dtype=np.uint8)})
     with pytest.raises(IndexError):
-        ShardReader(tmp_path).read_clip("A/v1", 0, 16, "rgb")
+        ShardReader(tmp_path, None, [0]).read_clip("A/v1", 0, 16, "rgb")
 
 
 def test_manifest_detects_a_changed_or_truncated_shard(tmp_path, rng):
@@ -87,7 +87,7 @@ class _Clips(torch.utils.data.Dataset):
 def test_reader_opens_files_lazily_in_loader_workers(tmp_path, rng):
     videos = {f"A/v{i}": rng.integers(0, 256, (12, 4, 4, 3), dtype=np.uint8) for i in range(2)}
     _write(tmp_path, "raw", videos)
-    reader = ShardReader(tmp_path)
+    reader = ShardReader(tmp_path, None, [0])
     reader.read_clip("A/v0", 0, 1, "rgb")  # opens a handle in this process
     loader = torch.utils.data.DataLoader(_Clips(reader), batch_size=4, num_workers=2)
     batches = torch.cat(list(loader))

@@ -12,7 +12,7 @@ from train.data import ClipDataset, EpochSampler, eval_windows, random_window, s
 @pytest.fixture(scope="module")
 def reader(tmp_path_factory):
     folder = make_tiny_shards(tmp_path_factory.mktemp("shards"))
-    return ShardReader(folder / "frames", folder / "motion")
+    return ShardReader(folder / "frames", folder / "motion", [0])
 
 
 def test_eval_windows_are_evenly_spaced_and_centred():

@@ -72,7 +72,7 @@ def test_video_group_reads_ucf101_names_and_falls_back_to_the_video():
 
 def test_finetune_tests_every_video_at_video_level(tmp_path):
     folder = make_tiny_shards(tmp_path)
-    reader = ShardReader(folder / "frames", folder / "motion")
+    reader = ShardReader(folder / "frames", folder / "motion", [0])
     setup = FinetuneParams(modality="rgb", dropout=0.5, epochs=2, batch_size=3, lr=0.01, momentum=0.9,
                            weight_decay=5e-4, val_videos=2, select_by="accuracy", plateau_factor=0.1, plateau_patience=1, min_lr=1e-5, seed=0)
     clip = ClipParams(length=16, crop=24, eval_clips=3)

@@ -6,6 +6,7 @@ import itertools
 import pytest
 import torch
 
+from pipeline.errors import ConfigError, NonFiniteError
 from pipeline.params import ModelParams, PretrainParams
 from pipeline.runtime import Runtime
 from preprocess.shards import ShardReader
@@ -19,7 +20,7 @@ CPU = Runtime(torch.device("cpu"), bf16=False, channels_last=False, compile=Fals
 @pytest.fixture(scope="module")
 def reader(tmp_path_factory):
     folder = make_tiny_shards(tmp_path_factory.mktemp("shards"))
-    return ShardReader(folder / "frames", folder / "motion")
+    return ShardReader(folder / "frames", folder / "motion", [0])
 
 
 def _setup(arch: str = "r3d", **changes) -> PretrainSetup:
@@ -69,6 +70,8 @@ def test_resumed_run_ends_with_the_uninterrupted_weights(reader, tmp_path):
     a, b = load_checkpoint(full / "model.pt"), load_checkpoint(cut / "model.pt")
     for key, value in a["encoder"].items():
         assert torch.equal(value, b["encoder"][key]), f"{key} differs after resuming"
+    # Byte for byte, although the resumed curves were unpickled from the resume state.
+    assert (full / "model.pt").read_bytes() == (cut / "model.pt").read_bytes()
 
 
 def test_resume_state_of_another_configuration_is_ignored(reader, tmp_path):
@@ -84,3 +87,41 @@ def test_resume_state_of_an_older_checkpoint_format_is_ignored(reader, tmp_path)
     torch.save({"format": 1, "config": {}, "epoch": 1}, tmp_path / "r.pt")
     result = pretrain(reader, _setup(epochs=1), CPU, tmp_path / "m.pt", tmp_path / "r.pt", tmp_path / "c.csv", workers=0)
     assert [r["epoch"] for r in result["curves"]] == [1]
+
+
+def test_a_non_finite_loss_stops_training_naming_the_epoch_and_batch(reader, tmp_path):
+    """nce_t: 0 used to train 'loss nan' to the end and hand NaN weights to every later stage."""
+    with pytest.raises(NonFiniteError, match="epoch 1, batch 1"):
+        pretrain(reader, _setup(nce_t=1e-45), CPU, tmp_path / "m.pt", tmp_path / "r.pt", tmp_path / "c.csv", workers=0)
+    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "c.csv").exists()
+
+
+def test_nce_k_beyond_the_train_videos_fails_before_anything_is_written(reader, tmp_path):
+    good = tmp_path / "m.pt"
+    good.write_bytes(b"a good model")
+    with pytest.raises(ConfigError, match="pretrain.nce_k: 8 negatives but only 7 other train videos"):
+        pretrain(reader, _setup(nce_k=8), CPU, good, tmp_path / "r.pt", tmp_path / "c.csv", workers=0)
+    assert good.read_bytes() == b"a good model"
+
+
+def test_resume_state_of_other_inputs_is_ignored(reader, tmp_path):
+    """Killed at epoch 1, then the frames were rebuilt (here: other videos): start over, not a hybrid."""
+    pretrain(reader, _setup(epochs=2), CPU, tmp_path / "m.pt", tmp_path / "r.pt", tmp_path / "c.csv", workers=0,
+             stop_after_epoch=1)
+    other = _other_reader(tmp_path)
+    assert other.fingerprint != reader.fingerprint
+    result = pretrain(other, _setup(epochs=2), CPU, tmp_path / "m.pt", tmp_path / "r.pt", tmp_path / "c.csv", workers=0)
+    assert [r["epoch"] for r in result["curves"]] == [1, 2]
+    assert result["config"]["train_videos"] == 10
+
+
+def _other_reader(tmp_path):
+    folder = make_tiny_shards(tmp_path / "other", n_videos=15)
+    return ShardReader(folder / "frames", folder / "motion", [0])
+
+
+def test_an_unreadable_resume_file_is_named_and_ignored(reader, tmp_path, caplog):
+    (tmp_path / "r.pt").write_bytes(b"PK\x03\x04 truncated by a full disk")
+    result = pretrain(reader, _setup(epochs=1), CPU, tmp_path / "m.pt", tmp_path / "r.pt", tmp_path / "c.csv", workers=0)
+    assert [r["epoch"] for r in result["curves"]] == [1]
+    assert any("r.pt" in m and "cannot be read" in m for m in caplog.messages)

@@ -6,7 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from preprocess.build import compute_motion_shard, extract_frames_shard
+from pipeline.errors import InputError
+
+from preprocess.frames import extract_frames_shard
+from preprocess.motion import compute_motion_shard
 from preprocess.dataset import build_index
 from preprocess.decode import decode_frames
 from preprocess.demo import write_video
@@ -54,7 +57,7 @@ def test_frames_stage_keeps_every_real_clip_and_rejects_each_broken_one(real_dat
     assert reasons["ucf101/text.avi"].startswith("cannot decode")
     assert reasons["ucf101/short.avi"].startswith("too short")
     assert verify_manifest(tmp_path / "0.json") == []
-    reader = ShardReader(tmp_path)
+    reader = ShardReader(tmp_path, None, [0])
     for video in manifest["videos"]:
         clip = reader.read_clip(video["id"], video["frames"] - 16, 16, "rgb", crop=(8, 29, 112, 112))
         assert clip.shape == (3, 16, 112, 112)
@@ -75,9 +78,24 @@ def test_motion_stage_on_every_real_clip(params, tmp_path):
         params.motion, params.storage,
     )
     assert manifest["rejects"] == [] and len(manifest["videos"]) == len(REAL_CLIPS)
-    reader = ShardReader(frames_dir, motion_dir)
+    reader = ShardReader(frames_dir, motion_dir, [0])
     for record in records:
         res = reader.read_clip(record["id"], 0, 5, "res")
         u = reader.read_clip(record["id"], 0, 5, "u")
         assert res.shape == (3, 5, 128, 171) and u.shape == (1, 5, 128, 171)
         assert (res[:, 0] == 128).all() and (u[:, 0] == 128).all()  # frame 0: no motion
+
+
+def test_motion_refuses_a_corrupt_frames_shard(params, tmp_path, rng):
+    """Flipped bytes in a frames shard used to become wrong pixels in every later stage."""
+    frames_dir = tmp_path / "frames"
+    with ShardWriter(frames_dir / "0.h5", "raw", 90) as writer:
+        writer.add("c/0", "rgb", rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8))
+    write_manifest(frames_dir / "0.h5", frames_dir / "0.json", [{"id": "c/0", "path": "c/0.avi", "frames": 4}], [])
+    data = bytearray((frames_dir / "0.h5").read_bytes())
+    data[-200] ^= 0xFF
+    (frames_dir / "0.h5").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"frames/0\.h5: checksum differs"):
+        compute_motion_shard(frames_dir / "0.h5", frames_dir / "0.json", tmp_path / "m/0.h5", tmp_path / "m/0.json",
+                             params.motion, params.storage)
+    assert not (tmp_path / "m").exists()

@@ -1,0 +1,74 @@
+"""The frames stage: decode one shard's videos with ffmpeg into a frames shard (CPU pool).
+
+Each video is an independent joblib task; results stream back in order and the parent
+process alone writes the shard, so a worker crash cannot leave a half-written file.
+Undecodable and too-short videos are recorded in the manifest's rejects; the share of
+rejects is judged over the whole dataset by the verify stage.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from joblib import Parallel, delayed
+from tqdm import tqdm
+
+from pipeline.atomic import read_json
+from pipeline.params import FramesParams, StorageParams
+from preprocess.decode import DecodeError, decode_frames
+from preprocess.shards import ShardWriter, write_manifest
+
+log = logging.getLogger(__name__)
+
+
+def _decode_task(path: Path, height: int, width: int, min_frames: int, timeout: float) -> tuple[np.ndarray | None, str]:
+    """(frames, message): frames None with the reason when the video is rejected."""
+    cv2.setNumThreads(1)
+    try:
+        frames, warning = decode_frames(path, height, width, timeout)
+    except DecodeError as exc:
+        return None, f"cannot decode: {exc}"
+    if len(frames) < min_frames:
+        return None, f"too short: {len(frames)} frames, one clip needs {min_frames}"
+    return frames, warning
+
+
+def extract_frames_shard(
+    entries: list[dict], root: Path, shard_path: Path, manifest_path: Path,
+    frames: FramesParams, storage: StorageParams,
+) -> dict:
+    """Decode every video of one shard into ``shard_path``; returns the manifest.
+
+    entries: index records of this shard's videos (``id``, ``path`` relative to ``root``, ...).
+    """
+    start = time.perf_counter()
+    tasks = (delayed(_decode_task)(root / e["path"], frames.height, frames.width, frames.min_frames,
+                                   frames.decode_timeout) for e in entries)
+    results = Parallel(n_jobs=frames.n_jobs, return_as="generator")(tasks)
+    videos, rejects = [], []
+    with ShardWriter(shard_path, storage.encoding, storage.jpeg_quality) as writer:
+        for entry, (video, message) in tqdm(zip(entries, results), total=len(entries), desc=f"frames {shard_path.name}"):
+            if video is None:
+                rejects.append({"id": entry["id"], "path": entry["path"], "reason": message})
+                continue
+            writer.add(entry["id"], "rgb", video)
+            record = {**entry, "frames": len(video)}
+            if message:
+                record["decode_warning"] = message
+                log.warning("%s decoded with errors, kept %d frames: %s", entry["path"], len(video), message)
+            videos.append(record)
+    manifest = write_manifest(shard_path, manifest_path, videos, rejects)
+    log.info("frames %s: %d videos, %d frames, %d rejected (%s), %.1fs -> %s",
+             shard_path.name, len(videos), sum(v["frames"] for v in videos), len(rejects),
+             "; ".join(f"{r['path']}: {r['reason']}" for r in rejects[:3]) or "none",
+             time.perf_counter() - start, shard_path)
+    return manifest
+
+
+def frames_stage(shard_list: Path, root: Path, shard_path: Path, manifest_path: Path,
+                 frames: FramesParams, storage: StorageParams) -> dict:
+    """The dvc stage ``frames@k``: the shard's video list (from the dataset stage) into a shard."""
+    return extract_frames_shard(read_json(shard_list), root, shard_path, manifest_path, frames, storage)
