@@ -59,15 +59,12 @@ def retrieval_report(feature_files: dict[str, Path], ks: list[int], metrics_path
     return metrics
 
 
-def finetune_report(results: dict[str, dict], class_names: list[str], metrics_path: Path, plots_dir: Path) -> dict:
-    """Metrics per model and one confusion table (actual, predicted class names) per model."""
+def finetune_report(results: dict[str, dict], class_names: list[str], metrics_path: Path) -> dict:
+    """Metrics per model (the curves and confusion matrices are in each run's DVCLive folder)."""
     metrics = {name: r["metrics"] for name, r in results.items()}
     check_finite(metrics, "finetune")
     write_json(metrics_path, metrics)
     for name, r in results.items():
-        rows = [{"actual": class_names[a], "predicted": class_names[p]} for a, p in zip(r["actual"].tolist(), r["predicted"].tolist())]
-        write_csv(plots_dir / f"confusion_{name}.csv", rows)
-        write_csv(plots_dir / f"finetune_{name}.csv", r["history"])
         matrix = confusion_matrix(r["predicted"], r["actual"], len(class_names))
         log.info("finetune %s confusion (rows actual):\n%s", name, matrix.numpy())
     return metrics

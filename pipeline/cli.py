@@ -120,7 +120,7 @@ def pretrain(stop_after_epoch: int | None) -> None:
     with stage("pretrain") as p:
         pretrain_stage(setup_from_params(p), p.runtime.materialize(), paths.VERIFIED_VIDEOS, paths.FRAMES,
                        paths.MOTION, paths.PRETRAIN_CHECKPOINT, paths.PRETRAIN_RESUME / "last.pt",
-                       paths.PRETRAIN_CURVES, stop_after_epoch=stop_after_epoch)
+                       paths.PRETRAIN_LIVE, stop_after_epoch=stop_after_epoch)
 
 
 @main.command()
@@ -154,4 +154,14 @@ def finetune() -> None:
     with stage("finetune") as p:
         finetune_stage(paths.PRETRAIN_CHECKPOINT, open_verified(paths.VERIFIED_VIDEOS, paths.FRAMES, paths.MOTION),
                        p.finetune.materialize(), p.clip.materialize(), p.runtime.materialize(),
-                       paths.FINETUNE_METRICS, paths.PLOTS)
+                       paths.FINETUNE_METRICS, paths.finetune_live)
+
+
+@main.command()
+def export() -> None:
+    """The pretrained backbone as safetensors and .pth with a model card (a DVC model artifact)."""
+    from evaluate.export import export_stage
+
+    with stage("export") as p:
+        dataset = f"{p.dataset.root} (split {p.dataset.split})"
+        export_stage(paths.PRETRAIN_CHECKPOINT, paths.RETRIEVAL_METRICS, paths.FINETUNE_METRICS, dataset, paths.EXPORT)

@@ -24,7 +24,8 @@ VERIFIED_REJECTS = VERIFIED / "rejects.json"  # every stage's rejects, with the 
 PRETRAIN = ARTIFACTS / "pretrain"
 PRETRAIN_CHECKPOINT = PRETRAIN / "model.pt"
 PRETRAIN_RESUME = ARTIFACTS / "pretrain_resume"  # not a dvc output: it must survive reruns and clones
-PRETRAIN_CURVES = ARTIFACTS / "plots" / "pretrain.csv"
+DVCLIVE = ARTIFACTS / "dvclive"  # live training logs (DVCLive): metrics.json and plots/ per run
+PRETRAIN_LIVE = DVCLIVE / "pretrain"
 
 FEATURES = ARTIFACTS / "features"
 
@@ -33,6 +34,8 @@ RETRIEVAL_METRICS = METRICS / "retrieval.json"
 FINETUNE_METRICS = METRICS / "finetune.json"
 PLOTS = ARTIFACTS / "plots"
 RETRIEVAL_PLOT = PLOTS / "retrieval_topk.csv"
+
+EXPORT = ARTIFACTS / "export"  # model.safetensors, model.pth, config.json, README.md (the model card)
 
 PREVIEW = ARTIFACTS / "preview"
 
@@ -60,3 +63,8 @@ def motion_manifest(shard_id: int) -> Path:
 def features_file(model_name: str) -> Path:
     """Per-video features of one model ("iic" or "random")."""
     return FEATURES / f"{model_name}.npz"
+
+
+def finetune_live(model_name: str) -> Path:
+    """DVCLive folder of one fine-tuning run ("iic" or "random")."""
+    return DVCLIVE / "finetune" / model_name

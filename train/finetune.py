@@ -10,6 +10,7 @@ import copy
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,11 +142,13 @@ def train_one_epoch(
 def finetune(
     reader: ShardReader, setup: FinetuneParams, clip: ClipParams, config: dict[str, Any],
     encoder_state: dict | None, runtime: Runtime, workers: int, n_classes: int, name: str,
+    on_epoch: Callable[[dict[str, float], bool], None] | None = None,
 ) -> dict[str, Any]:
     """Train a classifier; return its test metrics and the test predictions.
 
     config: the pretraining checkpoint's config (the backbone is rebuilt from it).
     encoder_state: the pretrained encoder's state dict, or None for random initialisation.
+    on_epoch: called with each epoch's row (and False: fine-tuning does not resume), e.g. a live logger.
     """
     start = time.perf_counter()
     seed_everything(setup.seed)
@@ -180,7 +183,11 @@ def finetune(
         val_loss = F.nll_loss(scores.clamp_min(1e-12).log(), labels).item()
         val_acc = topk_correct(scores, labels, 1).float().mean().item()
         plateau.step(val_loss)
-        history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "val_top1": val_acc})
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "val_top1": val_acc,
+               "lr": optimizer.param_groups[0]["lr"]}
+        history.append(row)
+        if on_epoch is not None:
+            on_epoch(row, False)
         key = selection_key(val_loss, val_acc, setup.select_by)
         if key < best["key"]:
             best = {"key": key, "epoch": epoch + 1, "state": copy.deepcopy(model.state_dict())}
@@ -215,18 +222,25 @@ def class_names(reader: ShardReader) -> list[str]:
 
 def finetune_stage(
     checkpoint_path: Path, reader: ShardReader, setup: FinetuneParams, clip: ClipParams,
-    runtime_params: RuntimeParams, metrics_path: Path, plots_dir: Path,
+    runtime_params: RuntimeParams, metrics_path: Path, live_dir: Callable[[str], Path],
 ) -> dict[str, Any]:
-    """The dvc stage ``finetune``: from the pretrained backbone and from random init, then the report."""
+    """The dvc stage ``finetune``: from the pretrained backbone and from random init, each with a
+    live log (``live_dir(name)``: curves and the test confusion), then the metrics."""
     from evaluate.report import finetune_report
+    from pipeline.live import EpochLog
     from train.checkpoint import load_checkpoint
 
     runtime = make_runtime(runtime_params)
     checkpoint = load_checkpoint(checkpoint_path)
     names = class_names(reader)
-    results = {
-        name: finetune(reader, setup, clip, checkpoint["config"], state, runtime, runtime_params.workers,
-                       len(names), name)
-        for name, state in (("iic", checkpoint["encoder"]), ("random", None))
-    }
-    return finetune_report(results, names, metrics_path, plots_dir)
+    results = {}
+    for name, state in (("iic", checkpoint["encoder"]), ("random", None)):
+        live = EpochLog(live_dir(name))
+        try:
+            results[name] = finetune(reader, setup, clip, checkpoint["config"], state, runtime, runtime_params.workers,
+                                     len(names), name, on_epoch=live)
+            live.confusion([names[i] for i in results[name]["actual"].tolist()],
+                           [names[i] for i in results[name]["predicted"].tolist()])
+        finally:
+            live.close()
+    return finetune_report(results, names, metrics_path)

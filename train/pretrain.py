@@ -27,7 +27,6 @@ from torch import distributed as dist
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from pipeline.atomic import write_csv
 from pipeline.errors import ConfigError, NonFiniteError
 from pipeline.params import ModelParams, PretrainParams, RuntimeParams
 from pipeline.runtime import Runtime, make_runtime, seed_everything
@@ -154,10 +153,10 @@ def train_one_epoch(
 
 def pretrain(
     reader: ShardReader, setup: PretrainSetup, runtime: Runtime,
-    checkpoint_path: Path, resume_path: Path, curves_path: Path, workers: int,
+    checkpoint_path: Path, resume_path: Path, workers: int,
     stop_after_epoch: int | None = None, on_epoch: Callable[[dict[str, float], bool], None] | None = None,
 ) -> dict[str, Any]:
-    """Train on the train split without labels; write the final checkpoint and the curves.
+    """Train on the train split without labels; write the final checkpoint (curves included).
 
     stop_after_epoch: end early after that epoch (and its checkpoint), as a kill would; tests
     use it to check that resuming gives the uninterrupted result.
@@ -220,7 +219,6 @@ def pretrain(
                 "encoder": encoder.state_dict(), "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
             })
-            write_csv(curves_path, curves)
         if rank == 0 and on_epoch is not None:
             on_epoch(row, state is not None)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and not last:
@@ -230,7 +228,6 @@ def pretrain(
     if rank == 0:
         save_checkpoint(checkpoint_path, {"config": config, "epoch": t.epochs, "curves": curves,
                                           "encoder": encoder.state_dict()})
-        write_csv(curves_path, curves)
         resume_path.unlink(missing_ok=True)  # finished: a later rerun starts from scratch
     clips = (t.epochs - start_epoch) * len(sampler) // t.batch_size * t.batch_size * world
     log.info("pretrained %s on %d videos: %d clips in %.0fs -> %s", config["arch"], len(train_ids), clips,
@@ -255,14 +252,19 @@ def init_distributed(use_cuda: bool) -> None:
 
 def pretrain_stage(
     setup: PretrainSetup, runtime_params: RuntimeParams, verified: Path, frames_dir: Path, motion_dir: Path,
-    checkpoint_path: Path, resume_path: Path, curves_path: Path, stop_after_epoch: int | None = None,
-    on_epoch: Callable[[dict[str, float], bool], None] | None = None,
+    checkpoint_path: Path, resume_path: Path, live_dir: Path, stop_after_epoch: int | None = None,
 ) -> dict[str, Any]:
-    """The dvc stage ``pretrain``: join torchrun if launched by it, open the verified videos, train."""
+    """The dvc stage ``pretrain``: join torchrun if launched by it, open the verified videos, train
+    with a live log of every epoch (DVCLive, rank 0)."""
+    from pipeline.live import EpochLog
     from preprocess.verify import open_verified  # the stage's input, not the library's
 
     reader = open_verified(verified, frames_dir, motion_dir)  # a missing input fails before anything starts
     init_distributed(use_cuda=runtime_params.device != "cpu" and torch.cuda.is_available())
     runtime = make_runtime(runtime_params)
-    return pretrain(reader, setup, runtime, checkpoint_path, resume_path, curves_path, runtime_params.workers,
-                    stop_after_epoch=stop_after_epoch, on_epoch=on_epoch)
+    live = EpochLog(live_dir)
+    try:
+        return pretrain(reader, setup, runtime, checkpoint_path, resume_path, runtime_params.workers,
+                        stop_after_epoch=stop_after_epoch, on_epoch=live)
+    finally:
+        live.close()

@@ -26,7 +26,7 @@ from tests.e2e.conftest import git, ran_stages, run, set_params
 pytestmark = pytest.mark.slow
 
 PREPROCESS = {"demo", "dataset", "frames@0", "frames@1", "motion@0", "motion@1", "verify"}
-LEARNING = {"pretrain", "features", "retrieve", "finetune"}
+LEARNING = {"pretrain", "features", "retrieve", "finetune", "export"}
 
 
 def test_repro_runs_every_stage_then_nothing(tiny_repo):
@@ -63,7 +63,9 @@ def test_each_stage_reads_exactly_the_params_dvc_yaml_lists(tiny_repo):
     # byte-identical and DVC rightly skips retrieve, whose only data input they are.
     ({"motion": {"tvl1.warps": 3}}, {"motion@0", "motion@1", "verify", "pretrain", "features", "finetune"}),
     ({"pretrain": {"epochs": 3}}, LEARNING),
-    ({"retrieve": {"topk": [1, 5]}}, {"retrieve"}),
+    ({"retrieve": {"topk": [1, 5]}}, {"retrieve", "export"}),
+    # One tiny epoch at either lr scores the same: finetune.json is byte-identical, so the
+    # export (its card quotes the metrics) rightly stays.
     ({"finetune": {"lr": 0.002}}, {"finetune"}),
 ])
 def test_a_param_change_reruns_exactly_the_stages_downstream(tiny_repo, change, expected):
@@ -106,9 +108,15 @@ def test_push_clone_pull_then_nothing_to_rerun(tiny_repo, tmp_path):
     git(tmp_path, "clone", "-q", str(tiny_repo), str(other))
     set_params(other, {"retrieve": {"topk": [1, 2]}})
     output = run(["dvc", "repro", "--pull"], other)
-    assert ran_stages(output) == {"retrieve"}
+    assert ran_stages(output) == {"retrieve", "export"}
     metrics = json.loads((other / "artifacts/metrics/retrieval.json").read_text())
     assert set(metrics["iic"]["rgb"]) == {"top1", "top2"}
+
+    # The exported backbone is a DVC model artifact: registered with a version (a GTO tag, as
+    # `gto register` makes it), then fetched by name from the repository and its remote.
+    git(tiny_repo, "tag", "-a", "iic-backbone@v1.0.0", "-m", "Registering artifact iic-backbone version v1.0.0")
+    run(["dvc", "artifacts", "get", str(tiny_repo), "iic-backbone", "-o", str(tmp_path / "weights.safetensors")], tmp_path)
+    assert (tmp_path / "weights.safetensors").read_bytes() == (tiny_repo / "artifacts/export/model.safetensors").read_bytes()
     shutil.rmtree(remote)
 
 

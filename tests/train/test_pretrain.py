@@ -39,7 +39,9 @@ COMBOS += [(m, False, "repeat") for m in ("res", "u", "v", "rgb")]
 @pytest.mark.parametrize("modality, intra_neg, neg", COMBOS)
 def test_one_training_epoch_per_modality_and_negative_kind(reader, tmp_path, modality, intra_neg, neg):
     setup = _setup(modality=modality, intra_neg=intra_neg, neg=neg)
-    result = pretrain(reader, setup, CPU, tmp_path / "model.pt", tmp_path / "resume.pt", tmp_path / "curves.csv", workers=0)
+    rows = []
+    result = pretrain(reader, setup, CPU, tmp_path / "model.pt", tmp_path / "resume.pt", workers=0,
+                      on_epoch=lambda row, resumed: rows.append((row, resumed)))
     row = result["curves"][0]
     assert torch.isfinite(torch.tensor(row["loss"]))
     assert 0 < row["p_pos_view1"] < 1
@@ -48,24 +50,25 @@ def test_one_training_epoch_per_modality_and_negative_kind(reader, tmp_path, mod
     x = torch.rand(2, 3, 16, 24, 24)
     assert encoder(x).shape == (2, 8)
     assert not (tmp_path / "resume.pt").exists()  # finished runs leave no resume state
-    assert (tmp_path / "curves.csv").read_text().startswith("epoch,loss,p_pos_view1,p_pos_view2,lr")
+    assert rows == [(result["curves"][0], False)]
+    assert list(rows[0][0]) == ["epoch", "loss", "p_pos_view1", "p_pos_view2", "lr"]
 
 
 @pytest.mark.parametrize("arch", ["r21d", "c3d", "r3d18"])
 def test_other_backbones_train(reader, tmp_path, arch):
-    result = pretrain(reader, _setup(arch=arch), CPU, tmp_path / "m.pt", tmp_path / "r.pt", tmp_path / "c.csv", workers=0)
+    result = pretrain(reader, _setup(arch=arch), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0)
     assert torch.isfinite(torch.tensor(result["curves"][0]["loss"]))
 
 
 def test_resumed_run_ends_with_the_uninterrupted_weights(reader, tmp_path):
     setup = _setup(epochs=3, lr_steps=[2])
     full, cut = tmp_path / "full", tmp_path / "cut"
-    pretrain(reader, setup, CPU, full / "model.pt", full / "resume.pt", full / "c.csv", workers=0)
-    stopped = pretrain(reader, setup, CPU, cut / "model.pt", cut / "resume.pt", cut / "c.csv", workers=2,
+    pretrain(reader, setup, CPU, full / "model.pt", full / "resume.pt", workers=0)
+    stopped = pretrain(reader, setup, CPU, cut / "model.pt", cut / "resume.pt", workers=2,
                        stop_after_epoch=2)
     assert stopped["stopped"] and load_checkpoint(cut / "resume.pt")["epoch"] == 2
     assert not (cut / "model.pt").exists()
-    resumed = pretrain(reader, setup, CPU, cut / "model.pt", cut / "resume.pt", cut / "c.csv", workers=0)
+    resumed = pretrain(reader, setup, CPU, cut / "model.pt", cut / "resume.pt", workers=0)
     assert [r["epoch"] for r in resumed["curves"]] == [1, 2, 3]
     a, b = load_checkpoint(full / "model.pt"), load_checkpoint(cut / "model.pt")
     for key, value in a["encoder"].items():
@@ -75,42 +78,41 @@ def test_resumed_run_ends_with_the_uninterrupted_weights(reader, tmp_path):
 
 
 def test_resume_state_of_another_configuration_is_ignored(reader, tmp_path):
-    pretrain(reader, _setup(epochs=2), CPU, tmp_path / "m.pt", tmp_path / "r.pt", tmp_path / "c.csv", workers=0,
+    pretrain(reader, _setup(epochs=2), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0,
              stop_after_epoch=1)
-    result = pretrain(reader, _setup(epochs=2, lr=0.02), CPU, tmp_path / "m.pt", tmp_path / "r.pt",
-                      tmp_path / "c.csv", workers=0)
+    result = pretrain(reader, _setup(epochs=2, lr=0.02), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0)
     assert [r["epoch"] for r in result["curves"]] == [1, 2]
     assert result["curves"][0]["lr"] == pytest.approx(0.02)
 
 
 def test_resume_state_of_an_older_checkpoint_format_is_ignored(reader, tmp_path):
     torch.save({"format": 1, "config": {}, "epoch": 1}, tmp_path / "r.pt")
-    result = pretrain(reader, _setup(epochs=1), CPU, tmp_path / "m.pt", tmp_path / "r.pt", tmp_path / "c.csv", workers=0)
+    result = pretrain(reader, _setup(epochs=1), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0)
     assert [r["epoch"] for r in result["curves"]] == [1]
 
 
 def test_a_non_finite_loss_stops_training_naming_the_epoch_and_batch(reader, tmp_path):
     """nce_t: 0 used to train 'loss nan' to the end and hand NaN weights to every later stage."""
     with pytest.raises(NonFiniteError, match="epoch 1, batch 1"):
-        pretrain(reader, _setup(nce_t=1e-45), CPU, tmp_path / "m.pt", tmp_path / "r.pt", tmp_path / "c.csv", workers=0)
-    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "c.csv").exists()
+        pretrain(reader, _setup(nce_t=1e-45), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0)
+    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "r.pt").exists()
 
 
 def test_nce_k_beyond_the_train_videos_fails_before_anything_is_written(reader, tmp_path):
     good = tmp_path / "m.pt"
     good.write_bytes(b"a good model")
     with pytest.raises(ConfigError, match="pretrain.nce_k: 8 negatives but only 7 other train videos"):
-        pretrain(reader, _setup(nce_k=8), CPU, good, tmp_path / "r.pt", tmp_path / "c.csv", workers=0)
+        pretrain(reader, _setup(nce_k=8), CPU, good, tmp_path / "r.pt", workers=0)
     assert good.read_bytes() == b"a good model"
 
 
 def test_resume_state_of_other_inputs_is_ignored(reader, tmp_path):
     """Killed at epoch 1, then the frames were rebuilt (here: other videos): start over, not a hybrid."""
-    pretrain(reader, _setup(epochs=2), CPU, tmp_path / "m.pt", tmp_path / "r.pt", tmp_path / "c.csv", workers=0,
+    pretrain(reader, _setup(epochs=2), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0,
              stop_after_epoch=1)
     other = _other_reader(tmp_path)
     assert other.fingerprint != reader.fingerprint
-    result = pretrain(other, _setup(epochs=2), CPU, tmp_path / "m.pt", tmp_path / "r.pt", tmp_path / "c.csv", workers=0)
+    result = pretrain(other, _setup(epochs=2), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0)
     assert [r["epoch"] for r in result["curves"]] == [1, 2]
     assert result["config"]["train_videos"] == 10
 
@@ -122,6 +124,6 @@ def _other_reader(tmp_path):
 
 def test_an_unreadable_resume_file_is_named_and_ignored(reader, tmp_path, caplog):
     (tmp_path / "r.pt").write_bytes(b"PK\x03\x04 truncated by a full disk")
-    result = pretrain(reader, _setup(epochs=1), CPU, tmp_path / "m.pt", tmp_path / "r.pt", tmp_path / "c.csv", workers=0)
+    result = pretrain(reader, _setup(epochs=1), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0)
     assert [r["epoch"] for r in result["curves"]] == [1]
     assert any("r.pt" in m and "cannot be read" in m for m in caplog.messages)

@@ -1,0 +1,113 @@
+"""The export stage: the pretrained backbone as safetensors and a ``.pth`` state dict, with a model card.
+
+The backbone's keys are torchvision's ``VideoResNet`` keys (``stem.*``, ``layer1.*`` ...), so
+at width 64 the R3D family loads strictly into torchvision once its classifier is removed
+(``model.fc = torch.nn.Identity()``): ``r3d18`` into ``torchvision.models.video.r3d_18()``,
+``r3d`` and ``r21d`` into ``VideoResNet`` with ``[1, 1, 1, 1]`` layers (see ``torchvision_model``).
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save as safetensors_bytes
+from torch import nn
+
+from pipeline.atomic import read_json, write_bytes, write_json
+from train.checkpoint import load_checkpoint
+
+log = logging.getLogger(__name__)
+
+TORCHVISION_WIDTH = 64  # torchvision's video ResNets have a 64-channel stem
+
+
+def backbone_state(encoder_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The ``backbone.*`` tensors of an encoder state dict, prefix removed, contiguous (safetensors needs it)."""
+    prefix = "backbone."
+    return {k[len(prefix):]: v.contiguous() for k, v in encoder_state.items() if k.startswith(prefix)}
+
+
+def torchvision_model(arch: str) -> nn.Module:
+    """The torchvision network a width-64 export of ``arch`` loads into, classifier removed.
+
+    Raises KeyError for backbones torchvision does not have (c3d).
+    """
+    from torchvision.models.video import r3d_18
+    from torchvision.models.video.resnet import BasicBlock, BasicStem, Conv2Plus1D, Conv3DSimple, R2Plus1dStem, VideoResNet
+
+    builders = {
+        "r3d18": lambda: r3d_18(),
+        "r3d": lambda: VideoResNet(BasicBlock, [Conv3DSimple] * 4, [1, 1, 1, 1], BasicStem),
+        "r21d": lambda: VideoResNet(BasicBlock, [Conv2Plus1D] * 4, [1, 1, 1, 1], R2Plus1dStem),
+    }
+    model = builders[arch]()
+    model.fc = nn.Identity()
+    return model
+
+
+_TORCHVISION_CODE = {
+    "r3d18": "from torchvision.models.video import r3d_18\nmodel = r3d_18()",
+    "r3d": ("from torchvision.models.video.resnet import BasicBlock, BasicStem, Conv3DSimple, VideoResNet\n"
+            "model = VideoResNet(BasicBlock, [Conv3DSimple] * 4, [1, 1, 1, 1], BasicStem)"),
+    "r21d": ("from torchvision.models.video.resnet import BasicBlock, Conv2Plus1D, R2Plus1dStem, VideoResNet\n"
+             "model = VideoResNet(BasicBlock, [Conv2Plus1D] * 4, [1, 1, 1, 1], R2Plus1dStem)"),
+}
+
+
+def model_card(config: dict[str, Any], dataset: str, retrieval: dict, finetune: dict) -> str:
+    """Markdown card: what the weights are, how to feed them, what they scored."""
+    arch, width = config["arch"], config["width"]
+    lines = [
+        f"# IIC-pretrained {arch} backbone (width {width})",
+        "",
+        "Self-supervised with the inter-intra contrastive framework (Tao, Wang, Yamasaki, ACM MM 2020).",
+        "",
+        "| | |", "|---|---|",
+        f"| architecture | `{arch}`, stem width {width}, {8 * width}-d pooled output |",
+        f"| input | (B, 3, {config['clip_length']}, {config['crop']}, {config['crop']}) float RGB in [0, 1], "
+        "no mean/std normalisation |",
+        f"| view 2 during pretraining | `{config['view2']}` (residual frames are (frame t - frame t-1 + 1) / 2; "
+        "flow channels are replicated to 3) |",
+        f"| intra-negatives | {config['neg'] if config['intra_neg'] else 'none (CMC baseline)'} |",
+        f"| pretraining data | {dataset}, train split, {config['train_videos']} videos, no labels |",
+        f"| schedule | {config['epochs']} epochs, batch {config['batch_size']}, lr {config['lr']}, seed {config['seed']} |",
+    ]
+    for model, scores in retrieval.items():
+        for kind, topk in scores.items():
+            if isinstance(topk, dict):  # skip the query and gallery counts
+                ks = "/".join(k.removeprefix("top") for k in topk)
+                values = " / ".join(f"{100 * v:.1f}" for v in topk.values())
+                lines.append(f"| retrieval top-{ks}, {model} {kind} | {values} |")
+    lines.append(f"| fine-tuned video top-1 | {100 * finetune['iic']['video_top1']:.1f} "
+                 f"(random init: {100 * finetune['random']['video_top1']:.1f}) |")
+    lines += ["", "## Load", "", "```python", "import torch", "from safetensors.torch import load_file"]
+    if arch in _TORCHVISION_CODE and width == TORCHVISION_WIDTH:
+        lines += [_TORCHVISION_CODE[arch], "model.fc = torch.nn.Identity()  # or a new classifier",
+                  'model.load_state_dict(load_file("model.safetensors"))  # strict', "```"]
+    else:
+        lines += ["from train.models import build_backbone  # this project", f'model = build_backbone("{arch}", {width})',
+                  'model.load_state_dict(load_file("model.safetensors"))  # strict', "```",
+                  "", f"torchvision has no equivalent of `{arch}` at width {width} (its video ResNets are width 64)."]
+    return "\n".join(lines) + "\n"
+
+
+def export_stage(checkpoint_path: Path, retrieval_path: Path, finetune_path: Path, dataset: str, out_dir: Path) -> dict:
+    """Write ``model.safetensors``, ``model.pth``, ``config.json`` and the card ``README.md`` into ``out_dir``."""
+    checkpoint = load_checkpoint(checkpoint_path)
+    config = checkpoint["config"]
+    state = backbone_state(checkpoint["encoder"])
+    # One metadata key only: safetensors writes its metadata map in a random order, and the
+    # file must be byte-stable for DVC. The architecture is in config.json and the card.
+    write_bytes(out_dir / "model.safetensors", safetensors_bytes(state, metadata={"format": "pt"}))
+    buffer = io.BytesIO()  # a buffer, not a path: the zip's folder name stays "archive" (stable bytes)
+    torch.save(state, buffer)
+    write_bytes(out_dir / "model.pth", buffer.getvalue())
+    write_json(out_dir / "config.json", {k: config[k] for k in sorted(config)})
+    card = model_card(config, dataset, read_json(retrieval_path), read_json(finetune_path))
+    write_bytes(out_dir / "README.md", card.encode())
+    log.info("export: %s backbone, %d tensors -> %s", config["arch"], len(state), out_dir)
+    return {"config": config, "tensors": len(state)}
