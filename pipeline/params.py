@@ -126,6 +126,7 @@ class TVL1Params:
 
 @dataclasses.dataclass(frozen=True)
 class MotionParams:
+    flow: Literal["tvl1", "none"]  # none: residuals only (no u/v view), no TV-L1 cost
     bound: Positive  # flow is clipped to +-bound pixels before uint8 quantisation
     n_jobs: Jobs  # joblib worker processes
     tvl1: TVL1Params
@@ -298,6 +299,10 @@ def validate(p: Params) -> None:
     for key, jobs in (("frames.n_jobs", p.frames.n_jobs), ("motion.n_jobs", p.motion.n_jobs)):
         if jobs == 0:
             raise ConfigError(f"{key}: 0 workers; use a positive number or -1 for every core")
+    if p.motion.flow == "none":
+        for key, modality in (("pretrain.modality", p.pretrain.modality), ("finetune.modality", p.finetune.modality)):
+            if modality in ("u", "v"):
+                raise ConfigError(f"{key}: {modality} is a flow channel, but motion.flow is none (no flow is computed)")
     if p.clip.crop > min(p.frames.height, p.frames.width):
         raise ConfigError(f"clip.crop: {p.clip.crop} exceeds the stored frame size")
     if p.frames.min_frames < p.clip.length:

@@ -25,10 +25,13 @@ log = logging.getLogger(__name__)
 
 
 def video_motion(rgb: np.ndarray, motion: MotionParams) -> dict[str, np.ndarray]:
-    """Residual and quantised TV-L1 flow of one video at its stored resolution.
+    """Residual and (with ``motion.flow: tvl1``) quantised TV-L1 flow of one video at its stored resolution.
 
-    rgb: (T,H,W,3) uint8. Returns {"res": (T,H,W,3), "u": (T,H,W,1), "v": (T,H,W,1)} uint8.
+    rgb: (T,H,W,3) uint8. Returns {"res": (T,H,W,3), "u": (T,H,W,1), "v": (T,H,W,1)} uint8,
+    without "u" and "v" when ``motion.flow`` is none.
     """
+    if motion.flow == "none":
+        return {"res": residual_frames(rgb)}
     flow = video_flow(to_gray(rgb), make_tvl1(motion.tvl1))
     q = quantise_flow(flow, motion.bound)
     return {"res": residual_frames(rgb), "u": q[..., 0:1], "v": q[..., 1:2]}
@@ -60,7 +63,7 @@ def compute_motion_shard(
     tasks = (delayed(_motion_task)(frames_shard, e["id"], motion) for e in entries)
     results = Parallel(n_jobs=motion.n_jobs, return_as="generator")(tasks)
     videos, rejects = [], []
-    with ShardWriter(shard_path, storage.encoding, storage.jpeg_quality, {"flow_bound": motion.bound}) as writer:
+    with ShardWriter(shard_path, storage.encoding, storage.jpeg_quality, {"flow": motion.flow, "flow_bound": motion.bound}) as writer:
         for entry, (modalities, message) in tqdm(zip(entries, results), total=len(entries), desc=f"motion {shard_path.name}"):
             if modalities is None:
                 rejects.append({"id": entry["id"], "path": entry["path"], "reason": message})
@@ -69,7 +72,7 @@ def compute_motion_shard(
                 writer.add(entry["id"], name, stack)
             videos.append(entry)
     manifest = write_manifest(shard_path, manifest_path, videos, rejects)
-    pairs = sum(max(v["frames"] - 1, 0) for v in videos)
-    log.info("motion %s: %d videos, %d flow pairs, %d rejected, %.1fs -> %s",
-             shard_path.name, len(videos), pairs, len(rejects), time.perf_counter() - start, shard_path)
+    pairs = sum(max(v["frames"] - 1, 0) for v in videos) if motion.flow != "none" else 0
+    log.info("motion %s: %d videos, %d %s flow pairs, %d rejected, %.1fs -> %s", shard_path.name, len(videos), pairs,
+             motion.flow, len(rejects), time.perf_counter() - start, shard_path)
     return manifest

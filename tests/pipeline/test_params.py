@@ -98,3 +98,18 @@ def test_choices_are_the_registries():
     assert set(typing.get_args(p.Arch)) == set(BACKBONES)
     assert set(typing.get_args(p.IntraNegative)) == set(INTRA_NEGATIVES)
     assert set(typing.get_args(p.Modality)) == set(MODALITY_CHANNELS)
+
+
+@pytest.mark.parametrize("key", ["pretrain.modality", "finetune.modality"])
+def test_flow_views_are_refused_when_no_flow_is_computed(tmp_path, key):
+    raw = _raw()
+    raw["motion"]["flow"] = "none"
+    section, leaf = key.split(".")
+    raw[section][leaf] = "u"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=rf"{key.replace('.', chr(92) + '.')}: u is a flow channel, but motion.flow is none"):
+        load_params(path)
+    raw[section][leaf] = "res"
+    path.write_text(yaml.safe_dump(raw))
+    assert load_params(path).motion.flow == "none"

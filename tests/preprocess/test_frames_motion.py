@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+import h5py
 import numpy as np
 import pytest
 
@@ -10,6 +11,7 @@ from pipeline.errors import InputError
 
 from preprocess.frames import extract_frames_shard
 from preprocess.motion import compute_motion_shard
+from evaluate.preview import preview_strip
 from preprocess.dataset import build_index
 from preprocess.decode import decode_frames
 from preprocess.demo import write_video
@@ -99,3 +101,23 @@ def test_motion_refuses_a_corrupt_frames_shard(params, tmp_path, rng):
         compute_motion_shard(frames_dir / "0.h5", frames_dir / "0.json", tmp_path / "m/0.h5", tmp_path / "m/0.json",
                              params.motion, params.storage)
     assert not (tmp_path / "m").exists()
+
+
+def test_flow_none_writes_residuals_only_and_the_same_residuals(params, tmp_path):
+    """motion.flow: none skips TV-L1 (the default configuration never reads u/v)."""
+    frames_dir = tmp_path / "frames"
+    clip = decode_frames(REAL_CLIPS[0], 48, 64)[0][:6]
+    with ShardWriter(frames_dir / "0.h5", "raw", 90) as writer:
+        writer.add("c/0", "rgb", clip)
+    write_manifest(frames_dir / "0.h5", frames_dir / "0.json", [{"id": "c/0", "path": "c/0.avi", "frames": 6}], [])
+    for flow in ("tvl1", "none"):
+        motion = replace(params.motion, flow=flow)
+        compute_motion_shard(frames_dir / "0.h5", frames_dir / "0.json", tmp_path / flow / "0.h5",
+                             tmp_path / flow / "0.json", motion, params.storage)
+    with h5py.File(tmp_path / "none/0.h5") as none, h5py.File(tmp_path / "tvl1/0.h5") as tvl1:
+        assert set(none["videos/c/0"]) == {"res"} and set(tvl1["videos/c/0"]) == {"res", "u", "v"}
+        np.testing.assert_array_equal(none["videos/c/0/res"][:], tvl1["videos/c/0/res"][:])
+        assert none.attrs["flow"] == "none"
+    reader = ShardReader(frames_dir, tmp_path / "none", [0])
+    strip = preview_strip(reader, "c/0", 3, None)
+    assert strip.shape == (2 * 48, 3 * 64, 3)  # rgb and residual rows, no flow row
