@@ -73,7 +73,8 @@ def frames(shard_id: int) -> None:
 
     with stage("frames") as p:
         frames_stage(paths.shard_list(shard_id), Path(p.dataset.root), paths.frames_shard(shard_id),
-                     paths.frames_manifest(shard_id), p.frames.materialize(), p.storage.materialize())
+                     paths.frames_manifest(shard_id), p.frames.materialize(), p.storage.materialize(),
+                     p.pool.materialize())
 
 
 @main.command()
@@ -84,7 +85,8 @@ def motion(shard_id: int) -> None:
 
     with stage("motion") as p:
         compute_motion_shard(paths.frames_shard(shard_id), paths.frames_manifest(shard_id), paths.motion_shard(shard_id),
-                             paths.motion_manifest(shard_id), p.motion.materialize(), p.storage.materialize())
+                             paths.motion_manifest(shard_id), p.motion.materialize(), p.storage.materialize(),
+                             p.pool.materialize())
 
 
 @main.command()

@@ -133,6 +133,15 @@ class MotionParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class PoolParams:
+    """Where the frames and motion stages run their per-video tasks (outputs do not depend on it)."""
+
+    backend: Literal["loky", "dask"]  # loky: local processes; dask: a dask.distributed cluster
+    scheduler: str  # dask: the scheduler's address, e.g. tcp://10.0.0.5:8786; loky: ignored
+    connect_timeout: Positive  # seconds to wait for the scheduler
+
+
+@dataclasses.dataclass(frozen=True)
 class ClipParams:
     length: Count  # frames per clip (the paper: 16)
     crop: Count  # square crop side (the paper: 112)
@@ -210,6 +219,7 @@ class Params:
     shards: ShardsParams
     frames: FramesParams
     storage: StorageParams
+    pool: PoolParams
     motion: MotionParams
     clip: ClipParams
     model: ModelParams

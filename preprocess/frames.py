@@ -17,8 +17,9 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from pipeline.atomic import read_json
-from pipeline.params import FramesParams, StorageParams
+from pipeline.params import FramesParams, PoolParams, StorageParams
 from preprocess.decode import DecodeError, decode_frames
+from preprocess.pool import cpu_pool
 from preprocess.shards import ShardWriter, write_manifest
 
 log = logging.getLogger(__name__)
@@ -38,18 +39,19 @@ def _decode_task(path: Path, height: int, width: int, min_frames: int, timeout: 
 
 def extract_frames_shard(
     entries: list[dict], root: Path, shard_path: Path, manifest_path: Path,
-    frames: FramesParams, storage: StorageParams,
+    frames: FramesParams, storage: StorageParams, pool: PoolParams,
 ) -> dict:
     """Decode every video of one shard into ``shard_path``; returns the manifest.
 
     entries: index records of this shard's videos (``id``, ``path`` relative to ``root``, ...).
     """
     start = time.perf_counter()
+    root = root.resolve()  # pool workers (on other machines with Dask) need absolute paths
     tasks = (delayed(_decode_task)(root / e["path"], frames.height, frames.width, frames.min_frames,
                                    frames.decode_timeout) for e in entries)
-    results = Parallel(n_jobs=frames.n_jobs, return_as="generator")(tasks)
     videos, rejects = [], []
-    with ShardWriter(shard_path, storage.encoding, storage.jpeg_quality) as writer:
+    with cpu_pool(pool), ShardWriter(shard_path, storage.encoding, storage.jpeg_quality) as writer:
+        results = Parallel(n_jobs=frames.n_jobs, return_as="generator")(tasks)
         for entry, (video, message) in tqdm(zip(entries, results), total=len(entries), desc=f"frames {shard_path.name}"):
             if video is None:
                 rejects.append({"id": entry["id"], "path": entry["path"], "reason": message})
@@ -69,6 +71,6 @@ def extract_frames_shard(
 
 
 def frames_stage(shard_list: Path, root: Path, shard_path: Path, manifest_path: Path,
-                 frames: FramesParams, storage: StorageParams) -> dict:
+                 frames: FramesParams, storage: StorageParams, pool: PoolParams) -> dict:
     """The dvc stage ``frames@k``: the shard's video list (from the dataset stage) into a shard."""
-    return extract_frames_shard(read_json(shard_list), root, shard_path, manifest_path, frames, storage)
+    return extract_frames_shard(read_json(shard_list), root, shard_path, manifest_path, frames, storage, pool)

@@ -16,7 +16,8 @@ from tqdm import tqdm
 
 from pipeline.atomic import read_json
 from pipeline.errors import InputError
-from pipeline.params import MotionParams, StorageParams
+from pipeline.params import MotionParams, PoolParams, StorageParams
+from preprocess.pool import cpu_pool
 from preprocess.flow import make_tvl1, quantise_flow, to_gray, video_flow
 from preprocess.residual import residual_frames
 from preprocess.shards import ShardWriter, read_rgb, verify_manifest, write_manifest
@@ -48,7 +49,7 @@ def _motion_task(shard_path: Path, video_id: str, motion: MotionParams) -> tuple
 
 def compute_motion_shard(
     frames_shard: Path, frames_manifest: Path, shard_path: Path, manifest_path: Path,
-    motion: MotionParams, storage: StorageParams,
+    motion: MotionParams, storage: StorageParams, pool: PoolParams,
 ) -> dict:
     """Residuals and flow of every video of one frames shard into ``shard_path``.
 
@@ -60,10 +61,12 @@ def compute_motion_shard(
         raise InputError("; ".join(problems) + " (rerun its frames stage)")
     start = time.perf_counter()
     entries = read_json(frames_manifest)["videos"]
+    frames_shard = frames_shard.resolve()  # pool workers (on other machines with Dask) need absolute paths
     tasks = (delayed(_motion_task)(frames_shard, e["id"], motion) for e in entries)
-    results = Parallel(n_jobs=motion.n_jobs, return_as="generator")(tasks)
     videos, rejects = [], []
-    with ShardWriter(shard_path, storage.encoding, storage.jpeg_quality, {"flow": motion.flow, "flow_bound": motion.bound}) as writer:
+    attrs = {"flow": motion.flow, "flow_bound": motion.bound}
+    with cpu_pool(pool), ShardWriter(shard_path, storage.encoding, storage.jpeg_quality, attrs) as writer:
+        results = Parallel(n_jobs=motion.n_jobs, return_as="generator")(tasks)
         for entry, (modalities, message) in tqdm(zip(entries, results), total=len(entries), desc=f"motion {shard_path.name}"):
             if modalities is None:
                 rejects.append({"id": entry["id"], "path": entry["path"], "reason": message})
