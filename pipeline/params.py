@@ -55,6 +55,7 @@ Jobs = Annotated[int, Range(low=-1)]  # joblib: -1 is every core, 0 is refused b
 Arch = Literal["r3d", "r21d", "c3d", "r3d18"]
 Modality = Literal["rgb", "res", "u", "v"]
 IntraNegative = Literal["repeat", "shuffle"]
+Method = Literal["cmc", "moco", "simclr"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,12 +167,14 @@ class RuntimeParams:
 
 @dataclasses.dataclass(frozen=True)
 class PretrainParams:
+    method: Method  # the contrastive method (train/methods.py)
     modality: Modality  # view 2
     intra_neg: bool  # false: the plain CMC baseline
     neg: IntraNegative
-    nce_k: Count  # negatives per anchor; at most train videos - 1 (checked when they are known)
+    nce_k: Count  # cmc: negatives per anchor, at most train videos - 1; moco: queue length; simclr: unused
     nce_t: Positive
-    nce_m: Momentum
+    nce_m: Momentum  # cmc: memory-bank momentum
+    moco_m: Momentum  # moco: key-encoder EMA momentum
     feat_dim: Count
     epochs: Count
     batch_size: Count

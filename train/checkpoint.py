@@ -67,7 +67,12 @@ def _canonical(obj: Any) -> Any:
     values do not. Interning makes equal strings one object, so equal values pickle alike.
     """
     if isinstance(obj, dict):
-        copy = type(obj)((_canonical(k), _canonical(v)) for k, v in obj.items())
+        # .copy() keeps the type (a scheduler's Counter of milestones, a state dict's OrderedDict);
+        # a constructor would not: Counter(pairs) counts the pairs.
+        copy = obj.copy()
+        copy.clear()
+        for key, value in obj.items():
+            copy[_canonical(key)] = _canonical(value)
         if hasattr(obj, "_metadata"):  # a module state dict: its per-module versions
             copy._metadata = _canonical(obj._metadata)
         return copy

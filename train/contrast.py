@@ -8,10 +8,19 @@ log(K+1) respectively.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import distributed as dist
 from torch import nn
 from torch.nn import functional as F
+
+
+# encode(clips, module=the shared encoder): (N,3,T,H,W) -> unit-norm features (N,D) float,
+# under the runtime's autocast (MoCo passes its key encoder as ``module``).
+Encode = Callable[..., torch.Tensor]
+# make_negative: clips (B,C,T,H,W) -> their intra-negatives, from an explicit generator.
+MakeNegative = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def gather_from_ranks(x: torch.Tensor) -> torch.Tensor:
@@ -117,3 +126,23 @@ class IICObjective(nn.Module):
             self.intra2.update(all_index, gather_from_ranks(n2.detach()), self.momentum)
         labels = torch.zeros(b, dtype=torch.long, device=f1.device)
         return logits1, logits2, labels
+
+    def after_step(self, encoder: nn.Module) -> None:
+        """Nothing to update after the optimizer step: the banks are updated in ``forward``."""
+
+    def logits(
+        self, encode: Encode, x1: torch.Tensor, x2: torch.Tensor, index: torch.Tensor,
+        generator: torch.Generator, make_negative: MakeNegative | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The method interface (see ``train.methods``): clips of both views -> logits and labels.
+
+        One forward per view, as upstream does, so that batch norm sees one modality at a
+        time; a view's clips and their intra-negatives go together (one larger batch).
+        """
+        if make_negative is not None:
+            f1, n1 = encode(torch.cat([x1, make_negative(x1, generator)])).chunk(2)
+            f2, n2 = encode(torch.cat([x2, make_negative(x2, generator)])).chunk(2)
+        else:
+            f1, f2 = encode(x1), encode(x2)  # (B,D) each
+            n1 = n2 = None
+        return self(f1, f2, index, generator, n1, n2)  # (B,1+K[+1+K]) each

@@ -32,7 +32,7 @@ from pipeline.params import ModelParams, PretrainParams, RuntimeParams
 from pipeline.runtime import Runtime, make_runtime, seed_everything
 from preprocess.shards import ShardReader
 from train.checkpoint import CheckpointFormatError, build_encoder, load_checkpoint, save_checkpoint
-from train.contrast import IICObjective
+from train.methods import build_objective
 from train.data import ClipDataset, EpochSampler, split_ids, to_model_input
 from train.intra_negatives import INTRA_NEGATIVES
 
@@ -78,13 +78,6 @@ def resume_state(path: Path, config: dict[str, Any], inputs: str, epochs: int) -
     return state
 
 
-def check_nce_k(nce_k: int, n_train: int) -> None:
-    """K negatives are drawn from the other train videos: at most n_train - 1 of them."""
-    if nce_k > n_train - 1:
-        raise ConfigError(f"pretrain.nce_k: {nce_k} negatives but only {n_train - 1} other train videos; "
-                          f"use at most {n_train - 1}")
-
-
 def distributed_rank_world() -> tuple[int, int]:
     """(rank, world size) under torchrun, (0, 1) otherwise."""
     if dist.is_available() and dist.is_initialized():
@@ -93,29 +86,26 @@ def distributed_rank_world() -> tuple[int, int]:
 
 
 def batch_loss(
-    batch: dict, setup: PretrainSetup, encoder: torch.nn.Module, objective: IICObjective,
+    batch: dict, setup: PretrainSetup, encoder: torch.nn.Module, objective: torch.nn.Module,
     runtime: Runtime, generator: torch.Generator,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss of one batch and its statistics (positive probability per view).
 
     encoder: the shared encoder (or its DDP / compiled wrapper), (N,3,T,H,W) -> (N,D).
+    objective: a ``train.methods`` objective (cmc, moco or simclr).
     """
     t = setup.pretrain
     view2_key = "rgb_second" if t.modality == "rgb" else t.modality
     x1 = to_model_input(runtime.to_device(batch["rgb"]))  # (B,3,T,H,W)
     x2 = to_model_input(runtime.to_device(batch[view2_key]))  # (B,3,T,H,W)
     index = batch["index"].to(runtime.device)
-    with runtime.autocast():
-        # One forward per view, as the seed does, so that batch norm sees one modality at a
-        # time; a view's clips and their intra-negatives go together (one larger batch).
-        if t.intra_neg:
-            make_negative = INTRA_NEGATIVES[t.neg]
-            f1, n1 = encoder(torch.cat([x1, make_negative(x1, generator)])).float().chunk(2)
-            f2, n2 = encoder(torch.cat([x2, make_negative(x2, generator)])).float().chunk(2)
-        else:
-            f1, f2 = encoder(x1).float(), encoder(x2).float()  # (B,D) each
-            n1 = n2 = None
-    logits1, logits2, labels = objective(f1, f2, index, generator, n1, n2)  # (B,1+K[+1+K])
+
+    def encode(clips: torch.Tensor, module: torch.nn.Module = encoder) -> torch.Tensor:
+        with runtime.autocast():  # the encoder in bf16 on CUDA; the logits stay in float32
+            return module(clips).float()
+
+    make_negative = INTRA_NEGATIVES[t.neg] if t.intra_neg else None
+    logits1, logits2, labels = objective.logits(encode, x1, x2, index, generator, make_negative)  # (B,L) each
     loss = F.cross_entropy(logits1, labels) + F.cross_entropy(logits2, labels)
     stats = {
         "loss": loss.item(),
@@ -126,7 +116,7 @@ def batch_loss(
 
 
 def train_one_epoch(
-    loader: torch.utils.data.DataLoader, setup: PretrainSetup, encoder: torch.nn.Module, objective: IICObjective,
+    loader: torch.utils.data.DataLoader, setup: PretrainSetup, encoder: torch.nn.Module, objective: torch.nn.Module,
     optimizer: torch.optim.Optimizer, runtime: Runtime, generator: torch.Generator, epoch: int, show: bool,
 ) -> dict[str, float]:
     """One pass over the loader; the mean loss and positive probabilities of the epoch.
@@ -145,6 +135,7 @@ def train_one_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        objective.after_step(encoder)  # MoCo: the key encoder follows
         for key in totals:
             totals[key] += stats[key]
         n_batches += 1
@@ -167,7 +158,6 @@ def pretrain(
     config = setup.config()
     train_ids = split_ids(reader, "train")
     config["train_videos"] = len(train_ids)
-    check_nce_k(t.nce_k, len(train_ids))
     if len(train_ids) < t.batch_size * world:
         raise ConfigError(f"pretrain.batch_size: {len(train_ids)} train videos cannot fill one batch of "
                           f"{t.batch_size} per rank")
@@ -175,9 +165,8 @@ def pretrain(
 
     seed_everything(t.seed)
     encoder = runtime.prepare_model(build_encoder(config))
-    bank_generator = torch.Generator().manual_seed(t.seed)
-    objective = IICObjective(len(train_ids), t.feat_dim, t.nce_k, t.nce_t, t.nce_m,
-                             t.intra_neg, bank_generator).to(runtime.device)
+    bank_generator = torch.Generator().manual_seed(t.seed)  # the banks' or queues' initial state
+    objective = build_objective(encoder, len(train_ids), t, t.batch_size * world, bank_generator).to(runtime.device)
     optimizer = torch.optim.SGD(encoder.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, t.lr_steps, t.lr_decay)
     generator = torch.Generator(device=runtime.device).manual_seed(t.seed + 1)  # negatives, intra-negatives

@@ -26,3 +26,17 @@ def test_identical_weights_give_a_byte_identical_file(tmp_path):
     assert config == CONFIG
     for key, value in encoder.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key])
+
+
+def test_training_state_round_trips_unchanged(tmp_path):
+    """A resume state holds an optimizer and a scheduler whose milestones are a Counter; a
+    rebuilt Counter once turned milestone 2 into (2, 1), so a resumed run never decayed its lr."""
+    encoder = build_encoder(CONFIG)
+    optimizer = torch.optim.SGD(encoder.parameters(), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [2, 4], 0.2)
+    optimizer.step()
+    scheduler.step()
+    save_checkpoint(tmp_path / "r.pt", {"scheduler": scheduler.state_dict(), "encoder": encoder.state_dict()})
+    loaded = torch.load(tmp_path / "r.pt", weights_only=True)
+    assert loaded["scheduler"] == scheduler.state_dict()
+    assert encoder.state_dict()._metadata == loaded["encoder"]._metadata

@@ -51,7 +51,7 @@ def _ddp_step_worker(rank: int, world: int, port: int, out: str) -> None:
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    pretrain = PretrainParams(modality="res", intra_neg=True, neg="repeat", nce_k=4, nce_t=0.07, nce_m=0.5,
+    pretrain = PretrainParams(method="cmc", modality="res", intra_neg=True, neg="repeat", nce_k=4, nce_t=0.07, nce_m=0.5, moco_m=0.99,
                               feat_dim=8, epochs=1, batch_size=2, lr=0.1, momentum=0.9, weight_decay=1e-4,
                               lr_steps=[1], lr_decay=0.2, seed=0, checkpoint_every=1)
     setup = PretrainSetup(ModelParams(arch="r3d", width=4), pretrain, 8, 16)
@@ -82,3 +82,61 @@ def test_ddp_step_of_the_shared_encoder_keeps_ranks_identical(tmp_path):
     for key, value in rank0["encoder"].items():
         if "running" not in key and "num_batches" not in key:  # BN statistics stay per rank
             torch.testing.assert_close(value, rank1["encoder"][key], msg=key)
+
+
+def _moco_worker(rank: int, world: int, port: int, out: str) -> None:
+    from train.checkpoint import build_encoder
+    from train.moco import MoCoObjective
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    objective = MoCoObjective(build_encoder({"arch": "r3d", "width": 4, "feat_dim": 8}), 8, 10, 0.07, 0.99, True,
+                              torch.Generator().manual_seed(0))
+    q1, q2, k1, k2 = _features(100 + rank, 3, 8)
+    kn1, kn2, _, _ = _features(200 + rank, 3, 8)
+    objective(q1, q2, k1, k2, kn1, kn2)
+    queues = {k: v for k, v in objective.state_dict().items() if not k.startswith("key_encoder.")}
+    torch.save(queues, f"{out}/moco{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_moco_queues_receive_the_keys_of_every_rank(tmp_path):
+    port = 29500 + (os.getpid() + 250) % 1000
+    mp.spawn(_moco_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    rank0 = torch.load(tmp_path / "moco0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "moco1.pt", weights_only=True)
+    keys = [_features(100 + r, 3, 8) for r in range(2)]
+    for key, value in rank0.items():
+        assert torch.equal(value, rank1[key]), key
+    torch.testing.assert_close(rank0["queue1.keys"][:6], torch.cat([keys[0][2], keys[1][2]]))  # k1 of both ranks
+    torch.testing.assert_close(rank0["queue2.keys"][:6], torch.cat([keys[0][3], keys[1][3]]))
+    assert int(rank0["queue1.pointer"]) == 6
+
+
+def _simclr_worker(rank: int, world: int, port: int, out: str) -> None:
+    from train.simclr import SimCLRObjective
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    z1, z2, n1, n2 = (t.requires_grad_() for t in _features(100 + rank, 3, 8))
+    logits1, logits2, labels = SimCLRObjective(0.07, True)(z1, z2, n1, n2)
+    (F.cross_entropy(logits1, labels) + F.cross_entropy(logits2, labels)).backward()
+    torch.save({"logits1": logits1.detach(), "grad": z1.grad}, f"{out}/simclr{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_simclr_negatives_span_the_global_batch(tmp_path):
+    """Two ranks of 3 clips give each anchor the logits one process gives it with the batch of 6."""
+    from train.simclr import SimCLRObjective
+
+    port = 29500 + (os.getpid() + 750) % 1000
+    mp.spawn(_simclr_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    parts = [_features(100 + r, 3, 8) for r in range(2)]
+    z1, z2, n1, n2 = (torch.cat([parts[0][i], parts[1][i]]) for i in range(4))
+    logits1, _, _ = SimCLRObjective(0.07, True)(z1, z2, n1, n2)
+    assert logits1.shape == (6, 4 * 6 - 1)
+    for rank in range(2):
+        got = torch.load(tmp_path / f"simclr{rank}.pt", weights_only=True)
+        torch.testing.assert_close(got["logits1"], logits1[3 * rank: 3 * rank + 3])
+        assert got["grad"].abs().sum() > 0

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import itertools
 
 import pytest
@@ -25,7 +26,8 @@ def reader(tmp_path_factory):
 
 def _setup(arch: str = "r3d", **changes) -> PretrainSetup:
     pretrain = PretrainParams(
-        modality="res", intra_neg=True, neg="repeat", nce_k=5, nce_t=0.07, nce_m=0.5, feat_dim=8, epochs=1,
+        method="cmc", modality="res", intra_neg=True, neg="repeat", nce_k=5, nce_t=0.07, nce_m=0.5, moco_m=0.99,
+        feat_dim=8, epochs=1,
         batch_size=4, lr=0.01, momentum=0.9, weight_decay=1e-4, lr_steps=[2], lr_decay=0.2, seed=1,
         checkpoint_every=1,
     )
@@ -127,3 +129,38 @@ def test_an_unreadable_resume_file_is_named_and_ignored(reader, tmp_path, caplog
     result = pretrain(reader, _setup(epochs=1), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0)
     assert [r["epoch"] for r in result["curves"]] == [1]
     assert any("r.pt" in m and "cannot be read" in m for m in caplog.messages)
+
+
+@pytest.mark.parametrize("method, intra_neg, neg", [
+    ("moco", True, "repeat"), ("moco", True, "shuffle"), ("moco", False, "repeat"),
+    ("simclr", True, "repeat"), ("simclr", True, "shuffle"), ("simclr", False, "repeat"),
+])
+def test_moco_and_simclr_train_with_and_without_intra_negatives(reader, tmp_path, method, intra_neg, neg):
+    setup = _setup(method=method, intra_neg=intra_neg, neg=neg, nce_k=8)
+    result = pretrain(reader, setup, CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0)
+    row = result["curves"][0]
+    assert math.isfinite(row["loss"]) and 0 < row["p_pos_view1"] < 1
+    config, encoder = load_encoder(tmp_path / "m.pt")  # the key encoder and queues are not in the model
+    assert config["method"] == method and encoder(torch.rand(2, 3, 16, 24, 24)).shape == (2, 8)
+
+
+@pytest.mark.parametrize("modality", ["u", "rgb"])
+def test_moco_with_other_view2_modalities(reader, tmp_path, modality):
+    result = pretrain(reader, _setup(method="moco", modality=modality, nce_k=8), CPU, tmp_path / "m.pt",
+                      tmp_path / "r.pt", workers=0)
+    assert math.isfinite(result["curves"][0]["loss"])
+
+
+def test_a_moco_queue_smaller_than_the_batch_is_refused(reader, tmp_path):
+    with pytest.raises(ConfigError, match="pretrain.nce_k: a MoCo queue of 2 keys cannot take a batch of 4"):
+        pretrain(reader, _setup(method="moco", nce_k=2), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0)
+
+
+def test_moco_resumes_to_the_uninterrupted_weights(reader, tmp_path):
+    """The key encoder and the queues are part of the resume state."""
+    setup = _setup(method="moco", nce_k=8, epochs=2)
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    pretrain(reader, setup, CPU, full / "model.pt", full / "resume.pt", workers=0)
+    pretrain(reader, setup, CPU, cut / "model.pt", cut / "resume.pt", workers=0, stop_after_epoch=1)
+    pretrain(reader, setup, CPU, cut / "model.pt", cut / "resume.pt", workers=0)
+    assert (full / "model.pt").read_bytes() == (cut / "model.pt").read_bytes()
