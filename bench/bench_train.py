@@ -2,11 +2,13 @@
 
     python bench/bench_train.py                      # the demo sizes from params.yaml, CPU or GPU
     python bench/bench_train.py --paper              # R3D 16x112x112, 64-channel stem, batch 16
-    python bench/bench_train.py --paper --batch 64 --bf16 --channels-last --compile
+    python bench/bench_train.py --paper --batch 64 --bf16 --channels-last --compile   # on a GPU
 
-Measures (1) the full IIC step (RGB + view 2 + both intra-negatives, forward, backward, SGD,
-bank update) on clips already on the device, (2) the same fed from the shards through the
-DataLoader, and (3) feature extraction (forward only). Prints clips/s; asserts nothing.
+Measures (1) the full training step with intra-negatives (RGB + view 2 + both intra-negatives,
+forward, backward, SGD, bank / queue / key-encoder update) on clips already on the device,
+for each contrastive method (cmc, moco, simclr), (2) the configured method's step fed from
+the shards through the DataLoader, and (3) feature extraction (forward only). Prints clips/s;
+asserts nothing.
 Without --shards it writes temporary random shards at the stored size (read speed does not
 depend on pixel values).
 """
@@ -26,8 +28,8 @@ from pipeline.params import ModelParams, load_params
 from pipeline.runtime import Runtime
 from preprocess.shards import ShardReader, ShardWriter, write_manifest
 from train.checkpoint import build_encoder
-from train.contrast import IICObjective
 from train.data import ClipDataset, EpochSampler, to_model_input
+from train.methods import METHODS, build_objective
 from train.pretrain import PretrainSetup, batch_loss
 
 
@@ -61,7 +63,9 @@ def sync(device: torch.device) -> None:
 @click.option("--compile", "use_compile", is_flag=True)
 @click.option("--workers", type=int, default=None)
 @click.option("--shards", type=click.Path(path_type=Path), default=None, help="folder with frames/ and motion/")
-def main(paper, arch, batch, steps, bf16, channels_last, use_compile, workers, shards) -> None:
+@click.option("--method", "methods", multiple=True, type=click.Choice(sorted(METHODS)),
+              help="methods to time on the device (default: all)")
+def main(paper, arch, batch, steps, bf16, channels_last, use_compile, workers, shards, methods) -> None:
     p = load_params()
     config = {"arch": arch or p.model.arch, "width": 64 if paper else p.model.width, "feat_dim": p.pretrain.feat_dim}
     length, crop = (16, 112) if paper else (p.clip.length, p.clip.crop)
@@ -80,37 +84,51 @@ def main(paper, arch, batch, steps, bf16, channels_last, use_compile, workers, s
     with FlopCounterMode(display=False) as counter:
         encoder.backbone(torch.zeros(1, 3, length, crop, crop))
     gflops = counter.get_total_flops() / 1e9
-    print(f"backbone forward: {gflops:.2f} GFLOPs per clip; an IIC step runs each clip through an encoder 4 times, forward and backward "
-          f"(~{3 * 4 * gflops:.1f} GFLOPs per clip)")
-
-    pretrain = dataclasses.replace(p.pretrain, modality="res", intra_neg=True, neg="repeat", batch_size=batch)
-    setup = PretrainSetup(ModelParams(config["arch"], config["width"]), pretrain, length, crop)
-    encoder = runtime.prepare_model(build_encoder(config))
-    trained = runtime.maybe_compile(encoder)
-    objective = IICObjective(max(4 * batch, pretrain.nce_k + 1), config["feat_dim"], pretrain.nce_k, 0.07, 0.5, True,
-                             torch.Generator().manual_seed(0)).to(device)
-    optimizer = torch.optim.SGD(encoder.parameters(), lr=0.01, momentum=0.9)
-    generator = torch.Generator(device=device).manual_seed(0)
-
-    def step(b):
-        loss, _ = batch_loss(b, setup, trained, objective, runtime, generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    # Per clip, cmc and simclr run 4 encoder passes with gradients (a clip and its intra-negative
+    # in each view; backward ~2x forward); moco runs 2 with gradients (the queries) and 4 without
+    # (the keys of both views and of both intra-negatives).
+    print(f"backbone forward: {gflops:.2f} GFLOPs per clip; a training step per clip: cmc and simclr "
+          f"~{3 * 4 * gflops:.1f} GFLOPs, moco ~{(3 * 2 + 4) * gflops:.1f} GFLOPs")
 
     on_device = {"rgb": torch.randint(0, 256, (batch, 3, length, crop, crop), dtype=torch.uint8),
                  "res": torch.randint(0, 256, (batch, 3, length, crop, crop), dtype=torch.uint8),
                  "index": torch.arange(batch)}
     on_device = {k: v.to(device) for k, v in on_device.items()}
-    for _ in range(3):  # warm-up (cuDNN autotuning, compilation)
-        step(on_device)
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step(on_device)
-    sync(device)
-    print(f"IIC training step, clips on the device: {steps * batch / (time.perf_counter() - start):8.1f} clips/s")
+    n_videos = max(4 * batch, p.pretrain.nce_k + 1)
 
+    def make_step(method: str):
+        pretrain = dataclasses.replace(p.pretrain, method=method, modality="res", intra_neg=True, neg="repeat",
+                                       batch_size=batch, nce_k=max(batch, p.pretrain.nce_k))
+        setup = PretrainSetup(ModelParams(config["arch"], config["width"]), pretrain, length, crop)
+        torch.manual_seed(0)
+        encoder = runtime.prepare_model(build_encoder(config))
+        trained = runtime.maybe_compile(encoder)
+        objective = build_objective(encoder, n_videos, pretrain, batch, torch.Generator().manual_seed(0)).to(device)
+        optimizer = torch.optim.SGD(encoder.parameters(), lr=0.01, momentum=0.9)
+        generator = torch.Generator(device=device).manual_seed(0)
+
+        def step(b):
+            loss, _ = batch_loss(b, setup, trained, objective, runtime, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            objective.after_step(trained)
+
+        return step
+
+    for method in methods or sorted(METHODS):
+        step = make_step(method)
+        for _ in range(3):  # warm-up (cuDNN autotuning, compilation)
+            step(on_device)
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step(on_device)
+        sync(device)
+        print(f"{method:6s} training step with intra-negatives, clips on the device: "
+              f"{steps * batch / (time.perf_counter() - start):8.1f} clips/s")
+
+    step = make_step(p.pretrain.method)
     with tempfile.TemporaryDirectory() as tmp:
         folder = shards or Path(tmp)
         if shards is None:
@@ -136,7 +154,8 @@ def main(paper, arch, batch, steps, bf16, channels_last, use_compile, workers, s
                     break
             epoch += 1
         sync(device)
-        print(f"IIC training step, from the shards ({workers} workers): {done / (time.perf_counter() - start):8.1f} clips/s")
+        print(f"{p.pretrain.method} training step, from the shards ({workers} workers): "
+              f"{done / (time.perf_counter() - start):8.1f} clips/s")
 
         backbone = encoder.backbone
         eval_set = ClipDataset(reader, ids, ("rgb",), length, crop, train=False, seed=0, eval_clips=10)

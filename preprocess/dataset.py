@@ -134,7 +134,7 @@ def build_index(
     seen: dict[str, str] = {}
     listed = read_split(lists_dir, split_number)
     # Hashing every file is the slow part on a real dataset (13,320 UCF101 videos): show it.
-    for item in tqdm(listed, desc="dataset: index and hash", unit="video", disable=len(listed) < 100):
+    for item in tqdm(listed, desc="dataset: index and hash", unit="video"):
         rel = safe_relative(item.rel_path)
         if rel is None:
             rejects.append(Reject(item.rel_path, "path leaves the dataset root or is not Class/video"))

@@ -84,3 +84,14 @@ def test_finetune_tests_every_video_at_video_level(tmp_path):
         assert 0 <= metrics[key] <= 1
     assert metrics["video_top5"] == 1.0  # 3 classes: the label is always within the top 5
     assert len(result["history"]) == 2
+
+
+@pytest.mark.parametrize("arch", ["i3d", "s3d", "c3d", "r21d", "r3d18"])
+def test_every_backbone_loads_strictly_from_its_encoder(arch):
+    encoder = build_encoder({"arch": arch, "width": 8, "feat_dim": 8})
+    backbone = build_backbone(arch, 8)
+    load_backbone_strict(backbone, encoder.state_dict())
+    for key, value in encoder.backbone.state_dict().items():
+        assert torch.equal(backbone.state_dict()[key], value)
+    with pytest.raises(RuntimeError):  # another architecture's weights never load silently
+        load_backbone_strict(build_backbone("s3d" if arch == "i3d" else "i3d", 8), encoder.state_dict())

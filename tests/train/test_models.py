@@ -6,24 +6,39 @@ import torch
 from train.models import BACKBONES, build_backbone
 
 
+# conv5 at 16x112x112 and width 64, and the retrieval feature's size (conv5 max-pooled 1x2x2).
+PAPER_SIZE = {arch: ((512, 2, 7, 7), 9216) for arch in ("r3d", "r21d", "c3d", "r3d18")}
+PAPER_SIZE |= {arch: ((1024, 2, 4, 4), 8192) for arch in ("i3d", "s3d")}
+
+
 @pytest.mark.parametrize("arch", sorted(BACKBONES))
 def test_paper_size_output_shapes(arch):
     model = build_backbone(arch, 64).eval()
     x = torch.randn(2, 3, 16, 112, 112)
+    conv5_shape, retrieval_dim = PAPER_SIZE[arch]
     with torch.no_grad():
         conv5 = model.conv5(x)
-        assert conv5.shape == (2, 512, 2, 7, 7)
-        assert model(x).shape == (2, 512)
+        assert conv5.shape == (2, *conv5_shape)
+        assert model(x).shape == (2, model.out_dim) and model.out_dim == conv5_shape[0]
         # The paper's retrieval feature: conv5 max-pooled 1x2x2 and flattened.
-        assert model.retrieval_features(x).shape == (2, 9216)
+        assert model.retrieval_features(x).shape == (2, retrieval_dim)
 
 
 @pytest.mark.parametrize("arch", sorted(BACKBONES))
 def test_narrow_demo_size(arch):
     model = build_backbone(arch, 16)
     out = model(torch.randn(2, 3, 16, 56, 56))
-    assert out.shape == (2, 128)
+    assert out.shape == (2, model.out_dim) and model.out_dim == {"i3d": 256, "s3d": 256}.get(arch, 128)
     out.sum().backward()  # trainable end to end
+    # At the demo's 40x40 crops conv5 is narrower than the 1x2x2 pool: it still gives a feature.
+    assert model.retrieval_features(torch.randn(1, 3, 16, 40, 40)).ndim == 2
+
+
+def test_i3d_is_inflated_and_s3d_is_separable():
+    i3d_kernels = {m.kernel_size for m in build_backbone("i3d", 8).modules() if isinstance(m, torch.nn.Conv3d)}
+    s3d_kernels = {m.kernel_size for m in build_backbone("s3d", 8).modules() if isinstance(m, torch.nn.Conv3d)}
+    assert {(7, 7, 7), (3, 3, 3)} <= i3d_kernels
+    assert (3, 3, 3) not in s3d_kernels and {(1, 7, 7), (7, 1, 1), (1, 3, 3), (3, 1, 1)} <= s3d_kernels
 
 
 def test_r3d18_has_two_blocks_per_stage():

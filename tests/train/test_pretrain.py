@@ -56,7 +56,7 @@ def test_one_training_epoch_per_modality_and_negative_kind(reader, tmp_path, mod
     assert list(rows[0][0]) == ["epoch", "loss", "p_pos_view1", "p_pos_view2", "lr"]
 
 
-@pytest.mark.parametrize("arch", ["r21d", "c3d", "r3d18"])
+@pytest.mark.parametrize("arch", ["r21d", "c3d", "r3d18", "i3d", "s3d"])
 def test_other_backbones_train(reader, tmp_path, arch):
     result = pretrain(reader, _setup(arch=arch), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0)
     assert torch.isfinite(torch.tensor(result["curves"][0]["loss"]))
@@ -164,3 +164,10 @@ def test_moco_resumes_to_the_uninterrupted_weights(reader, tmp_path):
     pretrain(reader, setup, CPU, cut / "model.pt", cut / "resume.pt", workers=0, stop_after_epoch=1)
     pretrain(reader, setup, CPU, cut / "model.pt", cut / "resume.pt", workers=0)
     assert (full / "model.pt").read_bytes() == (cut / "model.pt").read_bytes()
+
+
+@pytest.mark.parametrize("arch, method", [(a, m) for a in ("i3d", "s3d") for m in ("cmc", "moco", "simclr")])
+def test_inception_backbones_with_every_method(reader, tmp_path, arch, method):
+    result = pretrain(reader, _setup(arch=arch, method=method, nce_k=7), CPU, tmp_path / "m.pt", tmp_path / "r.pt",
+                      workers=0)
+    assert math.isfinite(result["curves"][0]["loss"])

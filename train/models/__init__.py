@@ -5,9 +5,12 @@ from collections.abc import Callable
 
 from train.models.backbone import Backbone
 from train.models.c3d import c3d
+from train.models.inception3d import i3d, s3d
 from train.models.resnet3d import r3d, r3d18, r21d
 
-BACKBONES: dict[str, Callable[[int], Backbone]] = {"r3d": r3d, "r21d": r21d, "c3d": c3d, "r3d18": r3d18}
+BACKBONES: dict[str, Callable[[int], Backbone]] = {
+    "r3d": r3d, "r21d": r21d, "c3d": c3d, "r3d18": r3d18, "i3d": i3d, "s3d": s3d,
+}
 
 
 def build_backbone(arch: str, width: int) -> Backbone:

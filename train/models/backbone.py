@@ -22,6 +22,9 @@ class Backbone(nn.Module):
     def retrieval_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B,3,T,H,W) -> (B,D): conv5 max-pooled by 1x2x2 and flattened, as the paper does.
 
-        For R3D at 16x112x112 (64-channel stem): 512 x 2 x 3 x 3 = 9,216 values.
+        For R3D at 16x112x112 (64-channel stem): 512 x 2 x 3 x 3 = 9,216 values; I3D and S3D:
+        1024 x 2 x 2 x 2 = 8,192. A conv5 map narrower than 2 is pooled over what it has.
         """
-        return F.max_pool3d(self.conv5(x), kernel_size=(1, 2, 2)).flatten(1)
+        conv5 = self.conv5(x)
+        kernel = (1, min(2, conv5.shape[3]), min(2, conv5.shape[4]))
+        return F.max_pool3d(conv5, kernel_size=kernel).flatten(1)
