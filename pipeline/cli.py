@@ -58,9 +58,11 @@ def demo() -> None:
 def dataset() -> None:
     """Index the dataset: classes, split membership, size and hash; write rejects and shard lists."""
     from preprocess.dataset import index_dataset
+    from preprocess.formats import FormatOptions
 
     with stage("dataset") as p:
-        index_dataset(Path(p.dataset.root), Path(p.dataset.lists), p.dataset.split, p.shards.ids,
+        options = FormatOptions(p.dataset.split, p.dataset.test_ratio, p.dataset.split_seed)
+        index_dataset(Path(p.dataset.root), Path(p.dataset.lists), p.dataset.format, options, p.shards.ids,
                       p.dataset.max_reject_share, paths.INDEX, paths.DATASET_REJECTS, paths.shard_list,
                       (paths.FRAMES, paths.MOTION))
 

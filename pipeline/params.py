@@ -60,11 +60,14 @@ Method = Literal["cmc", "moco", "simclr"]
 
 @dataclasses.dataclass(frozen=True)
 class DatasetParams:
-    """Where the videos and the split lists are (UCF101 layout)."""
+    """Where the videos and their lists are, and in which layout."""
 
-    root: str  # <root>/<Class>/<video>
-    lists: str  # folder with classInd.txt, trainlistNN.txt, testlistNN.txt
-    split: Annotated[int, Range(low=1, high=3)]  # official split 1, 2 or 3
+    format: Literal["ucf101", "hmdb51", "list", "folder", "kinetics_csv", "unlabeled"]  # preprocess/formats.py
+    root: str  # the videos
+    lists: str  # the lists folder (ucf101, hmdb51, list), the CSV (kinetics_csv), or the root (folder, unlabeled)
+    split: Annotated[int, Range(low=1, high=3)]  # official split 1, 2 or 3 (ucf101, hmdb51)
+    test_ratio: Annotated[float, Range(low=0, high=1, low_open=True, high_open=True)]  # folder: groups drawn for test
+    split_seed: int  # folder: the seed of that draw
     max_reject_share: Share  # fail when more than this share of the dataset's videos is rejected
 
 

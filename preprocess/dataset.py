@@ -11,6 +11,7 @@ import hashlib
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
@@ -18,6 +19,7 @@ from tqdm import tqdm
 
 from pipeline.atomic import write_json
 from pipeline.errors import InputError
+from preprocess.formats import FORMATS, FormatOptions, Layout, Listed, Reject
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +36,6 @@ class ListEntry:
     listed_label: int | None  # 0-based, when the list gives one
 
 
-@dataclasses.dataclass(frozen=True)
-class Reject:
-    path: str
-    reason: str
 
 
 def _lines(path: Path) -> list[str]:
@@ -74,12 +72,26 @@ def read_split(lists_dir: Path, split_number: int) -> list[ListEntry]:
     return entries
 
 
-def safe_relative(rel_path: str) -> PurePosixPath | None:
-    """The list path as a relative path inside the root, or None if it would leave the root."""
+def safe_relative(rel_path: str, two_level: bool = True) -> PurePosixPath | None:
+    """The list path as a relative path inside the root, or None if it would leave the root
+    (or, with ``two_level``, is not exactly ``Class/video`` as the UCF101 lists require)."""
     path = PurePosixPath(rel_path)
-    if path.is_absolute() or ".." in path.parts or len(path.parts) != 2:
+    if path.is_absolute() or ".." in path.parts or not path.parts or (two_level and len(path.parts) != 2):
         return None
     return path
+
+
+def file_problem(path: Path, root: Path) -> str | None:
+    """Why ``path`` is not a usable video file inside ``root`` (resolved), or None."""
+    if path.is_symlink() and not path.exists():
+        return "dangling symlink"
+    if not path.exists():
+        return "missing file"
+    if path.is_dir():
+        return "a directory, not a video file"
+    if not path.resolve().is_relative_to(root):
+        return f"symlink leaves the dataset root (to {path.resolve()})"
+    return None
 
 
 def resolve_video(root: Path, rel: PurePosixPath, folder_cache: dict[str, dict[str, str]]) -> Path | None:
@@ -119,54 +131,63 @@ def video_id(rel: PurePosixPath) -> str:
 
 
 def build_index(
-    root: Path, lists_dir: Path, split_number: int, n_shards: int
+    root: Path, lists_dir: Path, split_number: int, n_shards: int, fmt: str = "ucf101",
+    options: FormatOptions | None = None,
 ) -> tuple[list[dict], list[Reject]]:
-    """Index one split of a dataset.
+    """Index one split of a dataset in any of the ``FORMATS``.
 
-    Returns (entries, rejects). Each entry: id, path (relative to root), class, label (0-based),
-    split (train|test), size (bytes), sha256, shard. Rejected: paths leaving the root, unknown
-    classes, missing or empty files, label mismatches, and the second listing of a video.
+    Returns (entries, rejects). Each entry: id, path (relative to root), class (None when
+    unlabeled), label (0-based; -1 when unlabeled), split (train|test), size (bytes), sha256,
+    shard. Rejected, each with its reason: malformed list lines (file and line), paths leaving
+    the root, unknown classes, label mismatches, missing, dangling, directory and empty files,
+    symlinks leaving the root, and the second listing of a file. Ids are the path without its
+    extension, or with it for files whose names differ only by extension.
     """
-    classes = read_class_index(lists_dir / "classInd.txt")
+    options = options or FormatOptions(split=split_number, test_ratio=0.3, split_seed=0)
+    layout: Layout = FORMATS[fmt](root, lists_dir, options)
+    labels = {name: i for i, name in enumerate(layout.classes)} if layout.classes is not None else {}
+    root_resolved = root.resolve()
     folder_cache: dict[str, dict[str, str]] = {}
-    entries: list[dict] = []
-    rejects: list[Reject] = []
-    seen: dict[str, str] = {}
-    listed = read_split(lists_dir, split_number)
-    # Hashing every file is the slow part on a real dataset (13,320 UCF101 videos): show it.
-    for item in tqdm(listed, desc="dataset: index and hash", unit="video"):
-        rel = safe_relative(item.rel_path)
+    rejects: list[Reject] = list(layout.rejects)
+    accepted: list[tuple[Listed, Path, PurePosixPath]] = []
+    for item in layout.listed:
+        rel = safe_relative(item.rel_path, layout.two_level)
         if rel is None:
-            rejects.append(Reject(item.rel_path, "path leaves the dataset root or is not Class/video"))
+            reason = "path leaves the dataset root" + (" or is not Class/video" if layout.two_level else "")
+            rejects.append(Reject(item.rel_path, reason, item.source))
             continue
-        class_name = rel.parts[0]
-        if class_name not in classes:
-            rejects.append(Reject(item.rel_path, f"unknown class {class_name!r}"))
+        if item.class_name is not None and item.class_name not in labels:
+            rejects.append(Reject(item.rel_path, f"unknown class {item.class_name!r}", item.source))
             continue
-        label = classes[class_name]
-        if item.listed_label is not None and item.listed_label != label:
-            rejects.append(Reject(item.rel_path, f"listed label {item.listed_label + 1} is not {class_name}'s"))
+        if item.listed_label is not None and item.listed_label != labels.get(item.class_name):
+            rejects.append(Reject(item.rel_path, f"listed label {item.listed_label + 1} is not {item.class_name}'s", item.source))
             continue
-        path = resolve_video(root, rel, folder_cache)
-        if path is None:
-            rejects.append(Reject(item.rel_path, "missing file"))
+        path = resolve_video(root, rel, folder_cache) if layout.two_level else root / rel
+        problem = "missing file" if path is None else file_problem(path, root_resolved)
+        if problem:
+            rejects.append(Reject(item.rel_path, problem, item.source))
             continue
-        real_rel = PurePosixPath(path.relative_to(root).as_posix())
-        vid = video_id(real_rel)
-        if vid in seen:
-            rejects.append(Reject(item.rel_path, f"listed twice (first in {seen[vid]})"))
+        accepted.append((item, path, PurePosixPath(path.relative_to(root).as_posix())))
+    stems = Counter(video_id(real_rel) for _, _, real_rel in {a[2]: a for a in accepted}.values())
+    entries: list[dict] = []
+    seen: dict[PurePosixPath, str] = {}
+    # Hashing every file is the slow part on a real dataset (13,320 UCF101 videos): show it.
+    for item, path, real_rel in tqdm(accepted, desc="dataset: index and hash", unit="video"):
+        if real_rel in seen:
+            rejects.append(Reject(item.rel_path, f"listed twice (first in {seen[real_rel]})", item.source))
             continue
-        seen[vid] = item.split
+        seen[real_rel] = item.split
         size = path.stat().st_size
         if size == 0:
-            rejects.append(Reject(item.rel_path, "empty file"))
+            rejects.append(Reject(item.rel_path, "empty file", item.source))
             continue
+        vid = video_id(real_rel) if stems[video_id(real_rel)] == 1 else str(real_rel)
         entries.append(
             {
                 "id": vid,
                 "path": str(real_rel),
-                "class": class_name,
-                "label": label,
+                "class": item.class_name,
+                "label": labels.get(item.class_name, -1),
                 "split": item.split,
                 "size": size,
                 "sha256": file_sha256(path),
@@ -209,7 +230,7 @@ def remove_leftover_shards(folders: Sequence[Path], shard_ids: Sequence[int]) ->
 
 
 def index_dataset(
-    root: Path, lists_dir: Path, split_number: int, shard_ids: Sequence[int], max_reject_share: float,
+    root: Path, lists_dir: Path, fmt: str, options: FormatOptions, shard_ids: Sequence[int], max_reject_share: float,
     index_path: Path, rejects_path: Path, shard_list: Callable[[int], Path], shard_folders: Sequence[Path],
 ) -> list[dict]:
     """The dataset stage: index, rejects report, one video list per shard; returns the index.
@@ -218,14 +239,16 @@ def index_dataset(
     any preprocessing is paid for) and when the rejects alone pass ``max_reject_share``.
     """
     start = time.perf_counter()
-    for path in (root, lists_dir):
-        if not path.is_dir():
-            raise InputError(f"{path}: not a readable folder")
-    entries, rejects = build_index(root, lists_dir, split_number, len(shard_ids))
-    write_json(rejects_path, [r.__dict__ for r in rejects])
-    for split in VIDEO_SPLITS:
+    if not root.is_dir():
+        raise InputError(f"{root}: not a readable folder")
+    if not lists_dir.exists():
+        raise InputError(f"{lists_dir}: not found (dataset.lists)")
+    entries, rejects = build_index(root, lists_dir, options.split, len(shard_ids), fmt, options)
+    write_json(rejects_path, [dataclasses.asdict(r) for r in rejects])
+    unlabeled = all(e["label"] == -1 for e in entries)
+    for split in ("train",) if unlabeled else VIDEO_SPLITS:  # unlabeled data: pretraining only
         if not any(e["split"] == split for e in entries):
-            raise InputError(f"the {split} split of {lists_dir} (split {split_number}) has no usable video; "
+            raise InputError(f"the {split} split of {lists_dir} ({fmt}, split {options.split}) has no usable video; "
                              f"see {rejects_path}")
     check_reject_share(rejects, len(entries) + len(rejects), max_reject_share, "dataset")
     for shard_id in shard_ids:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import h5py
 import numpy as np
@@ -28,7 +29,7 @@ def real_dataset(tmp_path_factory):
     lines = []
     for clip in REAL_CLIPS:
         (root / clip.parent.name).mkdir(parents=True, exist_ok=True)
-        os.symlink(clip, root / clip.parent.name / clip.name)
+        shutil.copyfile(clip, root / clip.parent.name / clip.name)  # a symlink out of the root is a reject
         lines.append(f"{clip.parent.name}/{clip.name}")
     good = REAL_CLIPS[0].read_bytes()
     broken = {

@@ -1,0 +1,241 @@
+"""Dataset layouts: each format turns a root (and its lists) into listed videos and line rejects.
+
+A format is a function ``(root, lists, split, options) -> Layout`` behind the ``FORMATS``
+registry (``dataset.format``). It only reads the lists (or scans the folders); checking the
+files themselves (present, a regular file inside the root, not listed twice) is the index's
+job (``preprocess/dataset.py``). Every malformed line becomes a ``Reject`` naming the file,
+the line number and the reason, never an exception.
+
+| format | layout |
+|---|---|
+| ucf101 | ``classInd.txt`` + ``trainlistNN.txt`` / ``testlistNN.txt`` (``Class/video.avi [label]``) |
+| hmdb51 | official per-class ``<class>_test_splitN.txt``: ``video.avi 1`` train, ``2`` test, ``0`` unused |
+| list | mmaction2-style ``train.txt`` / ``test.txt``: ``relative/path.ext [label]``, any depth, spaces allowed; optional ``classes.txt`` |
+| folder | class = first folder under the root, any depth below; test split drawn by a seeded ratio, whole recording groups |
+| kinetics_csv | ``label,youtube_id,time_start,time_end,split`` with ``<label>/<youtube_id>_<start:06d>_<end:06d>.mp4`` files |
+| unlabeled | every video under the root, any depth, all in the train split; pretraining only |
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".3gp")
+_GROUP = re.compile(r"_(g\d+)_")  # UCF101-style recording group in a file name
+
+
+@dataclasses.dataclass(frozen=True)
+class Reject:
+    path: str  # the listed path (a malformed line: its text)
+    reason: str
+    source: str = ""  # where it is listed: "<list file>:<line>" (empty for folder scans)
+
+
+@dataclasses.dataclass(frozen=True)
+class Listed:
+    rel_path: str  # relative to the root, '/'-separated, as the list or the scan gives it
+    split: str  # train | test
+    class_name: str | None  # None: unlabeled
+    listed_label: int | None = None  # a label the list states (0-based), checked against the class
+    source: str = ""  # "<list file>:<line>" (empty for folder scans)
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    classes: list[str] | None  # class names in label order (0-based); None: unlabeled
+    listed: list[Listed]
+    rejects: list[Reject]
+    two_level: bool = False  # paths must be exactly Class/video (UCF101 lists)
+
+
+@dataclasses.dataclass(frozen=True)
+class FormatOptions:
+    split: int  # official split 1-3 (ucf101, hmdb51)
+    test_ratio: float  # folder: share of each class's groups drawn for test
+    split_seed: int  # folder: the draw's seed
+
+
+def read_lines(path: Path) -> tuple[list[tuple[int, str]], list[Reject]]:
+    """Non-blank lines of a text list as (1-based number, text), and a reject per undecodable line.
+
+    A UTF-8 byte-order mark is dropped; CRLF endings are fine; a line that is not UTF-8 (a
+    Latin-1 list) is rejected naming the file and line, the others go on.
+    """
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    lines, rejects = [], []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            text = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            rejects.append(Reject(raw.decode("latin-1").strip(), "not UTF-8 text (a Latin-1 list?); save the list as UTF-8",
+                                  f"{path.name}:{number}"))
+            continue
+        if text:
+            lines.append((number, text))
+    return lines, rejects
+
+
+def _ucf101(root: Path, lists: Path, o: FormatOptions) -> Layout:
+    index_lines, rejects = read_lines(lists / "classInd.txt")
+    classes: dict[int, str] = {}
+    for number, text in index_lines:
+        parts = text.split(maxsplit=1)
+        if len(parts) != 2 or not parts[0].isdigit():
+            rejects.append(Reject(text, "expected '<number> <class>'", f"classInd.txt:{number}"))
+            continue
+        classes[int(parts[0])] = parts[1]
+    if sorted(classes) != list(range(1, len(classes) + 1)):
+        raise ValueError(f"{lists / 'classInd.txt'}: class numbers are not 1..{len(classes)}")
+    listed = []
+    for split in ("train", "test"):
+        path = lists / f"{split}list{o.split:02d}.txt"
+        lines, bad = read_lines(path)
+        rejects += bad
+        for number, text in lines:
+            parts = text.split()
+            label = None
+            if len(parts) > 2 or (len(parts) == 2 and not parts[1].lstrip("-").isdigit()):
+                rejects.append(Reject(text, "expected 'Class/video.avi [integer label]'", f"{path.name}:{number}"))
+                continue
+            if len(parts) == 2:
+                label = int(parts[1]) - 1
+            rel = parts[0].replace("\\", "/")
+            listed.append(Listed(rel, split, rel.split("/")[0], label, f"{path.name}:{number}"))
+    return Layout([classes[i] for i in sorted(classes)], listed, rejects, two_level=True)
+
+
+def _hmdb51(root: Path, lists: Path, o: FormatOptions) -> Layout:
+    files = sorted(lists.glob(f"*_test_split{o.split}.txt"))
+    if not files:
+        raise FileNotFoundError(f"no <class>_test_split{o.split}.txt files in {lists}")
+    classes = [f.name[: -len(f"_test_split{o.split}.txt")] for f in files]
+    listed, rejects = [], []
+    for class_name, path in zip(classes, files):
+        lines, bad = read_lines(path)
+        rejects += bad
+        for number, text in lines:
+            name, _, code = text.rpartition(" ")
+            name = name.strip()
+            if code not in ("0", "1", "2") or not name:
+                rejects.append(Reject(text, "expected '<video> 0|1|2'", f"{path.name}:{number}"))
+                continue
+            if code != "0":  # 0: not used by this split
+                listed.append(Listed(f"{class_name}/{name}", "train" if code == "1" else "test", class_name,
+                                     source=f"{path.name}:{number}"))
+    return Layout(classes, listed, rejects)
+
+
+def _list(root: Path, lists: Path, o: FormatOptions) -> Layout:
+    names = None
+    if (lists / "classes.txt").is_file():
+        class_lines, rejects = read_lines(lists / "classes.txt")
+        names = [text for _, text in class_lines]
+    else:
+        rejects = []
+    listed, labels = [], set()
+    for split in ("train", "test"):
+        path = lists / f"{split}.txt"
+        if not path.is_file():
+            continue
+        lines, bad = read_lines(path)
+        rejects += bad
+        for number, text in lines:
+            head, _, tail = text.rpartition(" ")
+            if head and tail.lstrip("-").isdigit():
+                rel, label = head.strip(), int(tail)
+            elif Path(text).suffix.lower() in VIDEO_SUFFIXES:
+                rel, label = text, None  # no label: the whole line is the path (spaces allowed)
+            else:
+                rejects.append(Reject(text, f"the label {tail!r} is not an integer", f"{path.name}:{number}"))
+                continue
+            if label is not None and (label < 0 or (names is not None and label >= len(names))):
+                rejects.append(Reject(text, f"label {label} is outside the classes", f"{path.name}:{number}"))
+                continue
+            labels.add(label)
+            listed.append(Listed(rel, split, None if label is None else str(label), label, f"{path.name}:{number}"))
+    if labels == {None}:
+        return Layout(None, listed, rejects)
+    n_classes = len(names) if names is not None else max(l for l in labels if l is not None) + 1
+    classes = names if names is not None else [str(i) for i in range(n_classes)]
+    listed = [dataclasses.replace(e, class_name=None if e.listed_label is None else classes[e.listed_label])
+              for e in listed]
+    return Layout(classes, listed, rejects)
+
+
+def _videos_under(folder: Path) -> list[str]:
+    """'/'-separated paths of every video file name under ``folder`` (any depth), sorted."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
+
+
+def recording_group(rel_path: str) -> str:
+    """UCF101-style ``_gNN_`` group of a file (its class and group), else the file itself."""
+    match = _GROUP.search(Path(rel_path).name)
+    return f"{rel_path.split('/')[0]}/{match.group(1)}" if match else rel_path
+
+
+def _folder(root: Path, lists: Path, o: FormatOptions) -> Layout:
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    listed = []
+    for class_name in classes:
+        paths = [f"{class_name}/{p}" for p in _videos_under(root / class_name)]
+        groups = sorted({recording_group(p) for p in paths})
+        # Seeded per class, so adding a class leaves the others' splits unchanged.
+        rng = np.random.default_rng([o.split_seed, *class_name.encode()])
+        order = [groups[i] for i in rng.permutation(len(groups))]
+        n_test = round(o.test_ratio * len(groups))
+        test = set(order[:n_test])
+        listed += [Listed(p, "test" if recording_group(p) in test else "train", class_name) for p in paths]
+    return Layout(classes, listed, [])
+
+
+def _kinetics_csv(root: Path, lists: Path, o: FormatOptions) -> Layout:
+    path = lists
+    lines, rejects = read_lines(path)
+    listed, classes = [], set()
+    splits = {"train": "train", "val": "test", "validate": "test", "test": "test"}
+    for number, text in lines:
+        try:
+            (row,) = csv.reader(io.StringIO(text))
+        except (csv.Error, ValueError):
+            rejects.append(Reject(text, "not one CSV row", f"{path.name}:{number}"))
+            continue
+        if number == lines[0][0] and row[:2] == ["label", "youtube_id"]:
+            continue  # the header
+        if len(row) < 5:
+            rejects.append(Reject(text, "expected label,youtube_id,time_start,time_end,split", f"{path.name}:{number}"))
+            continue
+        label, youtube_id, start, end, split = (c.strip() for c in row[:5])
+        if not (start.isdigit() and end.isdigit()) or split not in splits:
+            rejects.append(Reject(text, "time_start/time_end are not integers or the split is unknown",
+                                  f"{path.name}:{number}"))
+            continue
+        name = f"{youtube_id}_{int(start):06d}_{int(end):06d}.mp4"
+        rel = f"{label}/{name}"
+        if not (root / rel).exists() and (root / split / label / name).exists():
+            rel = f"{split}/{label}/{name}"  # the downloaders' <split>/<label>/ layout
+        classes.add(label)
+        listed.append(Listed(rel, splits[split], label, source=f"{path.name}:{number}"))
+    return Layout(sorted(classes), listed, rejects)
+
+
+def _unlabeled(root: Path, lists: Path, o: FormatOptions) -> Layout:
+    return Layout(None, [Listed(p, "train", None) for p in _videos_under(root)], [])
+
+
+FORMATS: dict[str, Callable[[Path, Path, FormatOptions], Layout]] = {
+    "ucf101": _ucf101,
+    "hmdb51": _hmdb51,
+    "list": _list,
+    "folder": _folder,
+    "kinetics_csv": _kinetics_csv,
+    "unlabeled": _unlabeled,
+}
