@@ -72,7 +72,8 @@ def model_card(config: dict[str, Any], dataset: str, retrieval: dict, finetune: 
         "no mean/std normalisation |",
         f"| view 2 during pretraining | `{config['view2']}` (residual frames are (frame t - frame t-1 + 1) / 2; "
         "flow channels are replicated to 3) |",
-        f"| intra-negatives | {config['neg'] if config['intra_neg'] else 'none (CMC baseline)'} |",
+        f"| contrastive method | `{config.get('method', 'cmc')}`, intra-negatives: "
+        f"{config['neg'] if config['intra_neg'] else 'none'} |",
         f"| pretraining data | {dataset}, train split, {config['train_videos']} videos, no labels |",
         f"| schedule | {config['epochs']} epochs, batch {config['batch_size']}, lr {config['lr']}, seed {config['seed']} |",
     ]
