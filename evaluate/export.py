@@ -8,7 +8,6 @@ at width 64 the R3D family loads strictly into torchvision once its classifier i
 from __future__ import annotations
 
 import io
-import json
 import logging
 from pathlib import Path
 from typing import Any

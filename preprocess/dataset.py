@@ -1,15 +1,14 @@
-"""Split lists, the dataset index and its validation (UCF101 layout; HMDB51 in the same format).
+"""The dataset stage: the index of a dataset in any layout (``preprocess/formats.py``), its
+validation and rejects, and one video list per shard.
 
-Layout: ``<root>/<Class>/<video>`` and a lists folder with ``classInd.txt`` (``1 Class``),
-``trainlistNN.txt`` (``Class/video.avi [label]``) and ``testlistNN.txt`` (``Class/video.avi``).
-Labels in the index are 0-based. Invalid entries are rejected with a reason, never raised.
+Labels in the index are 0-based (-1 for unlabeled data). Invalid entries are rejected with a
+reason, never raised.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -24,52 +23,6 @@ from preprocess.formats import FORMATS, FormatOptions, Layout, Listed, Reject
 log = logging.getLogger(__name__)
 
 VIDEO_SPLITS = ("train", "test")
-_UCF101_GROUP = re.compile(r"_(g\d+)_c\d+$")  # v_<Class>_g08_c01: group 8, clip 1
-
-
-@dataclasses.dataclass(frozen=True)
-class ListEntry:
-    """One line of a split list."""
-
-    rel_path: str  # as written in the list, '/'-separated
-    split: str  # train | test
-    listed_label: int | None  # 0-based, when the list gives one
-
-
-
-
-def _lines(path: Path) -> list[str]:
-    # The official UCF101 lists have CRLF endings; HMDB51's classInd lacks a final newline.
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-
-
-def read_class_index(path: Path) -> dict[str, int]:
-    """``classInd.txt`` -> {class name: 0-based label}."""
-    classes: dict[str, int] = {}
-    for line in _lines(path):
-        number, name = line.split(maxsplit=1)
-        classes[name] = int(number) - 1
-    if sorted(classes.values()) != list(range(len(classes))):
-        raise ValueError(f"{path}: class numbers are not 1..{len(classes)}")
-    return classes
-
-
-def read_split_list(path: Path, split: str) -> list[ListEntry]:
-    """Parse ``trainlistNN.txt`` / ``testlistNN.txt`` (label column optional, 1-based)."""
-    entries = []
-    for line in _lines(path):
-        parts = line.split()
-        label = int(parts[1]) - 1 if len(parts) > 1 else None
-        entries.append(ListEntry(parts[0].replace("\\", "/"), split, label))
-    return entries
-
-
-def read_split(lists_dir: Path, split_number: int) -> list[ListEntry]:
-    """Train then test entries of one official split (1-3)."""
-    entries = []
-    for split in VIDEO_SPLITS:
-        entries += read_split_list(lists_dir / f"{split}list{split_number:02d}.txt", split)
-    return entries
 
 
 def safe_relative(rel_path: str, two_level: bool = True) -> PurePosixPath | None:
@@ -260,13 +213,3 @@ def index_dataset(
              len(entries), n_train, len(entries) - n_train, len(shard_ids), len(rejects),
              time.perf_counter() - start, index_path)
     return entries
-
-
-def video_group(video_id: str) -> str:
-    """The recording group of a video: ``gNN`` in UCF101's naming, else the video itself.
-
-    UCF101 splits by group number across all classes (split 1 tests groups 1-7), because the
-    clips of one group share actors and scene; HMDB51-style names carry no group.
-    """
-    match = _UCF101_GROUP.search(PurePosixPath(video_id).stem)
-    return match.group(1) if match else video_id

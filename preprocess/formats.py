@@ -11,7 +11,7 @@ the line number and the reason, never an exception.
 | ucf101 | ``classInd.txt`` + ``trainlistNN.txt`` / ``testlistNN.txt`` (``Class/video.avi [label]``) |
 | hmdb51 | official per-class ``<class>_test_splitN.txt``: ``video.avi 1`` train, ``2`` test, ``0`` unused |
 | list | mmaction2-style ``train.txt`` / ``test.txt``: ``relative/path.ext [label]``, any depth, spaces allowed; optional ``classes.txt`` |
-| folder | class = first folder under the root, any depth below; test split drawn by a seeded ratio, whole recording groups |
+| folder | class = first folder under the root, any depth below; test split drawn by a seeded ratio, whole recording groups (``video_group``) |
 | kinetics_csv | ``label,youtube_id,time_start,time_end,split`` with ``<label>/<youtube_id>_<start:06d>_<end:06d>.mp4`` files |
 | unlabeled | every video under the root, any depth, all in the train split; pretraining only |
 """
@@ -22,12 +22,12 @@ import dataclasses
 import io
 import re
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".3gp")
-_GROUP = re.compile(r"_(g\d+)_")  # UCF101-style recording group in a file name
+_UCF101_GROUP = re.compile(r"_(g\d+)_c\d+$")  # v_<Class>_g08_c01: group 8, clip 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,10 +176,14 @@ def _videos_under(folder: Path) -> list[str]:
                   if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
 
 
-def recording_group(rel_path: str) -> str:
-    """UCF101-style ``_gNN_`` group of a file (its class and group), else the file itself."""
-    match = _GROUP.search(Path(rel_path).name)
-    return f"{rel_path.split('/')[0]}/{match.group(1)}" if match else rel_path
+def video_group(video_id: str) -> str:
+    """The recording group of a video: ``gNN`` in UCF101's naming, else the video itself.
+
+    UCF101 splits by group number across all classes (split 1 tests groups 1-7), because the
+    clips of one group share actors and scene; HMDB51-style names carry no group.
+    """
+    match = _UCF101_GROUP.search(PurePosixPath(video_id).stem)
+    return match.group(1) if match else video_id
 
 
 def _folder(root: Path, lists: Path, o: FormatOptions) -> Layout:
@@ -187,13 +191,13 @@ def _folder(root: Path, lists: Path, o: FormatOptions) -> Layout:
     listed = []
     for class_name in classes:
         paths = [f"{class_name}/{p}" for p in _videos_under(root / class_name)]
-        groups = sorted({recording_group(p) for p in paths})
+        groups = sorted({video_group(p) for p in paths})
         # Seeded per class, so adding a class leaves the others' splits unchanged.
         rng = np.random.default_rng([o.split_seed, *class_name.encode()])
         order = [groups[i] for i in rng.permutation(len(groups))]
         n_test = round(o.test_ratio * len(groups))
         test = set(order[:n_test])
-        listed += [Listed(p, "test" if recording_group(p) in test else "train", class_name) for p in paths]
+        listed += [Listed(p, "test" if video_group(p) in test else "train", class_name) for p in paths]
     return Layout(classes, listed, [])
 
 

@@ -24,7 +24,7 @@ from evaluate.classification import topk_correct, video_scores
 from pipeline.errors import NonFiniteError
 from pipeline.params import ClipParams, FinetuneParams, RuntimeParams
 from pipeline.runtime import Runtime, make_runtime, seed_everything
-from preprocess.dataset import video_group
+from preprocess.formats import video_group
 from preprocess.shards import ShardReader
 from train.data import ClipDataset, EpochSampler, split_ids, to_model_input
 from train.models import Backbone, build_backbone

@@ -11,10 +11,21 @@ import pytest
 from pipeline.errors import InputError
 
 from preprocess.dataset import (
-    build_index, check_reject_share, index_dataset, read_class_index, read_split, safe_relative, shard_of,
+    build_index, check_reject_share, index_dataset, safe_relative, shard_of,
 )
-from preprocess.formats import FormatOptions
+from preprocess.formats import FORMATS, FormatOptions
+
 from tests.conftest import REAL_CLIPS, SPLITS
+
+
+def read_split(lists: Path, split: int):
+    """The official lists' entries (train, then test) as the ucf101 format reads them."""
+    return FORMATS["ucf101"](Path("."), lists, FormatOptions(split, 0.3, 0)).listed
+
+
+def read_class_index(path: Path) -> dict[str, int]:
+    layout = FORMATS["ucf101"](Path("."), path.parent, FormatOptions(1, 0.3, 0))
+    return {name: label for label, name in enumerate(layout.classes)}
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,6 @@ from preprocess.frames import extract_frames_shard
 from preprocess.motion import compute_motion_shard
 from preprocess.pool import cpu_pool
 from tests.conftest import replace
-from tests.preprocess.test_frames_motion import real_dataset  # noqa: F401 (fixture)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +29,7 @@ def _frames(params, root, entries, out, pool):
     return extract_frames_shard(entries, root, out / "0.h5", out / "0.json", frames, params.storage, pool)
 
 
-def test_dask_shards_are_byte_identical_to_loky(params, real_dataset, cluster, tmp_path):  # noqa: F811
+def test_dask_shards_are_byte_identical_to_loky(params, real_dataset, cluster, tmp_path):
     root, lists = real_dataset
     entries, _ = build_index(root, lists, 1, n_shards=1)
     entries = entries[:8]
@@ -45,7 +44,7 @@ def test_dask_shards_are_byte_identical_to_loky(params, real_dataset, cluster, t
         assert (tmp_path / "loky" / kind).read_bytes() == (tmp_path / "dask" / kind).read_bytes(), kind
 
 
-def test_a_worker_killed_mid_shard_is_survived(params, real_dataset, cluster, tmp_path):  # noqa: F811
+def test_a_worker_killed_mid_shard_is_survived(params, real_dataset, cluster, tmp_path):
     root, lists = real_dataset
     entries, _ = build_index(root, lists, 1, n_shards=1)
     entries = entries[:8]

@@ -8,7 +8,7 @@ from preprocess.shards import ShardReader
 from tests.shards_fixture import make_tiny_shards
 from train.checkpoint import build_encoder
 from pipeline.params import ClipParams, FinetuneParams
-from preprocess.dataset import video_group
+from preprocess.formats import video_group
 from train.finetune import finetune, load_backbone_strict, selection_key, split_validation
 from train.models import build_backbone
 
