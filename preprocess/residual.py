@@ -1,7 +1,7 @@
 """The residual frame, defined once for pretraining, fine-tuning and features.
 
 residual_t = frame_t - frame_{t-1} for frames in [0, 1], mapped to [0, 1] as (d + 1) / 2.
-It is computed on the whole video, so frame 0 has residual 0.5 (d = 0): the seed computed it
+It is computed on the whole video, so frame 0 has residual 0.5 (d = 0): upstream BestJuly/IIC computed it
 on the clip with a wrap-around at the first frame, an artefact this removes.
 Stored as uint8 ``round((d255 + 255) / 2)`` where d255 is the difference in uint8 units, so
 that ``stored / 255`` is the [0, 1] residual up to 0.5/255.

@@ -87,7 +87,7 @@ def split_validation(train_ids: list[str], n_val: int, seed: int) -> tuple[list[
 def selection_key(val_loss: float, val_accuracy: float, select_by: str) -> tuple[float, ...]:
     """Sort key of an epoch for model selection; lower is better, the first epoch wins ties.
 
-    ``loss`` is the seed's rule. ``accuracy`` breaks ties by the loss: on a small validation
+    ``loss`` is upstream BestJuly/IIC's rule. ``accuracy`` breaks ties by the loss: on a small validation
     part the loss keeps rising as the classifier grows confident, while the accuracy rises
     too, and the loss alone would keep an untrained first epoch.
     """

@@ -1,7 +1,7 @@
 """IIC pretraining: one encoder for both views (RGB and the view-2 modality), memory banks,
 intra-negatives.
 
-One network serves both views, as in the seed (BestJuly/IIC): u/v are replicated to three
+One network serves both views, as upstream (BestJuly/IIC) does: u/v are replicated to three
 channels for that reason. CMC trains one network per view; sharing the weights makes the
 RGB features answer to what the residual or flow view shows, i.e. to motion.
 
