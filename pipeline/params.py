@@ -49,7 +49,7 @@ NonNegativeInt = Annotated[int, Range(low=0)]
 Positive = Annotated[float, Range(low=0, low_open=True)]
 NonNegative = Annotated[float, Range(low=0)]
 Share = Annotated[float, Range(low=0, high=1)]
-Momentum = Annotated[float, Range(low=0, high=1, high_open=True)]
+Fraction = Annotated[float, Range(low=0, high=1, high_open=True)]  # momenta, dropout: in [0, 1)
 Jobs = Annotated[int, Range(low=-1)]  # joblib: -1 is every core, 0 is refused below
 
 Arch = Literal["r3d", "r21d", "c3d", "r3d18", "i3d", "s3d"]
@@ -176,13 +176,13 @@ class PretrainParams:
     neg: IntraNegative
     nce_k: Count  # cmc: negatives per anchor, at most train videos - 1; moco: queue length; simclr: unused
     nce_t: Positive
-    nce_m: Momentum  # cmc: memory-bank momentum
-    moco_m: Momentum  # moco: key-encoder EMA momentum
+    nce_m: Fraction  # cmc: memory-bank momentum
+    moco_m: Fraction  # moco: key-encoder EMA momentum
     feat_dim: Count
     epochs: Count
     batch_size: Count
     lr: Positive
-    momentum: Momentum
+    momentum: Fraction
     weight_decay: NonNegative
     lr_steps: list[Count]
     lr_decay: Annotated[float, Range(low=0, high=1, low_open=True)]
@@ -204,11 +204,11 @@ class RetrieveParams:
 @dataclasses.dataclass(frozen=True)
 class FinetuneParams:
     modality: Modality  # input of the fine-tuned network
-    dropout: Momentum  # before the new linear classifier, in [0, 1)
+    dropout: Fraction  # before the new linear classifier
     epochs: Count
     batch_size: Count
     lr: Positive
-    momentum: Momentum
+    momentum: Fraction
     weight_decay: NonNegative
     val_videos: Count  # train videos held out for model selection (whole groups)
     select_by: Literal["accuracy", "loss"]  # the kept epoch has the best validation accuracy or loss

@@ -14,13 +14,11 @@ import numpy as np
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from pipeline.atomic import read_json
-from pipeline.errors import InputError
 from pipeline.params import MotionParams, PoolParams, StorageParams
-from preprocess.pool import cpu_pool
 from preprocess.flow import make_tvl1, quantise_flow, to_gray, video_flow
+from preprocess.pool import cpu_pool
 from preprocess.residual import residual_frames
-from preprocess.shards import ShardWriter, read_rgb, verify_manifest, write_manifest
+from preprocess.shards import ShardWriter, checked_manifest, read_rgb, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +54,8 @@ def compute_motion_shard(
     The frames shard is checked against its manifest first (size and sha256): a corrupt or
     replaced input fails here, naming the file, instead of turning into wrong pixels.
     """
-    problems = verify_manifest(frames_manifest)
-    if problems:
-        raise InputError("; ".join(problems) + " (rerun its frames stage)")
+    entries = checked_manifest(frames_manifest, f"frames@{frames_manifest.stem}")["videos"]
     start = time.perf_counter()
-    entries = read_json(frames_manifest)["videos"]
     frames_shard = frames_shard.resolve()  # pool workers (on other machines with Dask) need absolute paths
     tasks = (delayed(_motion_task)(frames_shard, e["id"], motion) for e in entries)
     videos, rejects = [], []
