@@ -26,6 +26,9 @@ def _gloo(rank: int, world: int, port: int) -> Iterator[None]:
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         yield
+        # No rank tears gloo down while the other still finishes a collective (SimCLR's backward
+        # all-gather): without this barrier a rank sometimes aborted at exit.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
