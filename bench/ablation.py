@@ -1,0 +1,156 @@
+"""The method x intra-negative ablation on the demo, through the pipeline's own stages.
+
+Each run is the real ``python -m pipeline pretrain / features / retrieve [/ finetune]`` in a
+scratch workspace under ``--work``: a copy of dvc.yaml and of params.yaml with the run's
+overrides, and links to this workspace's verified shards (run ``dvc repro verify`` first).
+So a row is exactly what ``dvc repro`` gives with those params. Finished runs are kept in
+``<work>/results.json`` and skipped when the script is started again.
+
+    python bench/ablation.py                      # 3 methods x intra on/off x seeds 632, 1, 2
+    python bench/ablation.py --out docs/ablation.md
+
+The seed sets pretraining, fine-tuning and the random-init baseline together. Fine-tuning runs
+for the first seed only (``--finetune-seeds``). Prints the table (mean and range per row over
+the seeds) and writes it to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_INPUTS = ("verified", "frames", "motion")
+METHODS = ("cmc", "moco", "simclr")
+
+
+def run_name(method: str, intra_neg: bool, seed: int) -> str:
+    return f"{method}-{'intra' if intra_neg else 'plain'}-{seed}"
+
+
+def prepare_workspace(folder: Path, method: str, intra_neg: bool, seed: int) -> None:
+    """dvc.yaml, params.yaml with the run's overrides, and links to the verified shards."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dvc.yaml", folder / "dvc.yaml")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["pretrain"].update(method=method, intra_neg=intra_neg, seed=seed)
+    params["finetune"]["seed"] = seed
+    params["features"]["random_init_seed"] = seed
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (folder / "artifacts").mkdir(exist_ok=True)
+    for name in SHARED_INPUTS:
+        link = folder / "artifacts" / name
+        if not link.exists():
+            link.symlink_to(REPO / "artifacts" / name, target_is_directory=True)
+
+
+def run_stages(folder: Path, stages: list[str]) -> float:
+    """Run the stages in order in ``folder``; return the wall time in seconds."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    start = time.perf_counter()
+    for name in stages:
+        with open(folder / f"{name}.log", "w") as log:
+            subprocess.run([sys.executable, "-m", "pipeline", name], cwd=folder, env=env, check=True,
+                           stdout=log, stderr=subprocess.STDOUT)
+    return time.perf_counter() - start
+
+
+def collect(folder: Path, finetuned: bool) -> dict:
+    """The run's retrieval top-1 (rgb, view 2) for IIC and random init, and fine-tuned video top-1."""
+    retrieval = json.loads((folder / "artifacts/metrics/retrieval.json").read_text())
+    view2 = next(k for k in retrieval["iic"] if k not in ("rgb", "merge", "queries", "gallery"))
+    row = {model: {"rgb": retrieval[model]["rgb"]["top1"], "view2": retrieval[model][view2]["top1"]}
+           for model in ("iic", "random")}
+    if finetuned:
+        finetune = json.loads((folder / "artifacts/metrics/finetune.json").read_text())
+        for model in ("iic", "random"):
+            row[model]["finetune"] = finetune[model]["video_top1"]
+    return row
+
+
+def summarise(values: list[float]) -> str:
+    pct = [100 * v for v in values]
+    if len(pct) == 1:
+        return f"{pct[0]:.1f}"
+    return f"{statistics.mean(pct):.1f} ({min(pct):.1f}-{max(pct):.1f})"
+
+
+def table(results: dict, methods: list[str], seeds: list[int], finetune_seeds: list[int]) -> str:
+    """Markdown: one row per method x intra-negatives, random init as the floor."""
+    seed_list = ", ".join(map(str, seeds))
+    lines = [
+        f"| method | intra-negatives | retrieval top-1 rgb | retrieval top-1 view 2 | per seed rgb / view 2 ({seed_list}) "
+        f"| fine-tuned video top-1 (seed {', '.join(map(str, finetune_seeds))}) |",
+        "|---|---|---|---|---|---|",
+    ]
+    floor: dict[str, list[float]] = {"rgb": [], "view2": [], "finetune": []}
+    for method in methods:
+        for intra in (False, True):
+            runs = [results.get(run_name(method, intra, s)) for s in seeds]
+            done = [(s, r) for s, r in zip(seeds, runs) if r is not None]
+            if not done:
+                continue
+            rgb = [r["iic"]["rgb"] for _, r in done]
+            view2 = [r["iic"]["view2"] for _, r in done]
+            per_seed = " · ".join(f"{100 * r['iic']['rgb']:.1f} / {100 * r['iic']['view2']:.1f}" for _, r in done)
+            ft = [r["iic"]["finetune"] for s, r in done if "finetune" in r["iic"]]
+            lines.append(f"| {method} | {'yes' if intra else 'no'} | {summarise(rgb)} | {summarise(view2)} | {per_seed} "
+                         f"| {summarise(ft) if ft else '-'} |")
+            if method == methods[0] and intra:
+                # The random-init baseline depends on the seed only: take it from one row.
+                floor["rgb"] = [r["random"]["rgb"] for _, r in done]
+                floor["view2"] = [r["random"]["view2"] for _, r in done]
+                floor["finetune"] = [r["random"]["finetune"] for _, r in done if "finetune" in r["random"]]
+    if floor["rgb"]:
+        per_seed = " · ".join(f"{100 * a:.1f} / {100 * b:.1f}" for a, b in zip(floor["rgb"], floor["view2"]))
+        lines.append(f"| random init (floor) | - | {summarise(floor['rgb'])} | {summarise(floor['view2'])} | {per_seed} "
+                     f"| {summarise(floor['finetune']) if floor['finetune'] else '-'} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[632, 1, 2])
+    parser.add_argument("--finetune-seeds", nargs="*", type=int, default=[632])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/iic-ablation"))
+    parser.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
+    args = parser.parse_args()
+
+    if not (REPO / "artifacts" / "verified" / "videos.json").is_file():
+        sys.exit("no verified shards: run `dvc repro verify` first")
+    args.work.mkdir(parents=True, exist_ok=True)
+    results_file = args.work / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    for seed in args.seeds:
+        for method in args.methods:
+            for intra in (False, True):
+                name = run_name(method, intra, seed)
+                if name in results:
+                    continue
+                folder = args.work / name
+                prepare_workspace(folder, method, intra, seed)
+                finetuned = seed in args.finetune_seeds
+                stages = ["pretrain", "features", "retrieve"] + (["finetune"] if finetuned else [])
+                seconds = run_stages(folder, stages)
+                results[name] = {**collect(folder, finetuned), "seconds": round(seconds, 1)}
+                results_file.write_text(json.dumps(results, indent=2))
+                r = results[name]["iic"]
+                print(f"{name}: rgb {100 * r['rgb']:.1f}  view2 {100 * r['view2']:.1f}  ({seconds:.0f} s)", flush=True)
+
+    text = table(results, args.methods, args.seeds, args.finetune_seeds)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
