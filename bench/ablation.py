@@ -1,13 +1,14 @@
 """The method x intra-negative ablation on the demo, through the pipeline's own stages.
 
-Each run is the real ``python -m pipeline pretrain / features / retrieve [/ finetune]`` in a
-scratch workspace under ``--work``: a copy of dvc.yaml and of params.yaml with the run's
-overrides, and links to this workspace's verified shards (run ``dvc repro verify`` first).
-So a row is exactly what ``dvc repro`` gives with those params. Finished runs are kept in
-``<work>/results.json`` and skipped when the script is started again.
+Each run is the real ``python -m pipeline pretrain``, then ``features / retrieve [/ finetune]``
+of each ``--evaluate`` dataset, in a scratch workspace under ``--work``: a copy of dvc.yaml and
+of params.yaml with the run's overrides, and links to this workspace's verified shards (run
+``dvc repro verify@demo`` first, and for each evaluation dataset). So a row is exactly what
+``dvc repro`` gives with those params. Finished runs are kept in ``<work>/results.json`` and
+skipped when the script is started again.
 
     python bench/ablation.py                      # 3 methods x intra on/off x seeds 632, 1, 2
-    python bench/ablation.py --out docs/ablation.md
+    python bench/ablation.py --out docs/ablation-table.md
 
 The seed sets pretraining, fine-tuning and the random-init baseline together. Fine-tuning runs
 for the first seed only (``--finetune-seeds``). Prints the table (mean and range per row over
@@ -28,7 +29,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_INPUTS = ("verified", "frames", "motion")
+SHARED_INPUTS = ("verified", "frames", "motion")  # per dataset, read-only
 METHODS = ("cmc", "moco", "simclr")
 
 
@@ -36,8 +37,8 @@ def run_name(method: str, intra_neg: bool, seed: int) -> str:
     return f"{method}-{'intra' if intra_neg else 'plain'}-{seed}"
 
 
-def prepare_workspace(folder: Path, method: str, intra_neg: bool, seed: int) -> None:
-    """dvc.yaml, params.yaml with the run's overrides, and links to the verified shards."""
+def prepare_workspace(folder: Path, method: str, intra_neg: bool, seed: int, datasets: list[str]) -> None:
+    """dvc.yaml, params.yaml with the run's overrides, and links to the datasets' verified shards."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dvc.yaml", folder / "dvc.yaml")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -45,32 +46,33 @@ def prepare_workspace(folder: Path, method: str, intra_neg: bool, seed: int) -> 
     params["finetune"]["seed"] = seed
     params["features"]["random_init_seed"] = seed
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (folder / "artifacts").mkdir(exist_ok=True)
-    for name in SHARED_INPUTS:
-        link = folder / "artifacts" / name
-        if not link.exists():
-            link.symlink_to(REPO / "artifacts" / name, target_is_directory=True)
+    for dataset in datasets:
+        (folder / "artifacts/data" / dataset).mkdir(parents=True, exist_ok=True)
+        for name in SHARED_INPUTS:
+            link = folder / "artifacts/data" / dataset / name
+            if not link.exists():
+                link.symlink_to(REPO / "artifacts/data" / dataset / name, target_is_directory=True)
 
 
-def run_stages(folder: Path, stages: list[str]) -> float:
-    """Run the stages in order in ``folder``; return the wall time in seconds."""
+def run_stages(folder: Path, stages: list[list[str]]) -> float:
+    """Run the stage commands (``["features", "demo"]``) in order in ``folder``; return the wall time in seconds."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     start = time.perf_counter()
-    for name in stages:
-        with open(folder / f"{name}.log", "w") as log:
-            subprocess.run([sys.executable, "-m", "pipeline", name], cwd=folder, env=env, check=True,
+    for command in stages:
+        with open(folder / f"{'@'.join(command)}.log", "w") as log:
+            subprocess.run([sys.executable, "-m", "pipeline", *command], cwd=folder, env=env, check=True,
                            stdout=log, stderr=subprocess.STDOUT)
     return time.perf_counter() - start
 
 
-def collect(folder: Path, finetuned: bool) -> dict:
-    """The run's retrieval top-1 (rgb, view 2) for IIC and random init, and fine-tuned video top-1."""
-    retrieval = json.loads((folder / "artifacts/metrics/retrieval.json").read_text())
+def collect(folder: Path, dataset: str, finetuned: bool) -> dict:
+    """One dataset's retrieval top-1 (rgb, view 2) for IIC and random init, and fine-tuned video top-1."""
+    retrieval = json.loads((folder / "artifacts/metrics" / dataset / "retrieval.json").read_text())
     view2 = next(k for k in retrieval["iic"] if k not in ("rgb", "merge", "queries", "gallery"))
     row = {model: {"rgb": retrieval[model]["rgb"]["top1"], "view2": retrieval[model][view2]["top1"]}
            for model in ("iic", "random")}
     if finetuned:
-        finetune = json.loads((folder / "artifacts/metrics/finetune.json").read_text())
+        finetune = json.loads((folder / "artifacts/metrics" / dataset / "finetune.json").read_text())
         for model in ("iic", "random"):
             row[model]["finetune"] = finetune[model]["video_top1"]
     return row
@@ -83,8 +85,8 @@ def summarise(values: list[float]) -> str:
     return f"{statistics.mean(pct):.1f} ({min(pct):.1f}-{max(pct):.1f})"
 
 
-def table(results: dict, methods: list[str], seeds: list[int], finetune_seeds: list[int]) -> str:
-    """Markdown: one row per method x intra-negatives, random init as the floor."""
+def table(results: dict, dataset: str, methods: list[str], seeds: list[int], finetune_seeds: list[int]) -> str:
+    """Markdown for one evaluation dataset: one row per method x intra-negatives, random init as the floor."""
     seed_list = ", ".join(map(str, seeds))
     lines = [
         f"| method | intra-negatives | retrieval top-1 rgb | retrieval top-1 view 2 | per seed rgb / view 2 ({seed_list}) "
@@ -94,7 +96,7 @@ def table(results: dict, methods: list[str], seeds: list[int], finetune_seeds: l
     floor: dict[str, list[float]] = {"rgb": [], "view2": [], "finetune": []}
     for method in methods:
         for intra in (False, True):
-            runs = [results.get(run_name(method, intra, s)) for s in seeds]
+            runs = [results.get(run_name(method, intra, s), {}).get(dataset) for s in seeds]
             done = [(s, r) for s, r in zip(seeds, runs) if r is not None]
             if not done:
                 continue
@@ -104,8 +106,8 @@ def table(results: dict, methods: list[str], seeds: list[int], finetune_seeds: l
             ft = [r["iic"]["finetune"] for s, r in done if "finetune" in r["iic"]]
             lines.append(f"| {method} | {'yes' if intra else 'no'} | {summarise(rgb)} | {summarise(view2)} | {per_seed} "
                          f"| {summarise(ft) if ft else '-'} |")
-            if method == methods[0] and intra:
-                # The random-init baseline depends on the seed only: take it from one row.
+            if not floor["rgb"]:
+                # The random-init baseline depends on the seed only: take it from the first row.
                 floor["rgb"] = [r["random"]["rgb"] for _, r in done]
                 floor["view2"] = [r["random"]["view2"] for _, r in done]
                 floor["finetune"] = [r["random"]["finetune"] for _, r in done if "finetune" in r["random"]]
@@ -121,32 +123,42 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[632, 1, 2])
     parser.add_argument("--finetune-seeds", nargs="*", type=int, default=[632])
+    parser.add_argument("--intra-neg", choices=("both", "on", "off"), default="both",
+                        help="pretrain.intra_neg values to run")
+    parser.add_argument("--evaluate", nargs="+", default=["demo"], help="evaluation datasets (keys of datasets:)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/iic-ablation"))
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
     args = parser.parse_args()
 
-    if not (REPO / "artifacts" / "verified" / "videos.json").is_file():
-        sys.exit("no verified shards: run `dvc repro verify` first")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    needed = sorted({params["pretrain"]["dataset"], *args.evaluate})
+    for dataset in needed:
+        if not (REPO / "artifacts/data" / dataset / "verified/videos.json").is_file():
+            sys.exit(f"no verified shards of {dataset}: run `dvc repro verify@{dataset}` first")
     args.work.mkdir(parents=True, exist_ok=True)
     results_file = args.work / "results.json"
     results = json.loads(results_file.read_text()) if results_file.is_file() else {}
     for seed in args.seeds:
         for method in args.methods:
-            for intra in (False, True):
+            for intra in {"both": (False, True), "on": (True,), "off": (False,)}[args.intra_neg]:
                 name = run_name(method, intra, seed)
                 if name in results:
                     continue
                 folder = args.work / name
-                prepare_workspace(folder, method, intra, seed)
+                prepare_workspace(folder, method, intra, seed, needed)
                 finetuned = seed in args.finetune_seeds
-                stages = ["pretrain", "features", "retrieve"] + (["finetune"] if finetuned else [])
+                stages = [["pretrain"]]
+                for dataset in args.evaluate:
+                    stages += [["features", dataset], ["retrieve", dataset]] + ([["finetune", dataset]] if finetuned else [])
                 seconds = run_stages(folder, stages)
-                results[name] = {**collect(folder, finetuned), "seconds": round(seconds, 1)}
+                results[name] = {**{d: collect(folder, d, finetuned) for d in args.evaluate}, "seconds": round(seconds, 1)}
                 results_file.write_text(json.dumps(results, indent=2))
-                r = results[name]["iic"]
-                print(f"{name}: rgb {100 * r['rgb']:.1f}  view2 {100 * r['view2']:.1f}  ({seconds:.0f} s)", flush=True)
+                scores = "  ".join(f"{d}: rgb {100 * results[name][d]['iic']['rgb']:.1f} view2 "
+                                   f"{100 * results[name][d]['iic']['view2']:.1f}" for d in args.evaluate)
+                print(f"{name}: {scores}  ({seconds:.0f} s)", flush=True)
 
-    text = table(results, args.methods, args.seeds, args.finetune_seeds)
+    text = "\n\n".join(f"`{d}`:\n\n" + table(results, d, args.methods, args.seeds, args.finetune_seeds)
+                       for d in args.evaluate)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

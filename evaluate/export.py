@@ -57,8 +57,11 @@ _TORCHVISION_CODE = {
 }
 
 
-def model_card(config: dict[str, Any], dataset: str, retrieval: dict, finetune: dict) -> str:
-    """Markdown card: what the weights are, how to feed them, what they scored."""
+def model_card(config: dict[str, Any], dataset: str, evaluations: dict[str, dict]) -> str:
+    """Markdown card: what the weights are, how to feed them, what they scored.
+
+    ``evaluations``: dataset name -> {"retrieval": ..., "finetune": ...} (report.json's datasets).
+    """
     arch, width = config["arch"], config["width"]
     lines = [
         f"# IIC-pretrained {arch} backbone (width {width})",
@@ -76,14 +79,19 @@ def model_card(config: dict[str, Any], dataset: str, retrieval: dict, finetune: 
         f"| pretraining data | {dataset}, train split, {config['train_videos']} videos, no labels |",
         f"| schedule | {config['epochs']} epochs, batch {config['batch_size']}, lr {config['lr']}, seed {config['seed']} |",
     ]
-    for model, scores in retrieval.items():
-        for kind, topk in scores.items():
-            if isinstance(topk, dict):  # skip the query and gallery counts
-                ks = "/".join(k.removeprefix("top") for k in topk)
-                values = " / ".join(f"{100 * v:.1f}" for v in topk.values())
-                lines.append(f"| retrieval top-{ks}, {model} {kind} | {values} |")
-    lines.append(f"| fine-tuned video top-1 | {100 * finetune['iic']['video_top1']:.1f} "
-                 f"(random init: {100 * finetune['random']['video_top1']:.1f}) |")
+    for name, results in evaluations.items():
+        if "skipped" in results:
+            lines.append(f"| `{name}` | skipped: {results['skipped']} |")
+            continue
+        for model, scores in results["retrieval"].items():
+            for kind, topk in scores.items():
+                if isinstance(topk, dict):  # skip the query and gallery counts
+                    ks = "/".join(k.removeprefix("top") for k in topk)
+                    values = " / ".join(f"{100 * v:.1f}" for v in topk.values())
+                    lines.append(f"| `{name}` retrieval top-{ks}, {model} {kind} | {values} |")
+        finetune = results["finetune"]
+        lines.append(f"| `{name}` fine-tuned video top-1 | {100 * finetune['iic']['video_top1']:.1f} "
+                     f"(random init: {100 * finetune['random']['video_top1']:.1f}) |")
     lines += ["", "## Load", "", "```python", "import torch", "from safetensors.torch import load_file"]
     if arch in _TORCHVISION_CODE and width == TORCHVISION_WIDTH:
         lines += [_TORCHVISION_CODE[arch], "model.fc = torch.nn.Identity()  # or a new classifier",
@@ -95,7 +103,7 @@ def model_card(config: dict[str, Any], dataset: str, retrieval: dict, finetune: 
     return "\n".join(lines) + "\n"
 
 
-def export_stage(checkpoint_path: Path, retrieval_path: Path, finetune_path: Path, dataset: str, out_dir: Path) -> dict:
+def export_stage(checkpoint_path: Path, report_path: Path, dataset: str, out_dir: Path) -> dict:
     """Write ``model.safetensors``, ``model.pth``, ``config.json`` and the card ``README.md`` into ``out_dir``."""
     checkpoint = load_checkpoint(checkpoint_path)
     config = checkpoint["config"]
@@ -107,7 +115,7 @@ def export_stage(checkpoint_path: Path, retrieval_path: Path, finetune_path: Pat
     torch.save(state, buffer)
     write_bytes(out_dir / "model.pth", buffer.getvalue())
     write_json(out_dir / "config.json", {k: config[k] for k in sorted(config)})
-    card = model_card(config, dataset, read_json(retrieval_path), read_json(finetune_path))
+    card = model_card(config, dataset, read_json(report_path)["datasets"])
     write_bytes(out_dir / "README.md", card.encode())
     log.info("export: %s backbone, %d tensors -> %s", config["arch"], len(state), out_dir)
     return {"config": config, "tensors": len(state)}

@@ -45,120 +45,158 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.meta["debug"] = debug
 
 
+DATASET = click.argument("name")  # a key of datasets (or of demo) in params.yaml
+SHARD = click.argument("shard_id", type=int)
+
+
 @main.command()
-def demo() -> None:
-    """Generate the procedural demo videos and their split lists."""
+@DATASET
+def demo(name: str) -> None:
+    """Generate one procedural demo dataset: its videos and official-format lists."""
     from preprocess.demo import generate_demo
 
-    with stage("demo") as p:
-        generate_demo(p.demo, paths.DEMO_VIDEOS, paths.DEMO_LISTS)
+    with stage("demo", {"dataset": name}) as p:
+        generate_demo(p.demo[name].materialize(), paths.demo_videos(name), paths.demo_lists(name))
 
 
 @main.command()
-def dataset() -> None:
-    """Index the dataset: classes, split membership, size and hash; write rejects and shard lists."""
+@DATASET
+def dataset(name: str) -> None:
+    """Index a dataset: classes, split membership, size and hash; write rejects and shard lists."""
     from preprocess.dataset import index_dataset
     from preprocess.formats import FormatOptions
 
-    with stage("dataset") as p:
-        options = FormatOptions(p.dataset.split, p.dataset.test_ratio, p.dataset.split_seed)
-        index_dataset(Path(p.dataset.root), Path(p.dataset.lists), p.dataset.format, options, p.shards.ids,
-                      p.dataset.max_reject_share, paths.INDEX, paths.DATASET_REJECTS, paths.shard_list,
-                      (paths.FRAMES, paths.MOTION))
+    with stage("dataset", {"dataset": name}) as p:
+        d, out = p.datasets[name], paths.dataset(name)
+        options = FormatOptions(d.split, d.test_ratio, d.split_seed)
+        index_dataset(Path(d.root), Path(d.lists), d.format, options, p.shards.ids, d.max_reject_share,
+                      out.index, out.dataset_rejects, out.shard_list, (out.frames, out.motion))
 
 
 @main.command()
-@click.argument("shard_id", type=int)
-def frames(shard_id: int) -> None:
+@DATASET
+@SHARD
+def frames(name: str, shard_id: int) -> None:
     """Decode one shard's videos with ffmpeg into uint8 RGB frames."""
     from preprocess.frames import frames_stage
 
-    with stage("frames") as p:
-        frames_stage(paths.shard_list(shard_id), Path(p.dataset.root), paths.frames_shard(shard_id),
-                     paths.frames_manifest(shard_id), p.frames.materialize(), p.storage.materialize(),
+    with stage("frames", {"dataset": name, "shard": shard_id}) as p:
+        out = paths.dataset(name)
+        frames_stage(out.shard_list(shard_id), Path(p.datasets[name].root), out.frames_shard(shard_id),
+                     out.frames_manifest(shard_id), p.frames.materialize(), p.storage.materialize(),
                      p.pool.materialize())
 
 
 @main.command()
-@click.argument("shard_id", type=int)
-def motion(shard_id: int) -> None:
+@DATASET
+@SHARD
+def motion(name: str, shard_id: int) -> None:
     """TV-L1 flow and residuals of one frames shard."""
     from preprocess.motion import compute_motion_shard
 
-    with stage("motion") as p:
-        compute_motion_shard(paths.frames_shard(shard_id), paths.frames_manifest(shard_id), paths.motion_shard(shard_id),
-                             paths.motion_manifest(shard_id), p.motion.materialize(), p.storage.materialize(),
+    with stage("motion", {"dataset": name, "shard": shard_id}) as p:
+        out = paths.dataset(name)
+        compute_motion_shard(out.frames_shard(shard_id), out.frames_manifest(shard_id), out.motion_shard(shard_id),
+                             out.motion_manifest(shard_id), p.motion.materialize(), p.storage.materialize(),
                              p.pool.materialize())
 
 
 @main.command()
-def verify() -> None:
-    """Check the shards against the index, count rejects over the dataset, list the usable videos."""
+@DATASET
+def verify(name: str) -> None:
+    """Check a dataset's shards against its index, count its rejects, list its usable videos."""
     from preprocess.verify import verify_dataset
 
-    with stage("verify") as p:
-        verify_dataset(paths.INDEX, paths.DATASET_REJECTS, paths.FRAMES, paths.MOTION, p.shards.ids,
-                       p.dataset.max_reject_share, paths.VERIFIED_VIDEOS, paths.VERIFIED_REJECTS)
+    with stage("verify", {"dataset": name}) as p:
+        out = paths.dataset(name)
+        verify_dataset(out.index, out.dataset_rejects, out.frames, out.motion, p.shards.ids,
+                       p.datasets[name].max_reject_share, out.verified_videos, out.verified_rejects)
 
 
 @main.command()
+@DATASET
 @click.argument("video_id")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="PNG path (default artifacts/preview/<id>.png)")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="PNG path (default artifacts/preview/<dataset>/<id>.png)")
 @click.option("--frames", "n_frames", type=int, default=8, show_default=True, help="frames in the strip")
-def preview(video_id: str, out: Path | None, n_frames: int) -> None:
+def preview(name: str, video_id: str, out: Path | None, n_frames: int) -> None:
     """Write a PNG of a video's RGB, residual and flow frames side by side."""
     from evaluate.preview import write_preview
 
     setup_logging()
-    out = out or paths.PREVIEW / f"{video_id.replace('/', '__')}.png"
-    write_preview(paths.VERIFIED_VIDEOS, paths.FRAMES, paths.MOTION, video_id, out, n_frames)
+    data = paths.dataset(name)
+    out = out or paths.PREVIEW / name / f"{video_id.replace('/', '__')}.png"
+    write_preview(data.verified_videos, data.frames, data.motion, video_id, out, n_frames)
     log.info("preview of %s -> %s", video_id, out)
 
 
 @main.command()
 @click.option("--stop-after-epoch", type=int, default=None, help="end after this epoch's checkpoint (resume tests)")
 def pretrain(stop_after_epoch: int | None) -> None:
-    """IIC pretraining on the train split, resumable from its last checkpoint."""
+    """IIC pretraining on the train split of pretrain.dataset, resumable from its last checkpoint."""
     from train.pretrain import pretrain_stage, setup_from_params
 
     with stage("pretrain") as p:
-        pretrain_stage(setup_from_params(p), p.runtime.materialize(), paths.VERIFIED_VIDEOS, paths.FRAMES,
-                       paths.MOTION, paths.PRETRAIN_CHECKPOINT, paths.PRETRAIN_RESUME / "last.pt",
+        data = paths.dataset(p.pretrain.dataset)
+        pretrain_stage(setup_from_params(p), p.runtime.materialize(), data.verified_videos, data.frames,
+                       data.motion, paths.PRETRAIN_CHECKPOINT, paths.PRETRAIN_RESUME / "last.pt",
                        paths.PRETRAIN_LIVE, stop_after_epoch=stop_after_epoch)
 
 
 @main.command()
-def features() -> None:
-    """Per-video features of the pretrained and of a random-init model (train and test splits)."""
+@DATASET
+def features(name: str) -> None:
+    """Per-video features of the pretrained and of a random-init model on one evaluation dataset."""
     from evaluate.features import features_stage
     from preprocess.verify import open_verified
 
-    with stage("features") as p:
-        features_stage(paths.PRETRAIN_CHECKPOINT, open_verified(paths.VERIFIED_VIDEOS, paths.FRAMES, paths.MOTION),
+    with stage("features", {"dataset": name}) as p:
+        data = paths.dataset(name)
+        features_stage(paths.PRETRAIN_CHECKPOINT, open_verified(data.verified_videos, data.frames, data.motion),
                        p.clip.materialize(), p.features.materialize(), p.runtime.materialize(),
-                       {m: paths.features_file(m) for m in ("iic", "random")})
+                       {m: data.features_file(m) for m in ("iic", "random")})
 
 
 @main.command()
-def retrieve() -> None:
+@DATASET
+def retrieve(name: str) -> None:
     """Top-k retrieval (test queries train) for both models and rgb / view 2 / merge features."""
     from evaluate.report import retrieval_report
 
-    with stage("retrieve") as p:
-        retrieval_report({m: paths.features_file(m) for m in ("iic", "random")}, list(p.retrieve.topk),
-                         paths.RETRIEVAL_METRICS, paths.RETRIEVAL_PLOT)
+    with stage("retrieve", {"dataset": name}) as p:
+        data = paths.dataset(name)
+        retrieval_report({m: data.features_file(m) for m in ("iic", "random")}, list(p.retrieve.topk),
+                         data.retrieval_metrics, data.retrieval_plot)
 
 
 @main.command()
-def finetune() -> None:
+@DATASET
+def finetune(name: str) -> None:
     """Fine-tune from the pretrained backbone and from random init; video-level test metrics."""
     from preprocess.verify import open_verified
     from train.finetune import finetune_stage
 
-    with stage("finetune") as p:
-        finetune_stage(paths.PRETRAIN_CHECKPOINT, open_verified(paths.VERIFIED_VIDEOS, paths.FRAMES, paths.MOTION),
+    with stage("finetune", {"dataset": name}) as p:
+        data = paths.dataset(name)
+        finetune_stage(paths.PRETRAIN_CHECKPOINT, open_verified(data.verified_videos, data.frames, data.motion),
                        p.finetune.materialize(), p.clip.materialize(), p.runtime.materialize(),
-                       paths.FINETUNE_METRICS, paths.finetune_live)
+                       data.finetune_metrics, data.finetune_live)
+
+
+@main.command()
+def report() -> None:
+    """The experiment's results: every evaluation dataset, IIC beside random init and the paper."""
+    from evaluate.results import paper_settings, results_report
+
+    with stage("report") as p:
+        sources = {name: p.datasets[name].materialize() for name in p.datasets.keys()}
+        pretrained_on = p.pretrain.dataset
+        method = {k: getattr(p.pretrain, k) for k in ("method", "modality", "intra_neg", "neg")}
+        settings = paper_settings(p.model.materialize(), p.clip.length, p.clip.crop, p.frames.height, p.frames.width,
+                                  method, (sources[pretrained_on].format, sources[pretrained_on].split))
+        names = list(p.evaluate.datasets)
+        results_report(pretrained_on, sources, {n: paths.dataset(n) for n in names}, settings,
+                       paths.REPORT, paths.REPORT_DATA)
 
 
 @main.command()
@@ -167,5 +205,7 @@ def export() -> None:
     from evaluate.export import export_stage
 
     with stage("export") as p:
-        dataset = f"{p.dataset.root} (split {p.dataset.split})"
-        export_stage(paths.PRETRAIN_CHECKPOINT, paths.RETRIEVAL_METRICS, paths.FINETUNE_METRICS, dataset, paths.EXPORT)
+        name = p.pretrain.dataset
+        source = p.datasets[name]
+        description = f"`{name}` ({source.format} layout, {source.root}, split {source.split})"
+        export_stage(paths.PRETRAIN_CHECKPOINT, paths.REPORT_DATA, description, paths.EXPORT)

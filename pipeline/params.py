@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -73,17 +74,18 @@ class DatasetParams:
 
 @dataclasses.dataclass(frozen=True)
 class DemoParams:
-    """The procedural demo dataset (classes differ by motion only)."""
+    """One procedural demo dataset (classes differ by motion only)."""
 
-    seed: int
-    classes: int
-    videos: int
-    clips_per_group: int
-    test_every: int  # every test_every-th group goes to the test split
-    frames: int
-    height: int
-    width: int
-    fps: int
+    layout: Literal["ucf101", "hmdb51"]  # which official list format the generator writes
+    seed: int  # appearances (backgrounds, objects, placements) and speeds
+    motions: list[str]  # the classes, in label order: names of preprocess.demo.MOTIONS
+    videos: Count  # video i has class i % len(motions): +1 adds exactly one video
+    clips_per_group: Count
+    test_every: Annotated[int, Range(low=2)]  # every test_every-th group goes to the test split
+    frames: Count
+    height: Count
+    width: Count
+    fps: Count
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +172,7 @@ class RuntimeParams:
 
 @dataclasses.dataclass(frozen=True)
 class PretrainParams:
+    dataset: str  # a key of datasets: pretraining reads its train split
     method: Method  # the contrastive method (train/methods.py)
     modality: Modality  # view 2
     intra_neg: bool  # false: the plain CMC baseline
@@ -197,6 +200,11 @@ class FeaturesParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvaluateParams:
+    datasets: list[str]  # keys of datasets: features, retrieval and fine-tuning run on each
+
+
+@dataclasses.dataclass(frozen=True)
 class RetrieveParams:
     topk: list[Count]
 
@@ -220,8 +228,9 @@ class FinetuneParams:
 
 @dataclasses.dataclass(frozen=True)
 class Params:
-    dataset: DatasetParams
-    demo: DemoParams
+    datasets: dict[str, DatasetParams]  # every dataset of the experiment, by name
+    demo: dict[str, DemoParams]  # the procedural demo datasets, by name
+    evaluate: EvaluateParams
     shards: ShardsParams
     frames: FramesParams
     storage: StorageParams
@@ -277,6 +286,19 @@ def _check_scalar(value: Any, expected: Any, key: str) -> Any:
     return value
 
 
+NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # dataset names: in stage names and artifact paths
+
+
+def _build_map(value_type: type, raw: Any, key: str) -> dict[str, Any]:
+    """A ``name: section`` mapping (``datasets``, ``demo``): names are lower-case identifiers."""
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{key}: expected a non-empty mapping of names to sections, got {raw!r}")
+    for name in raw:
+        if not isinstance(name, str) or not NAME.match(name):
+            raise ConfigError(f"{key}: {name!r} is not a valid name (lower-case letters, digits, _; a letter first)")
+    return {name: build(value_type, section, f"{key}.{name}.") for name, section in raw.items()}
+
+
 def build(cls: type, raw: Any, prefix: str) -> Any:
     """Build dataclass ``cls`` from a mapping, failing on unknown, missing or mistyped keys."""
     if not isinstance(raw, dict):
@@ -292,7 +314,9 @@ def build(cls: type, raw: Any, prefix: str) -> Any:
         if key not in raw:
             raise ConfigError(f"missing key {dotted}")
         hint = hints[field.name]
-        if dataclasses.is_dataclass(hint):
+        if typing.get_origin(hint) is dict:
+            values[field.name] = _build_map(typing.get_args(hint)[1], raw[key], dotted)
+        elif dataclasses.is_dataclass(hint):
             values[field.name] = build(hint, raw[key], dotted + ".")
         else:
             values[field.name] = _check_scalar(raw[key], hint, dotted)
@@ -310,6 +334,17 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 def validate(p: Params) -> None:
     """Cross-field checks that a field's type and range alone cannot express."""
+    if p.pretrain.dataset not in p.datasets:
+        raise ConfigError(f"pretrain.dataset: {p.pretrain.dataset!r} is not one of datasets ({', '.join(p.datasets)})")
+    for name in p.evaluate.datasets:
+        if name not in p.datasets:
+            raise ConfigError(f"evaluate.datasets: {name!r} is not one of datasets ({', '.join(p.datasets)})")
+    for name in p.evaluate.datasets:
+        if p.datasets[name].format == "unlabeled":
+            raise ConfigError(f"evaluate.datasets: {name} is unlabeled (datasets.{name}.format): it can be pretrained "
+                              "on but has no classes to retrieve or fine-tune by; remove it from evaluate.datasets")
+    if len(set(p.evaluate.datasets)) != len(p.evaluate.datasets):
+        raise ConfigError(f"evaluate.datasets: a dataset is listed twice in {p.evaluate.datasets}")
     if p.shards.ids != list(range(len(p.shards.ids))):
         raise ConfigError(f"shards.ids: must be 0..N-1 in order, got {p.shards.ids}")
     for key, jobs in (("frames.n_jobs", p.frames.n_jobs), ("motion.n_jobs", p.motion.n_jobs)):
@@ -346,12 +381,26 @@ class StageParams:
             raise AttributeError(name)
         key = f"{self._prefix}{name.rstrip('_')}"
         value = getattr(self._obj, name)
-        if dataclasses.is_dataclass(value):
+        if dataclasses.is_dataclass(value) or isinstance(value, dict):
             return StageParams(value, self._allowed, self._accessed, key + ".")
         if not any(key == a or key.startswith(a + ".") for a in self._allowed):
             raise ConfigError(f"this stage reads {key}, which its params: list in dvc.yaml does not name")
         self._accessed.add(key)
         return value
+
+    def __getitem__(self, name: str) -> "StageParams":
+        """One named section of a mapping (``p.datasets["ucf101"]``)."""
+        if not isinstance(self._obj, dict):
+            raise TypeError(f"{self._prefix.rstrip('.')} is a section, not a mapping of names")
+        if name not in self._obj:
+            raise ConfigError(f"{self._prefix}{name}: no such entry (known: {', '.join(self._obj)})")
+        return StageParams(self._obj[name], self._allowed, self._accessed, f"{self._prefix}{name}.")
+
+    def keys(self) -> list[str]:
+        """The names of a mapping (``p.datasets.keys()``)."""
+        if not isinstance(self._obj, dict):
+            raise TypeError(f"{self._prefix.rstrip('.')} is a section, not a mapping of names")
+        return list(self._obj)
 
     def materialize(self) -> Any:
         """The section as its plain frozen dataclass, every key read through this view."""
@@ -368,5 +417,9 @@ def leaf_keys(obj: Any, prefix: str = "") -> set[str]:
     for field in dataclasses.fields(obj):
         key = f"{prefix}{_yaml_key(field)}"
         value = getattr(obj, field.name)
-        keys |= leaf_keys(value, key + ".") if dataclasses.is_dataclass(value) else {key}
+        if isinstance(value, dict):
+            for name, section in value.items():
+                keys |= leaf_keys(section, f"{key}.{name}.")
+        else:
+            keys |= leaf_keys(value, key + ".") if dataclasses.is_dataclass(value) else {key}
     return keys

@@ -1,25 +1,18 @@
-"""Every artifact path, defined once. All paths are relative to the repository root."""
+"""Every artifact path, defined once. All paths are relative to the repository root.
+
+Per-dataset artifacts live under the dataset's name (a key of ``datasets`` in params.yaml), so
+each dataset's stages have their own outputs and DVC reruns one dataset's stages alone.
+"""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 ARTIFACTS = Path("artifacts")
 SCRATCH = ARTIFACTS / ".tmp"  # temporary files of atomic writes: no stage depends on it
 
-DEMO_VIDEOS = ARTIFACTS / "demo" / "videos"
-DEMO_LISTS = ARTIFACTS / "demo" / "lists"
-
-DATASET = ARTIFACTS / "dataset"
-INDEX = DATASET / "index.json"  # every accepted video, all shards
-DATASET_REJECTS = DATASET / "rejects.json"
-SHARD_LISTS = DATASET / "shards"  # one video list per shard, so one new video touches one shard
-
-FRAMES = ARTIFACTS / "frames"
-MOTION = ARTIFACTS / "motion"
-
-VERIFIED = ARTIFACTS / "verified"
-VERIFIED_VIDEOS = VERIFIED / "videos.json"  # the usable videos and the checksum of every shard
-VERIFIED_REJECTS = VERIFIED / "rejects.json"  # every stage's rejects, with the stage and reason
+DEMO = ARTIFACTS / "demo"  # <name>/videos and <name>/lists: the procedural demo datasets
+DATA = ARTIFACTS / "data"  # <name>/{dataset,frames,motion,verified,features}
 
 PRETRAIN = ARTIFACTS / "pretrain"
 PRETRAIN_CHECKPOINT = PRETRAIN / "model.pt"
@@ -27,44 +20,111 @@ PRETRAIN_RESUME = ARTIFACTS / "pretrain_resume"  # not a dvc output: it must sur
 DVCLIVE = ARTIFACTS / "dvclive"  # live training logs (DVCLive): metrics.json and plots/ per run
 PRETRAIN_LIVE = DVCLIVE / "pretrain"
 
-FEATURES = ARTIFACTS / "features"
+METRICS = ARTIFACTS / "metrics"  # <name>/retrieval.json, <name>/finetune.json
+PLOTS = ARTIFACTS / "plots"  # <name>/retrieval_topk.csv
 
-METRICS = ARTIFACTS / "metrics"
-RETRIEVAL_METRICS = METRICS / "retrieval.json"
-FINETUNE_METRICS = METRICS / "finetune.json"
-PLOTS = ARTIFACTS / "plots"
-RETRIEVAL_PLOT = PLOTS / "retrieval_topk.csv"
+REPORT = ARTIFACTS / "report.md"  # every evaluated dataset beside the paper's numbers
+REPORT_DATA = ARTIFACTS / "report.json"  # the same numbers, for the model card and scripts
 
 EXPORT = ARTIFACTS / "export"  # model.safetensors, model.pth, config.json, README.md (the model card)
 
 PREVIEW = ARTIFACTS / "preview"
 
 
-def shard_list(shard_id: int) -> Path:
-    return SHARD_LISTS / f"{shard_id}.json"
+def demo_videos(name: str) -> Path:
+    return DEMO / name / "videos"
 
 
-def frames_shard(shard_id: int) -> Path:
-    return FRAMES / f"{shard_id}.h5"
+def demo_lists(name: str) -> Path:
+    return DEMO / name / "lists"
 
 
-def frames_manifest(shard_id: int) -> Path:
-    return FRAMES / f"{shard_id}.json"
+@dataclasses.dataclass(frozen=True)
+class DatasetPaths:
+    """The artifacts of one named dataset."""
+
+    name: str
+
+    @property
+    def root(self) -> Path:
+        return DATA / self.name
+
+    @property
+    def index(self) -> Path:  # every accepted video, all shards
+        return self.root / "dataset" / "index.json"
+
+    @property
+    def dataset_rejects(self) -> Path:
+        return self.root / "dataset" / "rejects.json"
+
+    def shard_list(self, shard_id: int) -> Path:  # one list per shard: one new video touches one shard
+        return self.root / "dataset" / "shards" / f"{shard_id}.json"
+
+    @property
+    def frames(self) -> Path:
+        return self.root / "frames"
+
+    @property
+    def motion(self) -> Path:
+        return self.root / "motion"
+
+    def frames_shard(self, shard_id: int) -> Path:
+        return self.frames / f"{shard_id}.h5"
+
+    def frames_manifest(self, shard_id: int) -> Path:
+        return self.frames / f"{shard_id}.json"
+
+    def motion_shard(self, shard_id: int) -> Path:
+        return self.motion / f"{shard_id}.h5"
+
+    def motion_manifest(self, shard_id: int) -> Path:
+        return self.motion / f"{shard_id}.json"
+
+    @property
+    def verified_videos(self) -> Path:  # the usable videos and the checksum of every shard
+        return self.root / "verified" / "videos.json"
+
+    @property
+    def verified_rejects(self) -> Path:  # every stage's rejects, with the stage and reason
+        return self.root / "verified" / "rejects.json"
+
+    def features_file(self, model_name: str) -> Path:
+        """Per-video features of one model ("iic" or "random")."""
+        return self.root / "features" / f"{model_name}.npz"
+
+    @property
+    def retrieval_metrics(self) -> Path:
+        return METRICS / self.name / "retrieval.json"
+
+    @property
+    def finetune_metrics(self) -> Path:
+        return METRICS / self.name / "finetune.json"
+
+    @property
+    def retrieval_plot(self) -> Path:
+        return PLOTS / self.name / "retrieval_topk.csv"
+
+    def finetune_live(self, model_name: str) -> Path:
+        """DVCLive folder of one fine-tuning run ("iic" or "random")."""
+        return DVCLIVE / "finetune" / self.name / model_name
 
 
-def motion_shard(shard_id: int) -> Path:
-    return MOTION / f"{shard_id}.h5"
+def dataset(name: str) -> DatasetPaths:
+    return DatasetPaths(name)
 
 
-def motion_manifest(shard_id: int) -> Path:
-    return MOTION / f"{shard_id}.json"
+def dataset_of(path: Path) -> str | None:
+    """The dataset an artifact path belongs to (``artifacts/data/<name>/...``), or None."""
+    parts = Path(path).parts
+    for i in range(len(parts) - 2):
+        if parts[i] == ARTIFACTS.name and parts[i + 1] == DATA.name:
+            return parts[i + 2]
+    return None
 
 
-def features_file(model_name: str) -> Path:
-    """Per-video features of one model ("iic" or "random")."""
-    return FEATURES / f"{model_name}.npz"
-
-
-def finetune_live(model_name: str) -> Path:
-    """DVCLive folder of one fine-tuning run ("iic" or "random")."""
-    return DVCLIVE / "finetune" / model_name
+def stage_of(path: Path, kind: str, shard_id: int | str | None = None) -> str:
+    """The dvc stage that writes ``path``: ``verify@ucf101``, ``frames@ucf101-3`` (``frames@3``
+    outside the per-dataset layout), for messages that say what to rerun."""
+    name = dataset_of(path)
+    entry = "-".join(str(p) for p in (name, shard_id) if p is not None)
+    return f"{kind}@{entry}" if entry else kind

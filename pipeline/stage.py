@@ -5,6 +5,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -25,16 +26,50 @@ def setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
-def declared_params(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> frozenset[str]:
-    """The params keys dvc.yaml lists for ``stage`` (a foreach stage's ``do`` block included)."""
+_TEMPLATE = re.compile(r"\$\{([^}]+)\}")
+
+
+def resolve_template(text: str, item: dict[str, object], raw_params: dict) -> str:
+    """Fill dvc.yaml's ``${item.<name>}`` (and a foreach's ``${key}``, the dataset) from the stage's
+    entry, and any other ``${a.b}`` from params."""
+
+    def value(match: re.Match) -> str:
+        name = match.group(1).strip()
+        if name == "key":  # foreach over the datasets mapping: the dataset's name
+            return str(item["dataset"])
+        if name.startswith("item."):
+            return str(item[name.removeprefix("item.")])
+        node: object = raw_params
+        for part in name.split("."):
+            node = node[part]  # type: ignore[index]
+        return str(node)
+
+    return _TEMPLATE.sub(value, text)
+
+
+def declared_params(stage: str, dvc_yaml: str | Path = "dvc.yaml", item: dict[str, object] | None = None,
+                    params_file: str | Path = "params.yaml") -> frozenset[str]:
+    """The params keys dvc.yaml lists for ``stage``, templates filled for one matrix entry ``item``."""
     with open(dvc_yaml) as f:
         stages = yaml.safe_load(f)["stages"]
-    body = stages[stage].get("do", stages[stage])
+    body = stages[stage].get("do", stages[stage])  # foreach stages keep theirs under do:
+    raw_params = None
     keys = set()
-    for item in body.get("params", []):
+    for entry in body.get("params", []):
         # An entry is a key, or {params_file: [keys]}; only params.yaml is used here.
-        keys |= {item} if isinstance(item, str) else {k for v in item.values() for k in v}
+        for key in [entry] if isinstance(entry, str) else [k for v in entry.values() for k in v]:
+            if "${" in key:
+                if raw_params is None:
+                    with open(params_file) as f:
+                        raw_params = yaml.safe_load(f)
+                key = resolve_template(key, item or {}, raw_params)
+            keys.add(key)
     return frozenset(keys)
+
+
+def stage_name(stage: str, item: dict[str, object] | None) -> str:
+    """DVC's name of one matrix entry: ``frames@ucf101-3``."""
+    return f"{stage}@{'-'.join(map(str, item.values()))}" if item else stage
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -44,17 +79,19 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def stage(name: str, params_file: str = "params.yaml") -> Iterator[StageParams]:
-    """Run one stage: its params view (validated before anything is written), then a summary line."""
+def stage(name: str, item: dict[str, object] | None = None, params_file: str = "params.yaml") -> Iterator[StageParams]:
+    """Run one stage (one ``item`` of a matrix stage): its params view, validated before anything
+    is written, then a summary line."""
     setup_logging()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     accessed: set[str] = set()
-    params = StageParams(load_params(params_file), declared_params(name), accessed)
+    params = StageParams(load_params(params_file), declared_params(name, "dvc.yaml", item, params_file), accessed)
     remove_orphaned_temporaries()
     start = time.perf_counter()
+    full_name = stage_name(name, item)
     yield params
-    log.info("stage %s done in %.1fs", name, time.perf_counter() - start)
+    log.info("stage %s done in %.1fs", full_name, time.perf_counter() - start)
     trace = os.environ.get(TRACE_ENV)
     if trace:
         with open(trace, "a") as f:
-            f.write(json.dumps({"stage": name, "read": sorted(accessed)}) + "\n")
+            f.write(json.dumps({"stage": full_name, "read": sorted(accessed)}) + "\n")

@@ -18,12 +18,12 @@ from tqdm import tqdm
 
 from pipeline.atomic import write_json
 from pipeline.errors import InputError
+from pipeline.paths import dataset_of, stage_of
 from preprocess.formats import FORMATS, FormatOptions, Layout, Listed, Reject
+from preprocess.shards import VIDEO_SPLITS, file_sha256
+from preprocess.verify import check_reject_share
 
 log = logging.getLogger(__name__)
-
-VIDEO_SPLITS = ("train", "test")
-
 
 def safe_relative(rel_path: str, two_level: bool = True) -> PurePosixPath | None:
     """The list path as a relative path inside the root, or None if it would leave the root
@@ -68,14 +68,6 @@ def shard_of(video_id: str, n_shards: int) -> int:
     """Stable shard of a video id: the same on every machine and Python process."""
     digest = hashlib.sha1(video_id.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") % n_shards
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def video_id(rel: PurePosixPath) -> str:
@@ -150,20 +142,6 @@ def build_index(
     return entries, rejects
 
 
-def check_reject_share(rejects: Sequence[dict | Reject], n_total: int, max_share: float, what: str) -> None:
-    """Fail only past the configured share of rejects, naming some; below it, say how many were rejected."""
-    n_rejected = len(rejects)
-    share = n_rejected / max(n_total, 1)
-    if n_rejected:
-        log.warning("%s: rejected %d of %d videos (%.1f%%)", what, n_rejected, n_total, 100 * share)
-    if share > max_share:
-        named = [r.path if isinstance(r, Reject) else r["path"] for r in rejects[:3]]
-        raise InputError(
-            f"{what}: {n_rejected} of {n_total} videos rejected ({share:.1%}), more than "
-            f"dataset.max_reject_share={max_share:.1%}: {', '.join(named)}{', ...' if n_rejected > 3 else ''}"
-        )
-
-
 def remove_leftover_shards(folders: Sequence[Path], shard_ids: Sequence[int]) -> list[Path]:
     """Delete shard files and manifests whose id ``shards.ids`` no longer lists.
 
@@ -203,7 +181,9 @@ def index_dataset(
         if not any(e["split"] == split for e in entries):
             raise InputError(f"the {split} split of {lists_dir} ({fmt}, split {options.split}) has no usable video; "
                              f"see {rejects_path}")
-    check_reject_share(rejects, len(entries) + len(rejects), max_reject_share, "dataset")
+    name = dataset_of(index_path)
+    check_reject_share(rejects, len(entries) + len(rejects), max_reject_share, stage_of(index_path, "dataset"),
+                       f"datasets.{name}.max_reject_share" if name else "max_reject_share")
     for shard_id in shard_ids:
         write_json(shard_list(shard_id), [e for e in entries if e["shard"] == shard_id])
     write_json(index_path, entries)

@@ -1,4 +1,4 @@
-"""The procedural demo dataset: real video files whose classes differ by motion only.
+"""The procedural demo datasets: real video files whose classes differ by motion only.
 
 Every video shows one object over a textured background, and the class is the motion of the
 whole scene, as a moving camera makes it (drifting in one of four directions, rolling
@@ -6,6 +6,10 @@ either way, zooming in or out); the appearance (background colours and texture, 
 per *group* and shared by all classes of that group, so no single frame tells the class. Train and test are split by group, as in UCF101, so
 retrieval above chance needs temporal features. Each video is seeded by its own name: adding
 videos never changes the existing ones.
+
+The default experiment has two: ``demo`` (UCF101's lists, camera drifts and rolls) to pretrain
+and evaluate on, and ``demo_transfer`` (HMDB51's per-class split files, another seed's
+appearances, zooms and diagonal drifts) to evaluate the transfer on, as UCF101 -> HMDB51.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import dataclasses
 import logging
 import zlib
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import cv2
 import ffmpeg
@@ -21,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_path
+from pipeline.errors import ConfigError
 from pipeline.params import DemoParams
 from preprocess.decode import ffmpeg_binary
 
@@ -36,6 +41,10 @@ MOTIONS: dict[str, tuple[float, float, float, float]] = {
     "RollCounterclockwise": (0, 0, -1, 0),
     "ZoomIn": (0, 0, 0, 1),
     "ZoomOut": (0, 0, 0, -1),
+    "DriftUpRight": (1, -1, 0, 0),
+    "DriftDownLeft": (-1, 1, 0, 0),
+    "DriftDownRight": (1, 1, 0, 0),
+    "DriftUpLeft": (-1, -1, 0, 0),
 }
 SHAPES = ("triangle", "square", "bar", "ell")
 
@@ -47,23 +56,27 @@ class DemoVideo:
     group: int
     clip: int
     split: str
+    layout: str = "ucf101"
 
     @property
     def rel_path(self) -> str:
+        # Both keep the group in the name (_gNN_cNN), so fine-tuning holds out whole groups.
+        if self.layout == "hmdb51":
+            return f"{self.class_name}/{self.class_name.lower()}_g{self.group:02d}_c{self.clip:02d}.avi"
         return f"{self.class_name}/v_{self.class_name}_g{self.group:02d}_c{self.clip:02d}.avi"
 
 
 def demo_videos(p: DemoParams) -> list[DemoVideo]:
     """The demo's videos: video i has class i % classes, so ``videos`` + 1 adds exactly one."""
-    if not 2 <= p.classes <= len(MOTIONS):
-        raise ValueError(f"demo.classes must be 2..{len(MOTIONS)}, got {p.classes}")
-    names = list(MOTIONS)[: p.classes]
+    unknown = [m for m in p.motions if m not in MOTIONS]
+    if unknown or len(set(p.motions)) != len(p.motions) or len(p.motions) < 2:
+        raise ConfigError(f"demo motions: need 2 or more different names of {', '.join(MOTIONS)}; got {p.motions}")
     videos = []
     for i in range(p.videos):
-        label, j = i % p.classes, i // p.classes
+        label, j = i % len(p.motions), i // len(p.motions)
         group, clip = j // p.clips_per_group + 1, j % p.clips_per_group + 1
         split = "test" if group % p.test_every == 0 else "train"
-        videos.append(DemoVideo(names[label], label, group, clip, split))
+        videos.append(DemoVideo(p.motions[label], label, group, clip, split, p.layout))
     return videos
 
 
@@ -164,17 +177,33 @@ def write_video(frames: np.ndarray, path: Path, fps: int) -> None:
         )
 
 
-def generate_demo(p: DemoParams, videos_dir: Path, lists_dir: Path) -> list[DemoVideo]:
-    """Write the demo videos and their UCF101-style lists (split 1)."""
-    videos = demo_videos(p)
-    for video in tqdm(videos, desc="demo videos"):
-        write_video(render_video(video, p), videos_dir / video.rel_path, p.fps)
-    names = list(MOTIONS)[: p.classes]
+def write_lists(videos: list[DemoVideo], motions: list[str], layout: str, lists_dir: Path) -> None:
+    """Split 1 in the official format of ``layout``.
+
+    ucf101: ``classInd.txt``, ``trainlist01.txt`` (path and 1-based label), ``testlist01.txt``.
+    hmdb51: one ``<class>_test_split1.txt`` per class, ``<video> 1`` train and ``<video> 2`` test.
+    """
     lists_dir.mkdir(parents=True, exist_ok=True)
-    (lists_dir / "classInd.txt").write_text("".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
+    if layout == "hmdb51":
+        for name in motions:
+            lines = [f"{PurePosixPath(v.rel_path).name} {1 if v.split == 'train' else 2} \n"
+                     for v in videos if v.class_name == name]
+            (lists_dir / f"{name}_test_split1.txt").write_text("".join(lines))
+        return
+    (lists_dir / "classInd.txt").write_text("".join(f"{i + 1} {n}\n" for i, n in enumerate(motions)))
     train = [v for v in videos if v.split == "train"]
     test = [v for v in videos if v.split == "test"]
     (lists_dir / "trainlist01.txt").write_text("".join(f"{v.rel_path} {v.label + 1}\n" for v in train))
     (lists_dir / "testlist01.txt").write_text("".join(f"{v.rel_path}\n" for v in test))
-    log.info("demo: %d videos (%d train, %d test), %d classes in %s", len(videos), len(train), len(test), len(names), videos_dir)
+
+
+def generate_demo(p: DemoParams, videos_dir: Path, lists_dir: Path) -> list[DemoVideo]:
+    """Write one demo dataset's videos and its split-1 lists in the official format of ``p.layout``."""
+    videos = demo_videos(p)
+    for video in tqdm(videos, desc="demo videos"):
+        write_video(render_video(video, p), videos_dir / video.rel_path, p.fps)
+    write_lists(videos, p.motions, p.layout, lists_dir)
+    n_test = sum(v.split == "test" for v in videos)
+    log.info("demo: %d videos (%d train, %d test), %d classes, %s lists in %s", len(videos), len(videos) - n_test,
+             n_test, len(p.motions), p.layout, videos_dir)
     return videos

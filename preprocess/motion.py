@@ -15,6 +15,7 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from pipeline.params import MotionParams, PoolParams, StorageParams
+from pipeline.paths import stage_of
 from preprocess.flow import make_tvl1, quantise_flow, to_gray, video_flow
 from preprocess.pool import cpu_pool
 from preprocess.residual import residual_frames
@@ -54,7 +55,7 @@ def compute_motion_shard(
     The frames shard is checked against its manifest first (size and sha256): a corrupt or
     replaced input fails here, naming the file, instead of turning into wrong pixels.
     """
-    entries = checked_manifest(frames_manifest, f"frames@{frames_manifest.stem}")["videos"]
+    entries = checked_manifest(frames_manifest, stage_of(frames_manifest, "frames", frames_manifest.stem))["videos"]
     start = time.perf_counter()
     frames_shard = frames_shard.resolve()  # pool workers (on other machines with Dask) need absolute paths
     tasks = (delayed(_motion_task)(frames_shard, e["id"], motion) for e in entries)

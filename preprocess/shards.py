@@ -24,7 +24,18 @@ import numpy as np
 
 from pipeline.atomic import atomic_path, read_json, write_json
 from pipeline.errors import InputError
-from preprocess.dataset import file_sha256
+from pipeline.paths import stage_of
+
+VIDEO_SPLITS = ("train", "test")  # the split values of the index
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
 
 MODALITY_CHANNELS = {"rgb": 3, "res": 3, "u": 1, "v": 1}
 MOTION_MODALITIES = ("res", "u", "v")
@@ -168,7 +179,7 @@ class ShardReader:
         for kind, folder in folders.items():
             held[kind], self.shard_sha256[kind] = {}, {}
             for shard_id in shard_ids:
-                manifest = checked_manifest(folder / f"{shard_id}.json", f"{kind}@{shard_id}")
+                manifest = checked_manifest(folder / f"{shard_id}.json", stage_of(folder, kind, shard_id))
                 held[kind][shard_id] = {v["id"]: v for v in manifest["videos"]}
                 self.shard_sha256[kind][shard_id] = manifest["sha256"]
         if videos is None:

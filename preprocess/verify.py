@@ -11,14 +11,31 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.atomic import read_json, write_json
 from pipeline.errors import InputError
-from preprocess.dataset import VIDEO_SPLITS, check_reject_share
-from preprocess.shards import ShardReader, checked_manifest
+from pipeline.paths import dataset_of, stage_of
+from preprocess.shards import VIDEO_SPLITS, ShardReader, checked_manifest
 
 log = logging.getLogger(__name__)
+
+
+def check_reject_share(rejects: Sequence[dict], n_total: int, max_share: float, what: str,
+                       key: str = "max_reject_share") -> None:
+    """Fail only past the configured share of rejects (the setting ``key``), naming some; below
+    it, say how many were rejected. A reject is a dict with "path", or a formats.Reject."""
+    n_rejected = len(rejects)
+    share = n_rejected / max(n_total, 1)
+    if n_rejected:
+        log.warning("%s: rejected %d of %d videos (%.1f%%)", what, n_rejected, n_total, 100 * share)
+    if share > max_share:
+        named = [r["path"] if isinstance(r, dict) else r.path for r in rejects[:3]]
+        raise InputError(
+            f"{what}: {n_rejected} of {n_total} videos rejected ({share:.1%}), more than "
+            f"{key}={max_share:.1%}: {', '.join(named)}{', ...' if n_rejected > 3 else ''}"
+        )
 
 
 def verify_dataset(
@@ -38,12 +55,13 @@ def verify_dataset(
     unknown = sorted(set(by_shard) - set(shard_ids))
     if unknown:
         raise InputError(f"{index_path} assigns videos to shards {unknown} that shards.ids does not list; "
-                         f"rerun `dvc repro dataset`")
+                         f"rerun `dvc repro {stage_of(index_path, 'dataset')}`")
     usable: list[dict] = []
     checksums: dict[str, dict[int, str]] = {"frames": {}, "motion": {}}
     for shard_id in shard_ids:
-        frames = checked_manifest(frames_dir / f"{shard_id}.json", f"frames@{shard_id}")
-        motion = checked_manifest(motion_dir / f"{shard_id}.json", f"motion@{shard_id}")
+        frames_stage, motion_stage = stage_of(frames_dir, "frames", shard_id), stage_of(motion_dir, "motion", shard_id)
+        frames = checked_manifest(frames_dir / f"{shard_id}.json", frames_stage)
+        motion = checked_manifest(motion_dir / f"{shard_id}.json", motion_stage)
         checksums["frames"][shard_id], checksums["motion"][shard_id] = frames["sha256"], motion["sha256"]
         listed = {e["id"] for e in by_shard.get(shard_id, [])}
         decoded = {v["id"]: v for v in frames["videos"]}
@@ -51,17 +69,19 @@ def verify_dataset(
         if built != listed:
             stray = sorted(built ^ listed)
             raise InputError(f"{frames_dir / f'{shard_id}.json'} does not match the index ({len(stray)} videos "
-                             f"differ, e.g. {stray[0]}): the shard is stale; run `dvc repro frames@{shard_id}`")
+                             f"differ, e.g. {stray[0]}): the shard is stale; run `dvc repro {frames_stage}`")
         with_motion = {v["id"] for v in motion["videos"]}
         if with_motion | {r["id"] for r in motion["rejects"]} != set(decoded):
             raise InputError(f"{motion_dir / f'{shard_id}.json'} does not match its frames shard: "
-                             f"run `dvc repro motion@{shard_id}`")
-        rejects += [{**r, "stage": f"frames@{shard_id}"} for r in frames["rejects"]]
-        rejects += [{**r, "stage": f"motion@{shard_id}"} for r in motion["rejects"]]
+                             f"run `dvc repro {motion_stage}`")
+        rejects += [{**r, "stage": frames_stage} for r in frames["rejects"]]
+        rejects += [{**r, "stage": motion_stage} for r in motion["rejects"]]
         usable += [decoded[v] for v in sorted(with_motion)]
     write_json(rejects_path, rejects)
     n_total = len(index) + sum(r["stage"] == "dataset" for r in rejects)
-    check_reject_share(rejects, n_total, max_reject_share, "dataset")
+    name = dataset_of(videos_path)
+    check_reject_share(rejects, n_total, max_reject_share, stage_of(videos_path, "verify"),
+                       f"datasets.{name}.max_reject_share" if name else "max_reject_share")
     splits = Counter(v["split"] for v in usable)
     missing = [s for s in VIDEO_SPLITS if not splits[s] and any(e["split"] == s for e in index)]
     if missing:
@@ -76,10 +96,10 @@ def verify_dataset(
 def open_verified(videos_path: Path, frames_dir: Path, motion_dir: Path) -> ShardReader:
     """A reader of exactly the verified videos; fails when a shard changed since it was verified."""
     if not videos_path.is_file():
-        raise InputError(f"{videos_path}: missing; run `dvc repro verify`")
+        raise InputError(f"{videos_path}: missing; run `dvc repro {stage_of(videos_path, 'verify')}`")
     verified = read_json(videos_path)
     reader = ShardReader(frames_dir, motion_dir, verified["shards"], verified["videos"])
     recorded = {kind: {int(k): v for k, v in sums.items()} for kind, sums in verified["sha256"].items()}
     if reader.shard_sha256 != recorded:
-        raise InputError(f"a shard changed after {videos_path} was written; run `dvc repro verify`")
+        raise InputError(f"a shard changed after {videos_path} was written; run `dvc repro {stage_of(videos_path, 'verify')}`")
     return reader

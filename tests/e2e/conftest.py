@@ -16,7 +16,13 @@ from tests.conftest import REPO
 # Small enough for a 2-core CPU in seconds per stage; same code paths as the demo. Four groups
 # of three videos: groups 1 and 3 train, so fine-tuning can hold one of them out for validation.
 TINY = {
-    "demo": {"classes": 3, "videos": 12, "frames": 20, "height": 48, "width": 64, "clips_per_group": 1, "test_every": 2},
+    "demo": {
+        "demo": {"motions": ["DriftRight", "DriftLeft", "RollClockwise"], "videos": 12, "frames": 20, "height": 48,
+                 "width": 64, "clips_per_group": 1, "test_every": 2},
+        "demo_transfer": {"motions": ["ZoomIn", "ZoomOut", "DriftUpRight"], "videos": 12, "frames": 20, "height": 48,
+                          "width": 64, "clips_per_group": 1, "test_every": 2},
+    },
+    "evaluate": {"datasets": ["demo"]},  # the tests add demo_transfer, as a user adds HMDB51
     "shards": {"ids": [0, 1]},
     "frames": {"height": 32, "width": 43, "n_jobs": 1},
     "motion": {"n_jobs": 1},
@@ -45,17 +51,23 @@ def ran_stages(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+def _merge(node: dict, changes: dict) -> None:
+    """Set each dotted key of ``changes`` under ``node``; a mapping value merges into a mapping."""
+    for key, value in changes.items():
+        *parents, leaf = key.split(".")
+        target = node
+        for parent in parents:
+            target = target[parent]
+        if isinstance(value, dict) and isinstance(target.get(leaf), dict):
+            _merge(target[leaf], value)
+        else:
+            target[leaf] = value
+
+
 def set_params(workdir: Path, changes: dict) -> None:
     path = workdir / "params.yaml"
     params = yaml.safe_load(path.read_text())
-    for section, values in changes.items():
-        target = params[section]
-        for key, value in values.items():
-            *parents, leaf = key.split(".")
-            node = target
-            for parent in parents:
-                node = node[parent]
-            node[leaf] = value
+    _merge(params, changes)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 

@@ -19,14 +19,28 @@ import pytest
 import torch
 import yaml
 
-from pipeline.params import leaf_keys, load_params
-from pipeline.stage import TRACE_ENV, declared_params
+from pipeline.params import load_params
+from pipeline.stage import TRACE_ENV
 from tests.e2e.conftest import git, ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow
 
-PREPROCESS = {"demo", "dataset", "frames@0", "frames@1", "motion@0", "motion@1", "verify"}
-LEARNING = {"pretrain", "features", "retrieve", "finetune", "export"}
+DATASETS = ("demo", "demo_transfer")
+SHARDS = (0, 1)
+
+
+def preprocessing(*names: str) -> set[str]:
+    """Every stage that makes the named datasets' verified shards."""
+    return {s for n in names for s in (f"demo@{n}", f"dataset@{n}", f"verify@{n}",
+                                       *(f"{kind}@{n}-{i}" for kind in ("frames", "motion") for i in SHARDS))}
+
+
+def evaluation(*names: str) -> set[str]:
+    return {f"{kind}@{n}" for n in names for kind in ("features", "retrieve", "finetune")}
+
+
+PREPROCESS = preprocessing(*DATASETS)
+LEARNING = {"pretrain", "report", "export"} | evaluation("demo")
 
 
 def test_repro_runs_every_stage_then_nothing(tiny_repo):
@@ -35,53 +49,96 @@ def test_repro_runs_every_stage_then_nothing(tiny_repo):
     assert ran_stages(first) == PREPROCESS | LEARNING
     second = run(["dvc", "repro"], tiny_repo)
     assert ran_stages(second) == set()
-    metrics = json.loads((tiny_repo / "artifacts/metrics/retrieval.json").read_text())
+    metrics = json.loads((tiny_repo / "artifacts/metrics/demo/retrieval.json").read_text())
     assert set(metrics) == {"iic", "random"} and metrics["iic"]["queries"] > 0
-    finetune = json.loads((tiny_repo / "artifacts/metrics/finetune.json").read_text())
+    finetune = json.loads((tiny_repo / "artifacts/metrics/demo/finetune.json").read_text())
     assert set(finetune["iic"]) >= {"clip_top1", "video_top1", "video_top5"}
+    report = (tiny_repo / "artifacts/report.md").read_text()
+    assert "## `demo` (ucf101 format, split 1)" in report and "model.width: 4 (paper: 64)" in report
 
 
-def test_each_stage_reads_exactly_the_params_dvc_yaml_lists(tiny_repo):
-    """A listed key that is never read would trigger needless reruns; an unlisted read is refused at run time."""
-    params = load_params(tiny_repo / "params.yaml")
-    all_keys = leaf_keys(params)
+def _leaves(value: object, prefix: str) -> set[str]:
+    if isinstance(value, dict):
+        return {k for key, v in value.items() for k in _leaves(v, f"{prefix}.{key}")}
+    return {prefix}
+
+
+def test_each_stage_reads_exactly_the_params_dvc_tracks_for_it(tiny_repo):
+    """A tracked key that is never read would trigger needless reruns; a read key DVC does not
+    track would not rerun the stage when it changes. DVC's own record (dvc.lock) is the reference."""
     read: dict[str, set[str]] = {}
     for line in (tiny_repo / "params_trace.jsonl").read_text().splitlines():
         record = json.loads(line)
         read.setdefault(record["stage"], set()).update(record["read"])
-    stages = yaml.safe_load((tiny_repo / "dvc.yaml").read_text())["stages"]
-    assert set(read) == set(stages)
-    for stage in stages:
-        declared = declared_params(stage, tiny_repo / "dvc.yaml")
-        expanded = {k for k in all_keys if any(k == d or k.startswith(d + ".") for d in declared)}
-        assert read[stage] == expanded, f"{stage}: listed but unread {expanded - read[stage]}, read but unlisted {read[stage] - expanded}"
+    locked = yaml.safe_load((tiny_repo / "dvc.lock").read_text())["stages"]
+    assert set(read) == set(locked)
+    for stage, entry in locked.items():
+        tracked = {k for key, v in entry.get("params", {}).get("params.yaml", {}).items() for k in _leaves(v, key)}
+        assert read[stage] == tracked, f"{stage}: tracked but unread {tracked - read[stage]}, read but untracked {read[stage] - tracked}"
 
 
-@pytest.mark.parametrize("change, expected", [
+@pytest.mark.parametrize("change, expected, if_metrics_changed", [
     # New flow reruns everything that reads the motion shards. Pretraining on residuals does not
     # use flow, so it reproduces the same checkpoint bit for bit, the features come out
     # byte-identical and DVC rightly skips retrieve, whose only data input they are.
-    ({"motion": {"tvl1.warps": 3}}, {"motion@0", "motion@1", "verify", "pretrain", "features", "finetune"}),
-    ({"pretrain": {"epochs": 3}}, LEARNING),
-    ({"retrieve": {"topk": [1, 5]}}, {"retrieve", "export"}),
-    # One tiny epoch at either lr scores the same: finetune.json is byte-identical, so the
-    # export (its card quotes the metrics) rightly stays.
-    ({"finetune": {"lr": 0.002}}, {"finetune"}),
+    ({"motion": {"tvl1.warps": 3}}, {f"motion@{n}-{i}" for n in DATASETS for i in SHARDS}
+     | {"verify@demo", "verify@demo_transfer", "pretrain", "features@demo", "finetune@demo"}, {"report", "export"}),
+    ({"pretrain": {"epochs": 3}}, LEARNING, set()),
+    ({"retrieve": {"topk": [1, 5]}}, {"retrieve@demo", "report", "export"}, set()),
+    # The report and the card follow fine-tuning only when its metrics file changed.
+    ({"finetune": {"lr": 0.002}}, {"finetune@demo"}, {"report", "export"}),
+    # One dataset's settings rerun that dataset's stages only (identical index: nothing after
+    # it), and the report, which records every dataset's settings (and the card, which quotes it).
+    ({"datasets": {"demo_transfer.max_reject_share": 0.2}},
+     {"dataset@demo_transfer", "verify@demo_transfer", "report", "export"}, set()),
 ])
-def test_a_param_change_reruns_exactly_the_stages_downstream(tiny_repo, change, expected):
+def test_a_param_change_reruns_exactly_the_stages_downstream(tiny_repo, change, expected, if_metrics_changed):
+    before = (tiny_repo / "artifacts/metrics/demo/finetune.json").read_bytes()
     set_params(tiny_repo, change)
-    assert ran_stages(run(["dvc", "repro"], tiny_repo)) == expected
+    ran = ran_stages(run(["dvc", "repro"], tiny_repo))
+    changed = (tiny_repo / "artifacts/metrics/demo/finetune.json").read_bytes() != before
+    assert ran == expected | (if_metrics_changed if changed else set())
     assert ran_stages(run(["dvc", "repro"], tiny_repo)) == set()
 
 
-def test_adding_one_video_reruns_one_shard(tiny_repo):
-    videos = load_params(tiny_repo / "params.yaml").demo.videos
-    set_params(tiny_repo, {"demo": {"videos": videos + 1}})
+def test_adding_an_evaluation_dataset_runs_only_its_stages(tiny_repo):
+    """demo_transfer was preprocessed from the start; evaluating on it adds its evaluation stages,
+    the report and the card, and never reruns pretraining or the other dataset's stages."""
+    set_params(tiny_repo, {"evaluate": {"datasets": ["demo", "demo_transfer"]}})
+    assert ran_stages(run(["dvc", "repro"], tiny_repo)) == evaluation("demo_transfer") | {"report", "export"}
+    report = (tiny_repo / "artifacts/report.md").read_text()
+    assert "## `demo_transfer` (hmdb51 format, split 1)" in report
+    assert json.loads((tiny_repo / "artifacts/metrics/demo_transfer/retrieval.json").read_text())["iic"]["queries"] > 0
+
+
+def test_a_new_video_in_an_evaluation_dataset_reruns_that_dataset_only(tiny_repo):
+    set_params(tiny_repo, {"demo": {"demo_transfer.videos": 13}})
     ran = ran_stages(run(["dvc", "repro"], tiny_repo))
-    assert {"demo", "dataset", "verify"} <= ran
+    assert "pretrain" not in ran and not any(s.endswith(("@demo", "@demo-0", "@demo-1")) for s in ran), ran
+    assert {"demo@demo_transfer", "dataset@demo_transfer", "verify@demo_transfer"} | evaluation("demo_transfer") <= ran
+    assert len([s for s in ran if s.startswith("frames@")]) == 1 and len([s for s in ran if s.startswith("motion@")]) == 1
+
+
+def test_changing_the_pretraining_dataset_reruns_pretraining_and_every_evaluation(tiny_repo):
+    set_params(tiny_repo, {"pretrain": {"dataset": "demo_transfer"}})
+    ran = ran_stages(run(["dvc", "repro"], tiny_repo))
+    assert ran == {"pretrain", "report", "export"} | evaluation(*DATASETS)
+    card = (tiny_repo / "artifacts/export/README.md").read_text()
+    assert "`demo_transfer` (hmdb51 layout" in card
+    set_params(tiny_repo, {"pretrain": {"dataset": "demo"}})
+    assert "pretrain" in ran_stages(run(["dvc", "repro"], tiny_repo))
+
+
+def test_adding_one_video_reruns_one_shard(tiny_repo):
+    videos = load_params(tiny_repo / "params.yaml").demo["demo"].videos
+    set_params(tiny_repo, {"demo": {"demo.videos": videos + 1}})
+    ran = ran_stages(run(["dvc", "repro"], tiny_repo))
+    assert {"demo@demo", "dataset@demo", "verify@demo"} <= ran
     assert len([s for s in ran if s.startswith("frames@")]) == 1
     assert len([s for s in ran if s.startswith("motion@")]) == 1
-    assert ran - PREPROCESS == LEARNING  # the new video joins training and evaluation
+    # The new video joins training and every evaluation.
+    assert {s for s in ran if not s.startswith(("demo@", "dataset@", "frames@", "motion@", "verify@"))} == \
+        {"pretrain", "report", "export"} | evaluation(*DATASETS)
 
 
 def test_push_clone_pull_then_nothing_to_rerun(tiny_repo, tmp_path):
@@ -96,6 +153,7 @@ def test_push_clone_pull_then_nothing_to_rerun(tiny_repo, tmp_path):
     assert json.loads(run(["dvc", "metrics", "show", "--json"], clone)) == \
         json.loads(run(["dvc", "metrics", "show", "--json"], tiny_repo))
     assert "iic.rgb.top1" in run(["dvc", "exp", "show", "--no-pager", "--md"], clone).splitlines()[0]
+    assert (clone / "artifacts/report.md").read_text() == (tiny_repo / "artifacts/report.md").read_text()
     run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], clone)
     assert "confusion" in (tmp_path / "plots/index.html").read_text()
     run(["dvc", "pull"], clone)
@@ -108,8 +166,8 @@ def test_push_clone_pull_then_nothing_to_rerun(tiny_repo, tmp_path):
     git(tmp_path, "clone", "-q", str(tiny_repo), str(other))
     set_params(other, {"retrieve": {"topk": [1, 2]}})
     output = run(["dvc", "repro", "--pull"], other)
-    assert ran_stages(output) == {"retrieve", "export"}
-    metrics = json.loads((other / "artifacts/metrics/retrieval.json").read_text())
+    assert ran_stages(output) == {"retrieve@demo", "retrieve@demo_transfer", "report", "export"}
+    metrics = json.loads((other / "artifacts/metrics/demo/retrieval.json").read_text())
     assert set(metrics["iic"]["rgb"]) == {"top1", "top2"}
 
     # The exported backbone is a DVC model artifact: registered with a version (a GTO tag, as
@@ -164,7 +222,7 @@ def test_errors_a_person_makes_print_one_line(tiny_repo, tmp_path):
     git(tmp_path, "clone", "-q", str(tiny_repo), str(clone))
     code, err = _fails([sys.executable, "-m", "pipeline", "pretrain"], clone)
     assert code == 2 and err.strip().splitlines() == [
-        "error: artifacts/verified/videos.json: missing; run `dvc repro verify` (--debug for the traceback)"]
+        "error: artifacts/data/demo/verified/videos.json: missing; run `dvc repro verify@demo` (--debug for the traceback)"]
     set_params(clone, {"pretrain": {"epoch": 3}})
     code, err = _fails([sys.executable, "-m", "pipeline", "pretrain"], clone)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "unknown key pretrain.epoch" in err
@@ -177,12 +235,13 @@ def test_removed_shards_and_videos_never_reach_training(tiny_repo):
     and fine-tuning see exactly the videos the index lists."""
     set_params(tiny_repo, {"shards": {"ids": [0]}})
     output = run(["dvc", "repro"], tiny_repo)
-    assert {"dataset", "frames@0", "motion@0", "verify"} <= ran_stages(output)
+    assert {"dataset@demo", "frames@demo-0", "motion@demo-0", "verify@demo"} <= ran_stages(output)
+    data = tiny_repo / "artifacts/data/demo"
     for folder in ("frames", "motion"):
-        assert sorted(p.name for p in (tiny_repo / "artifacts" / folder).iterdir()) == ["0.h5", "0.json"]
-    index = {e["id"] for e in json.loads((tiny_repo / "artifacts/dataset/index.json").read_text())}
-    verified = {v["id"] for v in json.loads((tiny_repo / "artifacts/verified/videos.json").read_text())["videos"]}
+        assert sorted(p.name for p in (data / folder).iterdir()) == ["0.h5", "0.json"]
+    index = {e["id"] for e in json.loads((data / "dataset/index.json").read_text())}
+    verified = {v["id"] for v in json.loads((data / "verified/videos.json").read_text())["videos"]}
     assert verified == index
-    assert set(np.load(tiny_repo / "artifacts/features/iic.npz")["ids"].tolist()) == index
-    n_train = sum(e["split"] == "train" for e in json.loads((tiny_repo / "artifacts/dataset/index.json").read_text()))
+    assert set(np.load(data / "features/iic.npz")["ids"].tolist()) == index
+    n_train = sum(e["split"] == "train" for e in json.loads((data / "dataset/index.json").read_text()))
     assert f"on {n_train} videos" in output

@@ -22,9 +22,9 @@ def _export(tmp_path, arch, width):
               "seed": 632}
     encoder = build_encoder(config)
     save_checkpoint(tmp_path / "model.pt", {"config": config, "encoder": encoder.state_dict()})
-    (tmp_path / "r.json").write_text(json.dumps(RETRIEVAL))
-    (tmp_path / "f.json").write_text(json.dumps(FINETUNE))
-    export_stage(tmp_path / "model.pt", tmp_path / "r.json", tmp_path / "f.json", "demo", tmp_path / "export")
+    report = {"datasets": {"demo": {"retrieval": RETRIEVAL, "finetune": FINETUNE}}}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    export_stage(tmp_path / "model.pt", tmp_path / "report.json", "demo", tmp_path / "export")
     return encoder
 
 
@@ -42,7 +42,7 @@ def test_width_64_export_loads_strictly_into_torchvision_with_identical_features
         torch.testing.assert_close(model(x), ours, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(pth(x), ours, rtol=1e-5, atol=1e-5)
     card = (tmp_path / "export/README.md").read_text()
-    assert "model.fc = torch.nn.Identity()" in card and "retrieval top-1/5, iic res | 50.0 / 75.0" in card
+    assert "model.fc = torch.nn.Identity()" in card and "`demo` retrieval top-1/5, iic res | 50.0 / 75.0" in card
 
 
 def test_export_is_byte_stable_and_the_card_says_when_torchvision_does_not_fit(tmp_path):
@@ -53,4 +53,4 @@ def test_export_is_byte_stable_and_the_card_says_when_torchvision_does_not_fit(t
         assert hashlib.md5(a).digest() == hashlib.md5(b).digest(), name
     card = (tmp_path / "a/export/README.md").read_text()
     assert "torchvision has no equivalent of `c3d`" in card
-    assert "fine-tuned video top-1 | 50.0 (random init: 25.0)" in card
+    assert "`demo` fine-tuned video top-1 | 50.0 (random init: 25.0)" in card

@@ -16,11 +16,11 @@ from tests.conftest import REPO
 
 def test_temporary_file_of_an_artifact_lives_in_the_scratch_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    target = paths.MOTION / "0.h5"
+    target = paths.dataset("demo").motion_shard(0)
     with atomic_path(target) as tmp:
         assert tmp.parent.resolve() == (tmp_path / "artifacts/.tmp").resolve()
         tmp.write_bytes(b"shard")
-        assert list((tmp_path / "artifacts/motion").iterdir()) == []  # the output folder sees nothing
+        assert list((tmp_path / "artifacts/data/demo/motion").iterdir()) == []  # the output folder sees nothing
     assert target.read_bytes() == b"shard"
     assert list((tmp_path / "artifacts/.tmp").iterdir()) == []
 
@@ -43,7 +43,7 @@ from pipeline.atomic import atomic_path
 from pipeline.stage import _exit_on_sigterm
 import signal
 signal.signal(signal.SIGTERM, _exit_on_sigterm)
-with atomic_path(paths.MOTION / "0.h5") as tmp:
+with atomic_path(paths.dataset("demo").motion_shard(0)) as tmp:
     tmp.write_bytes(b"partial")
     print("writing", flush=True)
     time.sleep(60)
@@ -60,7 +60,7 @@ def test_a_killed_writer_leaves_no_file_in_the_output_folder(tmp_path, sig):
     proc.send_signal(sig)
     proc.wait(timeout=30)
     scratch = tmp_path / "artifacts/.tmp"
-    assert list((tmp_path / "artifacts/motion").iterdir()) == []
+    assert list((tmp_path / "artifacts/data/demo/motion").iterdir()) == []
     left = list(scratch.iterdir())
     if sig == signal.SIGTERM:
         assert proc.returncode == 128 + signal.SIGTERM and left == []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import yaml
 
@@ -15,9 +16,13 @@ STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 def test_every_listed_param_exists(params):
     keys = leaf_keys(params)
     sections = {k.rsplit(".", i)[0] for k in keys for i in range(1, k.count(".") + 1)}
-    for stage in STAGES:
-        for key in declared_params(stage, REPO / "dvc.yaml"):
-            assert key in keys or key in sections, f"{stage} lists unknown param {key}"
+    for stage, body in STAGES.items():
+        # Each entry of a matrix or foreach stage: its own dataset (and shard).
+        names = list(params.demo) if stage == "demo" else list(params.datasets)
+        items = [{"dataset": n, "shard": 0} for n in names] if "matrix" in body or "foreach" in body else [None]
+        for item in items:
+            for key in declared_params(stage, REPO / "dvc.yaml", item, REPO / "params.yaml"):
+                assert key in keys or key in sections, f"{stage} {item} lists unknown param {key}"
 
 
 def test_every_code_dependency_exists_and_each_stage_lists_its_command_module():
@@ -29,27 +34,91 @@ def test_every_code_dependency_exists_and_each_stage_lists_its_command_module():
         assert body["cmd"].startswith(f"python -m pipeline {name}")
 
 
-def _entries(kind: str) -> dict[str, dict]:
-    """{path: options} of every stage's ``kind`` (outs or metrics)."""
+def _entries(*kinds: str) -> dict[str, dict]:
+    """{path: options} of every stage's ``kinds`` (outs, metrics, plots), templates unfilled."""
     found = {}
     for stage in STAGES.values():
-        for entry in stage.get("do", stage).get(kind, []):
-            path, options = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
-            found[path] = options
+        for kind in kinds:
+            for entry in stage.get("do", stage).get(kind, []):
+                path, options = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+                found[path] = options
     return found
 
 
 def test_metrics_and_plots_are_declared_and_tracked_in_git():
     metrics = _entries("metrics")
-    assert {"artifacts/metrics/retrieval.json", "artifacts/metrics/finetune.json"} <= set(metrics)
-    plots = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
-    files = {f for p in plots for spec in p.values() for f in spec["y"]}
-    outs = _entries("outs")
+    assert {"artifacts/metrics/${item.dataset}/retrieval.json", "artifacts/metrics/${item.dataset}/finetune.json"} <= set(metrics)
+    top_level = {f for p in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"] for spec in p.values() for f in spec["y"]}
+    outs = _entries("outs", "plots")
     # Every plotted file is an output, or lies in an output folder (DVCLive's plots/).
-    assert all(any(f == o or f.startswith(o + "/") for o in outs) for f in files), files
+    assert all(any(f == o or f.startswith(o + "/") for o in outs) for f in top_level), top_level
     # Small enough for git: a fresh clone shows them without `dvc pull`.
-    for path in [*metrics, *files]:
+    plot_outs = _entries("plots")
+    for path in [*metrics, *top_level, *plot_outs, "artifacts/report.md", "artifacts/report.json"]:
         options = metrics.get(path) or outs.get(path) or next(v for o, v in outs.items() if path.startswith(o + "/"))
         assert options.get("cache") is False, f"{path} should be tracked in git (cache: false)"
-        ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO).returncode == 0
-        assert not ignored, f"{path} is git-ignored"
+        concrete = path.replace("${item.dataset}", "demo")
+        ignored = subprocess.run(["git", "check-ignore", "-q", concrete], cwd=REPO).returncode == 0
+        assert not ignored, f"{concrete} is git-ignored"
+
+
+def test_a_matrix_stage_declares_the_params_of_its_own_dataset(tmp_path):
+    """``datasets.${item.dataset}.root`` and ``datasets.${pretrain.dataset}.root`` name one dataset's key."""
+    frames = declared_params("frames", REPO / "dvc.yaml", {"dataset": "demo_transfer", "shard": 2}, REPO / "params.yaml")
+    assert "datasets.demo_transfer.root" in frames and not any(k.startswith("datasets.demo.") for k in frames)
+    dataset = declared_params("dataset", REPO / "dvc.yaml", {"dataset": "demo"}, REPO / "params.yaml")
+    assert {k for k in dataset if k.startswith("datasets.")} == {
+        f"datasets.demo.{k}" for k in ("format", "root", "lists", "split", "test_ratio", "split_seed", "max_reject_share")}
+    export = declared_params("export", REPO / "dvc.yaml", None, REPO / "params.yaml")
+    assert "datasets.demo.root" in export  # pretrain.dataset is demo
+
+
+def test_messages_name_the_stage_of_a_dataset_shard():
+    from pipeline.paths import dataset, stage_of
+
+    data = dataset("hmdb51")
+    assert stage_of(data.frames_manifest(3), "frames", 3) == "frames@hmdb51-3"
+    assert stage_of(data.verified_videos, "verify") == "verify@hmdb51"
+    assert stage_of(Path("/tmp/x/motion"), "motion", 1) == "motion@1"  # outside the layout
+
+
+def _project_imports(module: str, seen: set[str]) -> set[str]:
+    """Modules of preprocess/, train/ and evaluate/ that ``module`` imports, transitively (statically)."""
+    import ast
+
+    path = REPO / (module.replace(".", "/") + ".py")
+    if not path.is_file():
+        path = REPO / module.replace(".", "/") / "__init__.py"
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else []
+        for name in names:
+            if name.split(".")[0] in ("preprocess", "train", "evaluate") and name not in seen:
+                seen.add(name)
+                _project_imports(name, seen)
+    return seen
+
+
+def _cli_imports(command: str) -> set[str]:
+    """The modules the click command ``command`` imports in its body."""
+    import ast
+
+    tree = ast.parse((REPO / "pipeline/cli.py").read_text())
+    function = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == command)
+    return {n.module for n in ast.walk(function) if isinstance(n, ast.ImportFrom) and n.module}
+
+
+def test_each_stage_depends_on_every_module_its_command_runs():
+    """Editing a module a stage runs must rerun the stage: pretraining once ran train/moco.py
+    and train/simclr.py without listing them, so an edit there reran nothing."""
+    for name, stage in STAGES.items():
+        deps = stage.get("do", stage)["deps"]
+        modules = set()
+        for module in _cli_imports(name):
+            modules |= _project_imports(module, {module}) if module.split(".")[0] != "pipeline" else set()
+        for module in modules:
+            file = module.replace(".", "/") + ".py"
+            if not (REPO / file).is_file():
+                file = module.replace(".", "/")  # a package: its folder
+            listed = any(file == d or file.startswith(d.rstrip("/") + "/") for d in deps)
+            assert listed, f"{name} runs {file} but dvc.yaml does not list it"

@@ -11,9 +11,10 @@ import pytest
 from pipeline.errors import InputError
 
 from preprocess.dataset import (
-    build_index, check_reject_share, index_dataset, safe_relative, shard_of,
+    build_index, index_dataset, safe_relative, shard_of,
 )
 from preprocess.formats import FORMATS, FormatOptions
+from preprocess.verify import check_reject_share
 
 from tests.conftest import REAL_CLIPS, SPLITS
 

@@ -7,12 +7,14 @@ import pytest
 
 from preprocess.dataset import build_index
 from preprocess.decode import decode_frames
-from preprocess.demo import demo_videos, generate_demo, render_video
+from preprocess.demo import MOTIONS, demo_videos, generate_demo, render_video
 from tests.conftest import replace
+
+MOTION_NAMES = list(MOTIONS)
 
 
 def test_demo_layout_splits_by_group_and_adds_one_video_at_a_time(params):
-    p = replace(params.demo, classes=6, videos=36, clips_per_group=2, test_every=3)
+    p = replace(params.demo["demo"], motions=MOTION_NAMES[:6], videos=36, clips_per_group=2, test_every=3)
     videos = demo_videos(p)
     assert len({v.rel_path for v in videos}) == 36
     groups = defaultdict(set)
@@ -24,7 +26,7 @@ def test_demo_layout_splits_by_group_and_adds_one_video_at_a_time(params):
 
 
 def test_appearance_is_per_group_and_motion_is_per_class(params):
-    p = replace(params.demo, classes=6, videos=24, clips_per_group=2, frames=16, height=48, width=64)
+    p = replace(params.demo["demo"], motions=MOTION_NAMES[:6], videos=24, clips_per_group=2, frames=16, height=48, width=64)
     videos = demo_videos(p)
     group1 = [v for v in videos if v.group == 1 and v.clip == 1]
     group2 = [v for v in videos if v.group == 2 and v.clip == 1]
@@ -41,7 +43,7 @@ def test_appearance_is_per_group_and_motion_is_per_class(params):
 def test_classes_of_one_shot_share_the_first_frame(params):
     """Drift and roll start from the same frame in every class of a (group, clip) shot, so
     only the motion tells them apart; another shot starts elsewhere."""
-    p = replace(params.demo, classes=6, videos=24, clips_per_group=2, frames=4, height=48, width=64)
+    p = replace(params.demo["demo"], motions=MOTION_NAMES[:6], videos=24, clips_per_group=2, frames=4, height=48, width=64)
     videos = demo_videos(p)
     shot = [v for v in videos if v.group == 1 and v.clip == 1]
     other = next(v for v in videos if v.group == 1 and v.clip == 2)
@@ -53,7 +55,7 @@ def test_classes_of_one_shot_share_the_first_frame(params):
 
 @pytest.mark.parametrize("class_name, axis, sign", [("DriftRight", 1, 1), ("DriftLeft", 1, -1), ("DriftDown", 0, 1), ("DriftUp", 0, -1)])
 def test_drift_classes_move_the_scene_their_way(params, class_name, axis, sign):
-    p = replace(params.demo, classes=4, videos=4, frames=8, height=48, width=64)
+    p = replace(params.demo["demo"], motions=MOTION_NAMES[:4], videos=4, frames=8, height=48, width=64)
     video = next(v for v in demo_videos(p) if v.class_name == class_name)
     frames = render_video(video, p).astype(float).mean(-1)
     # The shift that best aligns frame 7 to frame 0 has the class's direction.
@@ -63,7 +65,7 @@ def test_drift_classes_move_the_scene_their_way(params, class_name, axis, sign):
 
 
 def test_demo_is_deterministic_real_video_that_indexes_cleanly(params, tmp_path):
-    p = replace(params.demo, videos=8, frames=18, height=48, width=64)
+    p = replace(params.demo["demo"], videos=8, frames=18, height=48, width=64)
     generate_demo(p, tmp_path / "a" / "videos", tmp_path / "a" / "lists")
     generate_demo(p, tmp_path / "b" / "videos", tmp_path / "b" / "lists")
     for v in demo_videos(p):
@@ -72,3 +74,30 @@ def test_demo_is_deterministic_real_video_that_indexes_cleanly(params, tmp_path)
     assert rejects == [] and len(entries) == 8
     frames, warning = decode_frames(tmp_path / "a/videos" / entries[0]["path"], 48, 64)
     assert frames.shape == (18, 48, 64, 3) and warning == ""
+
+
+def test_transfer_demo_writes_official_hmdb51_split_files_that_index_cleanly(params, tmp_path):
+    """demo_transfer: other motions, another seed, HMDB51's <class>_test_split1.txt (1 train, 2 test)."""
+    p = replace(params.demo["demo_transfer"], videos=8, frames=4, height=24, width=32)
+    assert p.layout == "hmdb51" and not set(p.motions) & set(params.demo["demo"].motions)
+    videos = generate_demo(p, tmp_path / "videos", tmp_path / "lists")
+    files = sorted(f.name for f in (tmp_path / "lists").iterdir())
+    assert files == sorted(f"{m}_test_split1.txt" for m in p.motions)
+    first = (tmp_path / "lists" / files[0]).read_text().splitlines()[0]
+    assert first.rsplit(" ", 2)[1] in ("1", "2") and "/" not in first  # "<video>.avi 1 ", as the official files
+    entries, rejects = build_index(tmp_path / "videos", tmp_path / "lists", 1, n_shards=2, fmt="hmdb51")
+    assert rejects == [] and len(entries) == len(videos)
+    by_path = {v.rel_path: v for v in videos}
+    assert all(e["split"] == by_path[e["path"]].split and e["class"] == by_path[e["path"]].class_name for e in entries)
+    # HMDB51 labels classes in the order of their split files (sorted names), not in params order.
+    assert sorted({(e["label"], e["class"]) for e in entries}) == list(enumerate(sorted(p.motions)))[: len(entries)]
+
+
+def test_diagonal_drifts_move_along_both_axes(params):
+    p = replace(params.demo["demo_transfer"], videos=6, frames=8, height=48, width=64)
+    video = next(v for v in demo_videos(p) if v.class_name == "DriftDownRight")
+    frames = render_video(video, p).astype(float).mean(-1)
+    shifts = [(dy, dx) for dy in range(-6, 7) for dx in range(-6, 7)]
+    errors = {s: np.abs(np.roll(frames[0], s, axis=(0, 1))[8:-8, 8:-8] - frames[7][8:-8, 8:-8]).mean() for s in shifts}
+    dy, dx = min(errors, key=errors.get)
+    assert dy >= 2 and dx >= 2

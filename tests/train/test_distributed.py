@@ -69,7 +69,7 @@ def _ddp_step_worker(rank: int, world: int, port: int, out: str) -> None:
     from train.pretrain import PretrainSetup, batch_loss
 
     with _gloo(rank, world, port):
-        pretrain = PretrainParams(method="cmc", modality="res", intra_neg=True, neg="repeat", nce_k=4, nce_t=0.07, nce_m=0.5, moco_m=0.99,
+        pretrain = PretrainParams(dataset="demo", method="cmc", modality="res", intra_neg=True, neg="repeat", nce_k=4, nce_t=0.07, nce_m=0.5, moco_m=0.99,
                                   feat_dim=8, epochs=1, batch_size=2, lr=0.1, momentum=0.9, weight_decay=1e-4,
                                   lr_steps=[1], lr_decay=0.2, seed=0, checkpoint_every=1)
         setup = PretrainSetup(ModelParams(arch="r3d", width=4), pretrain, 8, 16)

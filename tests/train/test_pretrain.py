@@ -26,7 +26,7 @@ def reader(tmp_path_factory):
 
 def _setup(arch: str = "r3d", **changes) -> PretrainSetup:
     pretrain = PretrainParams(
-        method="cmc", modality="res", intra_neg=True, neg="repeat", nce_k=5, nce_t=0.07, nce_m=0.5, moco_m=0.99,
+        dataset="demo", method="cmc", modality="res", intra_neg=True, neg="repeat", nce_k=5, nce_t=0.07, nce_m=0.5, moco_m=0.99,
         feat_dim=8, epochs=1,
         batch_size=4, lr=0.01, momentum=0.9, weight_decay=1e-4, lr_steps=[2], lr_decay=0.2, seed=1,
         checkpoint_every=1,
