@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.atomic import remove_orphaned_temporaries
+from pipeline.checksums import save_checksums
 from pipeline.params import StageParams, load_params
 
 log = logging.getLogger("pipeline")
@@ -90,6 +91,7 @@ def stage(name: str, item: dict[str, object] | None = None, params_file: str = "
     start = time.perf_counter()
     full_name = stage_name(name, item)
     yield params
+    save_checksums()  # the shards and videos this stage hashed need not be read again
     log.info("stage %s done in %.1fs", full_name, time.perf_counter() - start)
     trace = os.environ.get(TRACE_ENV)
     if trace:

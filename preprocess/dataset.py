@@ -20,7 +20,8 @@ from pipeline.atomic import write_json
 from pipeline.errors import InputError
 from pipeline.paths import dataset_of, stage_of
 from preprocess.formats import FORMATS, FormatOptions, Layout, Listed, Reject
-from preprocess.shards import VIDEO_SPLITS, file_sha256
+from pipeline.checksums import file_sha256
+from preprocess.shards import VIDEO_SPLITS
 from preprocess.verify import check_reject_share
 
 log = logging.getLogger(__name__)

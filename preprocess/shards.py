@@ -23,20 +23,11 @@ import h5py
 import numpy as np
 
 from pipeline.atomic import atomic_path, read_json, write_json
+from pipeline.checksums import file_sha256
 from pipeline.errors import InputError
 from pipeline.paths import stage_of
 
 VIDEO_SPLITS = ("train", "test")  # the split values of the index
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 MODALITY_CHANNELS = {"rgb": 3, "res": 3, "u": 1, "v": 1}
 MOTION_MODALITIES = ("res", "u", "v")
 
