@@ -142,16 +142,20 @@ def main() -> None:
         for method in args.methods:
             for intra in {"both": (False, True), "on": (True,), "off": (False,)}[args.intra_neg]:
                 name = run_name(method, intra, seed)
-                if name in results:
+                finetuned = seed in args.finetune_seeds
+                # A finished run is pretrained already: only evaluations it lacks are run.
+                done = results.get(name, {})
+                todo = [d for d in args.evaluate if d not in done or (finetuned and "finetune" not in done[d]["iic"])]
+                if not todo:
                     continue
                 folder = args.work / name
                 prepare_workspace(folder, method, intra, seed, needed)
-                finetuned = seed in args.finetune_seeds
-                stages = [["pretrain"]]
-                for dataset in args.evaluate:
+                stages = [] if done else [["pretrain"]]
+                for dataset in todo:
                     stages += [["features", dataset], ["retrieve", dataset]] + ([["finetune", dataset]] if finetuned else [])
                 seconds = run_stages(folder, stages)
-                results[name] = {**{d: collect(folder, d, finetuned) for d in args.evaluate}, "seconds": round(seconds, 1)}
+                results[name] = {**done, **{d: collect(folder, d, finetuned) for d in todo},
+                                 "seconds": round(done.get("seconds", 0) + seconds, 1)}
                 results_file.write_text(json.dumps(results, indent=2))
                 scores = "  ".join(f"{d}: rgb {100 * results[name][d]['iic']['rgb']:.1f} view2 "
                                    f"{100 * results[name][d]['iic']['view2']:.1f}" for d in args.evaluate)
