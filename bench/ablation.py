@@ -86,35 +86,42 @@ def summarise(values: list[float]) -> str:
 
 
 def table(results: dict, dataset: str, methods: list[str], seeds: list[int], finetune_seeds: list[int]) -> str:
-    """Markdown for one evaluation dataset: one row per method x intra-negatives, random init as the floor."""
+    """Markdown for one evaluation dataset: one row per method x intra-negatives, random init as the floor.
+
+    Mean (min-max) over the seeds that finished; the per-seed column shows "-" for a seed not run yet.
+    """
     seed_list = ", ".join(map(str, seeds))
     lines = [
-        f"| method | intra-negatives | retrieval top-1 rgb | retrieval top-1 view 2 | per seed rgb / view 2 ({seed_list}) "
-        f"| fine-tuned video top-1 (seed {', '.join(map(str, finetune_seeds))}) |",
-        "|---|---|---|---|---|---|",
+        f"| method | intra-negatives | seeds run | retrieval top-1 rgb | retrieval top-1 view 2 | per seed rgb / view 2 "
+        f"({seed_list}) | fine-tuned video top-1 (seed {', '.join(map(str, finetune_seeds))}) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    floor: dict[str, list[float]] = {"rgb": [], "view2": [], "finetune": []}
+
+    def per_seed(runs: list[dict | None], model: str) -> str:
+        return " · ".join("-" if r is None else f"{100 * r[model]['rgb']:.1f} / {100 * r[model]['view2']:.1f}"
+                          for r in runs)
+
+    floor: dict[int, dict] = {}  # the random-init baseline depends on the seed only
     for method in methods:
         for intra in (False, True):
             runs = [results.get(run_name(method, intra, s), {}).get(dataset) for s in seeds]
-            done = [(s, r) for s, r in zip(seeds, runs) if r is not None]
+            done = [r for r in runs if r is not None]
             if not done:
                 continue
-            rgb = [r["iic"]["rgb"] for _, r in done]
-            view2 = [r["iic"]["view2"] for _, r in done]
-            per_seed = " · ".join(f"{100 * r['iic']['rgb']:.1f} / {100 * r['iic']['view2']:.1f}" for _, r in done)
-            ft = [r["iic"]["finetune"] for s, r in done if "finetune" in r["iic"]]
-            lines.append(f"| {method} | {'yes' if intra else 'no'} | {summarise(rgb)} | {summarise(view2)} | {per_seed} "
-                         f"| {summarise(ft) if ft else '-'} |")
-            if not floor["rgb"]:
-                # The random-init baseline depends on the seed only: take it from the first row.
-                floor["rgb"] = [r["random"]["rgb"] for _, r in done]
-                floor["view2"] = [r["random"]["view2"] for _, r in done]
-                floor["finetune"] = [r["random"]["finetune"] for _, r in done if "finetune" in r["random"]]
-    if floor["rgb"]:
-        per_seed = " · ".join(f"{100 * a:.1f} / {100 * b:.1f}" for a, b in zip(floor["rgb"], floor["view2"]))
-        lines.append(f"| random init (floor) | - | {summarise(floor['rgb'])} | {summarise(floor['view2'])} | {per_seed} "
-                     f"| {summarise(floor['finetune']) if floor['finetune'] else '-'} |")
+            for seed, r in zip(seeds, runs):
+                if r is not None and (seed not in floor or "finetune" in r["random"]):
+                    floor[seed] = r
+            ft = [r["iic"]["finetune"] for r in done if "finetune" in r["iic"]]
+            lines.append(f"| {method} | {'yes' if intra else 'no'} | {len(done)} | "
+                         f"{summarise([r['iic']['rgb'] for r in done])} | {summarise([r['iic']['view2'] for r in done])} | "
+                         f"{per_seed(runs, 'iic')} | {summarise(ft) if ft else '-'} |")
+    if floor:
+        runs = [floor.get(s) for s in seeds]
+        done = [r for r in runs if r is not None]
+        ft = [r["random"]["finetune"] for r in done if "finetune" in r["random"]]
+        lines.append(f"| random init (floor) | - | {len(done)} | {summarise([r['random']['rgb'] for r in done])} | "
+                     f"{summarise([r['random']['view2'] for r in done])} | {per_seed(runs, 'random')} | "
+                     f"{summarise(ft) if ft else '-'} |")
     return "\n".join(lines)
 
 
@@ -128,6 +135,7 @@ def main() -> None:
     parser.add_argument("--evaluate", nargs="+", default=["demo"], help="evaluation datasets (keys of datasets:)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/iic-ablation"))
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
+    parser.add_argument("--table-only", action="store_true", help="print the table of the finished runs; run nothing")
     args = parser.parse_args()
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -138,7 +146,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     results_file = args.work / "results.json"
     results = json.loads(results_file.read_text()) if results_file.is_file() else {}
-    for seed in args.seeds:
+    for seed in [] if args.table_only else args.seeds:
         for method in args.methods:
             for intra in {"both": (False, True), "on": (True,), "off": (False,)}[args.intra_neg]:
                 name = run_name(method, intra, seed)
