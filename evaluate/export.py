@@ -80,9 +80,6 @@ def model_card(config: dict[str, Any], dataset: str, evaluations: dict[str, dict
         f"| schedule | {config['epochs']} epochs, batch {config['batch_size']}, lr {config['lr']}, seed {config['seed']} |",
     ]
     for name, results in evaluations.items():
-        if "skipped" in results:
-            lines.append(f"| `{name}` | skipped: {results['skipped']} |")
-            continue
         for model, scores in results["retrieval"].items():
             for kind, topk in scores.items():
                 if isinstance(topk, dict):  # skip the query and gallery counts

@@ -87,9 +87,6 @@ def dataset_section(name: str, source: tuple[str, int], retrieval: dict, finetun
                     settings: Comparability) -> tuple[list[str], dict]:
     """Markdown lines and the JSON entry of one evaluation dataset."""
     lines = [f"## `{name}` ({source[0]} format, split {source[1]})", ""]
-    if "skipped" in retrieval:
-        lines += [f"Skipped: {retrieval['skipped']}", ""]
-        return lines, {"skipped": retrieval["skipped"]}
     paper = paper_row(source, retrieval, settings)
     kinds = [k for k, v in retrieval["iic"].items() if isinstance(v, dict)]
     ks = [k for k in retrieval["iic"][kinds[0]]]
