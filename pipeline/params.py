@@ -131,11 +131,21 @@ class TVL1Params:
 
 
 @dataclasses.dataclass(frozen=True)
+class TorchFlowParams:
+    """Where and how wide the PyTorch TV-L1 (motion.backend: torch) runs."""
+
+    device: Literal["auto", "cpu", "cuda"]  # auto: the GPU when there is one
+    batch: Count  # frame pairs per call; with tvl1.use_initial_flow also the videos read at once
+
+
+@dataclasses.dataclass(frozen=True)
 class MotionParams:
     flow: Literal["tvl1", "none"]  # none: residuals only (no u/v view), no TV-L1 cost
+    backend: Literal["opencv", "torch"]  # opencv: one video per pool worker; torch: batched pairs, GPU or CPU
     bound: Positive  # flow is clipped to +-bound pixels before uint8 quantisation
-    n_jobs: Jobs  # joblib worker processes
+    n_jobs: Jobs  # opencv: joblib worker processes; torch on the CPU: intra-op threads
     tvl1: TVL1Params
+    torch: TorchFlowParams
 
 
 @dataclasses.dataclass(frozen=True)
@@ -354,6 +364,9 @@ def validate(p: Params) -> None:
         for key, modality in (("pretrain.modality", p.pretrain.modality), ("finetune.modality", p.finetune.modality)):
             if modality in ("u", "v"):
                 raise ConfigError(f"{key}: {modality} is a flow channel, but motion.flow is none (no flow is computed)")
+    if p.motion.backend == "torch" and p.motion.tvl1.gamma != 0:
+        raise ConfigError("motion.tvl1.gamma: the torch backend does not implement OpenCV's illumination term; "
+                          "use 0 or motion.backend: opencv")
     if p.clip.crop > min(p.frames.height, p.frames.width):
         raise ConfigError(f"clip.crop: {p.clip.crop} exceeds the stored frame size")
     if p.frames.min_frames < p.clip.length:

@@ -46,13 +46,21 @@ class Runtime:
         return torch.compile(model) if self.compile else model
 
 
+def resolve_device(choice: str, key: str) -> torch.device:
+    """``auto`` | ``cpu`` | ``cuda`` -> the device: auto is the current GPU when there is one, else the CPU.
+
+    key names the setting in the error when ``cuda`` is asked for on a machine without one.
+    """
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"{key} is cuda but no CUDA device is available")
+    if choice in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())  # torchrun sets one GPU per rank
+    return torch.device("cpu")
+
+
 def make_runtime(p: RuntimeParams) -> Runtime:
     """CPU where no GPU exists (device: auto); the CUDA speed-ups apply on CUDA only."""
-    if p.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("runtime.device is cuda but no CUDA device is available")
-    device = torch.device("cuda" if p.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
-    if device.type == "cuda":
-        device = torch.device("cuda", torch.cuda.current_device())  # torchrun sets one GPU per rank
+    device = resolve_device(p.device, "runtime.device")
     on_cuda = device.type == "cuda"
     torch.backends.cudnn.benchmark = p.cudnn_benchmark and on_cuda
     runtime = Runtime(device, bf16=p.bf16 and on_cuda, channels_last=p.channels_last and on_cuda, compile=p.compile)

@@ -1,12 +1,16 @@
-"""The motion stage: residual frames and TV-L1 flow of one frames shard (CPU pool).
+"""The motion stage: residual frames and TV-L1 flow of one frames shard.
 
-Each video is an independent joblib task reading its frames from the (checksum-verified)
-frames shard; the parent process alone writes the motion shard.
+``motion.backend: opencv``: each video is an independent joblib task (CPU pool, or Dask)
+reading its frames from the (checksum-verified) frames shard. ``motion.backend: torch``: the
+stage process reads ``motion.torch.batch`` videos at a time and runs the PyTorch TV-L1 on
+their frame pairs in batches, on the GPU when there is one. Either way the parent process
+alone writes the motion shard, in the same format.
 """
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -32,8 +36,13 @@ def video_motion(rgb: np.ndarray, motion: MotionParams) -> dict[str, np.ndarray]
     """
     if motion.flow == "none":
         return {"res": residual_frames(rgb)}
-    flow = video_flow(to_gray(rgb), make_tvl1(motion.tvl1))
-    q = quantise_flow(flow, motion.bound)
+    return motion_modalities(rgb, video_flow(to_gray(rgb), make_tvl1(motion.tvl1)), motion.bound)
+
+
+def motion_modalities(rgb: np.ndarray, flow: np.ndarray, bound: float) -> dict[str, np.ndarray]:
+    """What the motion shard stores of one video: rgb (T,H,W,3) uint8 and its flow (T,H,W,2) float32 px
+    -> {"res": (T,H,W,3), "u": (T,H,W,1), "v": (T,H,W,1)} uint8."""
+    q = quantise_flow(flow, bound)
     return {"res": residual_frames(rgb), "u": q[..., 0:1], "v": q[..., 1:2]}
 
 
@@ -44,6 +53,43 @@ def _motion_task(shard_path: Path, video_id: str, motion: MotionParams) -> tuple
         return video_motion(read_rgb(shard_path, video_id), motion), ""
     except (cv2.error, ValueError) as exc:
         return None, f"motion failed: {exc}"
+
+
+def _opencv_results(frames_shard: Path, entries: list[dict], motion: MotionParams) -> Iterator[tuple[dict | None, str]]:
+    """(modalities or None, rejection reason) per entry, in order, from the joblib pool."""
+    tasks = (delayed(_motion_task)(frames_shard, e["id"], motion) for e in entries)
+    yield from Parallel(n_jobs=motion.n_jobs, return_as="generator")(tasks)
+
+
+def _torch_results(frames_shard: Path, entries: list[dict], motion: MotionParams) -> Iterator[tuple[dict | None, str]]:
+    """(modalities or None, rejection reason) per entry, in order, from the batched PyTorch TV-L1."""
+    # Imported here so that the OpenCV pool's workers, which import this module, never load torch.
+    import torch
+
+    from pipeline.runtime import resolve_device
+    from preprocess.tvl1_torch import videos_flow
+
+    device = resolve_device(motion.torch.device, "motion.torch.device")
+    if device.type == "cpu" and motion.n_jobs > 0:
+        torch.set_num_threads(motion.n_jobs)  # motion.n_jobs is the stage's CPU budget whichever the backend
+    log.info("motion: PyTorch TV-L1 on %s, %d pairs per call", device, motion.torch.batch)
+    for start in range(0, len(entries), motion.torch.batch):
+        chunk = entries[start:start + motion.torch.batch]
+        videos: dict[str, np.ndarray] = {}
+        reasons: dict[str, str] = {}
+        for entry in chunk:
+            try:
+                videos[entry["id"]] = read_rgb(frames_shard, entry["id"])
+            except ValueError as exc:
+                reasons[entry["id"]] = f"motion failed: {exc}"
+        flows = dict(zip(videos, videos_flow([to_gray(rgb) for rgb in videos.values()], motion.tvl1, device,
+                                             motion.torch.batch)))
+        for entry in chunk:
+            video_id = entry["id"]
+            if video_id in reasons:
+                yield None, reasons[video_id]
+            else:
+                yield motion_modalities(videos.pop(video_id), flows.pop(video_id), motion.bound), ""
 
 
 def compute_motion_shard(
@@ -58,11 +104,11 @@ def compute_motion_shard(
     entries = checked_manifest(frames_manifest, stage_of(frames_manifest, "frames", frames_manifest.stem))["videos"]
     start = time.perf_counter()
     frames_shard = frames_shard.resolve()  # pool workers (on other machines with Dask) need absolute paths
-    tasks = (delayed(_motion_task)(frames_shard, e["id"], motion) for e in entries)
+    batched = motion.backend == "torch" and motion.flow != "none"
     videos, rejects = [], []
-    attrs = {"flow": motion.flow, "flow_bound": motion.bound}
+    attrs = {"flow": motion.flow, "flow_bound": motion.bound, "flow_backend": motion.backend}
     with cpu_pool(pool), ShardWriter(shard_path, storage.encoding, storage.jpeg_quality, attrs) as writer:
-        results = Parallel(n_jobs=motion.n_jobs, return_as="generator")(tasks)
+        results = _torch_results(frames_shard, entries, motion) if batched else _opencv_results(frames_shard, entries, motion)
         for entry, (modalities, message) in tqdm(zip(entries, results), total=len(entries), desc=f"motion {shard_path.name}"):
             if modalities is None:
                 rejects.append({"id": entry["id"], "path": entry["path"], "reason": message})
@@ -72,6 +118,6 @@ def compute_motion_shard(
             videos.append(entry)
     manifest = write_manifest(shard_path, manifest_path, videos, rejects)
     pairs = sum(max(v["frames"] - 1, 0) for v in videos) if motion.flow != "none" else 0
-    log.info("motion %s: %d videos, %d %s flow pairs, %d rejected, %.1fs -> %s", shard_path.name, len(videos), pairs,
-             motion.flow, len(rejects), time.perf_counter() - start, shard_path)
+    log.info("motion %s: %d videos, %d %s flow pairs (%s), %d rejected, %.1fs -> %s", shard_path.name, len(videos), pairs,
+             motion.flow, motion.backend, len(rejects), time.perf_counter() - start, shard_path)
     return manifest
