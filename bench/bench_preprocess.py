@@ -13,12 +13,14 @@ from pathlib import Path
 import click
 import cv2
 import numpy as np
+import torch
 
 from pipeline.params import TVL1Params, load_params
 from preprocess.decode import decode_frames
 from preprocess.flow import endpoint_error, make_tvl1, to_gray, video_flow
 from preprocess.residual import residual_frames
 from preprocess.shards import ShardReader, ShardWriter, write_manifest
+from preprocess.tvl1_torch import videos_flow
 from stand_in_flow import stand_in_flow
 
 UCF101_VIDEOS, UCF101_FRAMES_PER_VIDEO = 13_320, 186
@@ -32,6 +34,20 @@ def timed_flow(gray: np.ndarray, p: TVL1Params) -> tuple[np.ndarray, float]:
     start = time.process_time()
     flow = video_flow(gray, make_tvl1(p))
     return flow, time.process_time() - start
+
+
+def torch_tvl1_rate(grays: list[np.ndarray], p: TVL1Params, device: torch.device, batch: int) -> tuple[float, list[np.ndarray]]:
+    """Wall-clock pairs per second of the batched PyTorch TV-L1 over these videos, and their flows.
+
+    One small call first, so that CUDA start-up and the allocator's first growth are not timed.
+    """
+    videos_flow([g[:2] for g in grays[:batch]], p, device, batch)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    flows = videos_flow(grays, p, device, batch)  # returns CPU arrays: the transfer back is timed too
+    seconds = time.perf_counter() - start
+    return sum(len(g) - 1 for g in grays) / seconds, flows
 
 
 @click.command()
@@ -76,6 +92,23 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
     print(f"mean endpoint error of configured vs default parameters: {epe_mean:.3f} px")
     print(f"projected UCF101 TV-L1 ({pairs_ucf:,} pairs): default {ref_mean * pairs_ucf / 3600:.0f} CPU-hours, "
           f"configured {ours_mean * pairs_ucf / 3600:.0f} CPU-hours")
+
+    # motion.backend: torch, the same configured parameters, the same pairs.
+    grays = [to_gray(frames[len(frames) // 2: len(frames) // 2 + pairs + 1]) for frames in videos.values()]
+    opencv = [video_flow(g, make_tvl1(configured)) for g in grays]
+    opencv_s = sum(r[2] for r in rows) * pairs  # CPU-seconds of the configured OpenCV run above
+    n_pairs = pairs * len(grays)
+    print(f"\nPyTorch TV-L1 (motion.backend: torch), configured parameters, {n_pairs} pairs in batches of "
+          f"{p.motion.torch.batch}; OpenCV single-threaded: {n_pairs / opencv_s:.1f} pairs/s")
+    devices = [("cpu", 1), ("cpu", torch.get_num_threads())] + ([("cuda", 0)] if torch.cuda.is_available() else [])
+    for name, threads in devices:
+        if threads:
+            torch.set_num_threads(threads)
+        rate, flows = torch_tvl1_rate(grays, configured, torch.device(name), p.motion.torch.batch)
+        epe = np.mean([endpoint_error(f[1:], r[1:]) for f, r in zip(flows, opencv)])
+        label = f"{name}, {threads} thread{'s' if threads > 1 else ''}" if threads else name
+        print(f"  {label:18s} {rate:8.1f} pairs/s  mean EPE vs OpenCV (same parameters) {epe:.4f} px  "
+              f"UCF101 {pairs_ucf / rate / 3600:.1f} h")
 
     print("\nstorage per frame at 128x171 (over the first 64 frames of every clip)")
     sample = {f"c/{i}": f[:64] for i, f in enumerate(videos.values())}

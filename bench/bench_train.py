@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from pipeline.params import ModelParams, load_params
+from pipeline.params import ModelParams, Params, load_params
 from pipeline.runtime import Runtime
 from preprocess.shards import ShardReader, ShardWriter, write_manifest
 from train.checkpoint import build_encoder
@@ -51,6 +52,131 @@ def random_shards(folder: Path, n_videos: int, frames: int, height: int, width: 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def backbone_gflops(config: dict, length: int, crop: int) -> float:
+    """Forward GFLOPs of the backbone on one (3,length,crop,crop) clip."""
+    encoder = build_encoder(config)
+    with FlopCounterMode(display=False) as counter:
+        encoder.backbone(torch.zeros(1, 3, length, crop, crop))
+    return counter.get_total_flops() / 1e9
+
+
+def training_step(p: Params, config: dict, runtime: Runtime, method: str, batch: int, length: int, crop: int,
+                  n_videos: int) -> tuple[Callable[[dict], None], torch.nn.Module]:
+    """One full IIC training step with intra-negatives (view 2 = residual) for ``method``, and its encoder.
+
+    The step takes a batch {"rgb", "res": (B,3,T,H,W) uint8, "index": (B,)} on any device.
+    """
+    pretrain = dataclasses.replace(p.pretrain, method=method, modality="res", intra_neg=True, neg="repeat",
+                                   batch_size=batch, nce_k=max(batch, p.pretrain.nce_k))
+    setup = PretrainSetup(ModelParams(config["arch"], config["width"]), pretrain, length, crop)
+    torch.manual_seed(0)
+    encoder = runtime.prepare_model(build_encoder(config))
+    trained = runtime.maybe_compile(encoder)
+    objective = build_objective(encoder, n_videos, pretrain, batch, torch.Generator().manual_seed(0)).to(runtime.device)
+    optimizer = torch.optim.SGD(encoder.parameters(), lr=0.01, momentum=0.9)
+    generator = torch.Generator(device=runtime.device).manual_seed(0)
+
+    def step(b: dict) -> None:
+        loss, _ = batch_loss(b, setup, trained, objective, runtime, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        objective.after_step(trained)
+
+    return step, encoder
+
+
+def device_step_rate(step: Callable[[dict], None], device: torch.device, batch: int, length: int, crop: int,
+                     steps: int, warmup: int = 3) -> float:
+    """Clips/s of ``step`` on random clips already on the device (no loader), after ``warmup`` steps."""
+    on_device = {"rgb": torch.randint(0, 256, (batch, 3, length, crop, crop), dtype=torch.uint8),
+                 "res": torch.randint(0, 256, (batch, 3, length, crop, crop), dtype=torch.uint8),
+                 "index": torch.arange(batch)}
+    on_device = {k: v.to(device) for k, v in on_device.items()}
+    for _ in range(warmup):  # cuDNN autotuning, compilation
+        step(on_device)
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step(on_device)
+    sync(device)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def shard_loader(reader: ShardReader, length: int, crop: int, batch: int, workers: int, device: torch.device,
+                 prefetch: int | None = None) -> tuple[torch.utils.data.DataLoader, EpochSampler]:
+    """The pretraining DataLoader over every video of ``reader`` (rgb + res clips)."""
+    ids = sorted(reader.videos)
+    dataset = ClipDataset(reader, ids, ("rgb", "res"), length, crop, train=True, seed=0)
+    sampler = EpochSampler(len(ids), 0)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers,
+                                         drop_last=True, pin_memory=device.type == "cuda",
+                                         persistent_workers=workers > 0, prefetch_factor=prefetch if workers else None)
+    return loader, sampler
+
+
+def loader_step_rate(step: Callable[[dict], None], loader: torch.utils.data.DataLoader, sampler: EpochSampler,
+                     device: torch.device, batch: int, steps: int) -> tuple[float, float]:
+    """Clips/s of ``step`` fed by ``loader``, and the share of that wall time the step itself took.
+
+    On CUDA the step's share is its GPU time (CUDA events around each step on the stream), so
+    1 - share is the time the GPU waited for data; on the CPU it is the step's wall time.
+    The first batch (worker start-up, warm-up) is not timed.
+    """
+    done, epoch, start, busy = 0, 0, None, 0.0
+    events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+    while done < steps * batch:
+        sampler.set_epoch(epoch)
+        for b in loader:
+            if start is None:
+                step(b)
+                sync(device)
+                start = time.perf_counter()
+                continue
+            if device.type == "cuda":
+                begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                begin.record()
+                step(b)
+                end.record()
+                events.append((begin, end))
+            else:
+                t0 = time.perf_counter()
+                step(b)
+                busy += time.perf_counter() - t0
+            done += batch
+            if done >= steps * batch:
+                break
+        epoch += 1
+    sync(device)
+    wall = time.perf_counter() - start
+    if events:
+        busy = sum(b.elapsed_time(e) for b, e in events) / 1000
+    return done / wall, busy / wall
+
+
+def feature_rate(backbone: torch.nn.Module, reader: ShardReader, runtime: Runtime, length: int, crop: int,
+                 batch: int, workers: int, n_clips: int) -> float:
+    """Clips/s of retrieval-feature extraction (forward only) from the shards, evaluation clips."""
+    ids = sorted(reader.videos)
+    eval_set = ClipDataset(reader, ids, ("rgb",), length, crop, train=False, seed=0, eval_clips=10)
+    eval_loader = torch.utils.data.DataLoader(eval_set, batch_size=batch, num_workers=workers,
+                                              pin_memory=runtime.device.type == "cuda")
+    start, n = None, 0
+    with torch.no_grad():
+        for b in eval_loader:
+            with runtime.autocast():
+                backbone.retrieval_features(to_model_input(runtime.to_device(b["rgb"])))
+            if start is None:  # the first batch includes worker start-up
+                sync(runtime.device)
+                start = time.perf_counter()
+                continue
+            n += len(b["rgb"])
+            if n >= n_clips:
+                break
+    sync(runtime.device)
+    return n / (time.perf_counter() - start)
 
 
 @click.command()
@@ -80,96 +206,30 @@ def main(paper, arch, batch, steps, bf16, channels_last, use_compile, workers, s
           f"{config['arch']} width {config['width']}, clips {length}x{crop}x{crop}, batch {batch}, "
           f"bf16={bf16} channels_last={channels_last} compile={use_compile}")
 
-    encoder = build_encoder(config)
-    with FlopCounterMode(display=False) as counter:
-        encoder.backbone(torch.zeros(1, 3, length, crop, crop))
-    gflops = counter.get_total_flops() / 1e9
+    gflops = backbone_gflops(config, length, crop)
     # Per clip, cmc and simclr run 4 encoder passes with gradients (a clip and its intra-negative
     # in each view; backward ~2x forward); moco runs 2 with gradients (the queries) and 4 without
     # (the keys of both views and of both intra-negatives).
     print(f"backbone forward: {gflops:.2f} GFLOPs per clip; a training step per clip: cmc and simclr "
           f"~{3 * 4 * gflops:.1f} GFLOPs, moco ~{(3 * 2 + 4) * gflops:.1f} GFLOPs")
-
-    on_device = {"rgb": torch.randint(0, 256, (batch, 3, length, crop, crop), dtype=torch.uint8),
-                 "res": torch.randint(0, 256, (batch, 3, length, crop, crop), dtype=torch.uint8),
-                 "index": torch.arange(batch)}
-    on_device = {k: v.to(device) for k, v in on_device.items()}
     n_videos = max(4 * batch, p.pretrain.nce_k + 1)
-
-    def make_step(method: str):
-        pretrain = dataclasses.replace(p.pretrain, method=method, modality="res", intra_neg=True, neg="repeat",
-                                       batch_size=batch, nce_k=max(batch, p.pretrain.nce_k))
-        setup = PretrainSetup(ModelParams(config["arch"], config["width"]), pretrain, length, crop)
-        torch.manual_seed(0)
-        encoder = runtime.prepare_model(build_encoder(config))
-        trained = runtime.maybe_compile(encoder)
-        objective = build_objective(encoder, n_videos, pretrain, batch, torch.Generator().manual_seed(0)).to(device)
-        optimizer = torch.optim.SGD(encoder.parameters(), lr=0.01, momentum=0.9)
-        generator = torch.Generator(device=device).manual_seed(0)
-
-        def step(b):
-            loss, _ = batch_loss(b, setup, trained, objective, runtime, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            objective.after_step(trained)
-
-        return step
-
     for method in methods or sorted(METHODS):
-        step = make_step(method)
-        for _ in range(3):  # warm-up (cuDNN autotuning, compilation)
-            step(on_device)
-        sync(device)
-        start = time.perf_counter()
-        for _ in range(steps):
-            step(on_device)
-        sync(device)
-        print(f"{method:6s} training step with intra-negatives, clips on the device: "
-              f"{steps * batch / (time.perf_counter() - start):8.1f} clips/s")
+        step, _ = training_step(p, config, runtime, method, batch, length, crop, n_videos)
+        rate = device_step_rate(step, device, batch, length, crop, steps)
+        print(f"{method:6s} training step with intra-negatives, clips on the device: {rate:8.1f} clips/s")
 
-    step = make_step(p.pretrain.method)
+    step, encoder = training_step(p, config, runtime, p.pretrain.method, batch, length, crop, n_videos)
     with tempfile.TemporaryDirectory() as tmp:
         folder = shards or Path(tmp)
         if shards is None:
             random_shards(folder, n_videos=max(4 * batch, 32), frames=length + 16, height=height, width=width)
         reader = ShardReader(folder / "frames", folder / "motion", [0])
-        ids = sorted(reader.videos)
-        dataset = ClipDataset(reader, ids, ("rgb", "res"), length, crop, train=True, seed=0)
-        sampler = EpochSampler(len(ids), 0)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers,
-                                             drop_last=True, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
-        done, epoch, start = 0, 0, None
-        while done < steps * batch:
-            sampler.set_epoch(epoch)
-            for b in loader:
-                if start is None:  # the first batch includes worker start-up
-                    step(b)
-                    sync(device)
-                    start = time.perf_counter()
-                    continue
-                step(b)
-                done += batch
-                if done >= steps * batch:
-                    break
-            epoch += 1
-        sync(device)
-        print(f"{p.pretrain.method} training step, from the shards ({workers} workers): "
-              f"{done / (time.perf_counter() - start):8.1f} clips/s")
-
-        backbone = encoder.backbone
-        eval_set = ClipDataset(reader, ids, ("rgb",), length, crop, train=False, seed=0, eval_clips=10)
-        eval_loader = torch.utils.data.DataLoader(eval_set, batch_size=batch, num_workers=workers)
-        start, n = time.perf_counter(), 0
-        with torch.no_grad():
-            for b in eval_loader:
-                with runtime.autocast():
-                    backbone.retrieval_features(to_model_input(runtime.to_device(b["rgb"])))
-                n += len(b["rgb"])
-                if n >= steps * batch * 2:
-                    break
-        sync(device)
-        print(f"feature extraction, from the shards:          {n / (time.perf_counter() - start):8.1f} clips/s")
+        loader, sampler = shard_loader(reader, length, crop, batch, workers, device)
+        rate, busy = loader_step_rate(step, loader, sampler, device, batch, steps)
+        print(f"{p.pretrain.method} training step, from the shards ({workers} workers): {rate:8.1f} clips/s "
+              f"(the step busy {100 * busy:.0f} % of the time)")
+        rate = feature_rate(encoder.backbone, reader, runtime, length, crop, batch, workers, steps * batch * 2)
+        print(f"feature extraction, from the shards:          {rate:8.1f} clips/s")
 
 
 if __name__ == "__main__":

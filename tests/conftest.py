@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from pipeline.params import Params, load_params
 
@@ -14,6 +15,12 @@ SHARED = REPO.parent / "shared"
 REALDATA = SHARED / "realdata"
 SPLITS = SHARED / "splits"
 REAL_CLIPS = sorted(p for p in REALDATA.rglob("*") if p.suffix in (".avi", ".mp4"))
+
+
+def needs_cuda(test):
+    """A test that only a GPU can run: marked ``cuda`` (``bench/gpu_check.py`` runs ``pytest -m cuda``)
+    and skipped where there is none; a CPU test covers the same logic."""
+    return pytest.mark.cuda(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")(test))
 
 
 def replace(obj, **changes):

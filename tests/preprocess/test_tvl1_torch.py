@@ -19,7 +19,7 @@ from preprocess.tvl1_torch import (
     centered_gradient, cubic_weights, divergence, forward_gradient, median_blur, pyramid_sizes, remap_cubic,
     resize_linear, tvl1_flow, videos_flow,
 )
-from tests.conftest import REAL_CLIPS, replace
+from tests.conftest import REAL_CLIPS, needs_cuda, replace
 
 CPU = torch.device("cpu")
 LARGEST_MOTION = "jump_01"  # hmdb51: the real clip with the largest flow
@@ -193,3 +193,14 @@ def test_motion_stage_torch_backend_writes_the_opencv_backend_shard_up_to_flow_r
         np.testing.assert_array_equal(ours["res"], opencv["res"])  # the residual does not depend on the backend
         flow = [dequantise_flow(np.stack([d["u"][0], d["v"][0]], -1), params.motion.bound) for d in (ours, opencv)]
         assert endpoint_error(*flow) <= 0.1
+
+
+@needs_cuda
+def test_flow_on_the_gpu_matches_the_cpu(params):
+    grays = _real_pairs(2)
+    picked = [grays[n] for n in ("talk_01", LARGEST_MOTION, "boxing_p01_d2")]
+    on_cpu = videos_flow(picked, params.motion.tvl1, CPU, batch=8)
+    on_gpu = videos_flow(picked, params.motion.tvl1, torch.device("cuda"), batch=8)
+    for a, b in zip(on_cpu, on_gpu):
+        # Float rounding only (no matmul, so TF32 plays no part); a pair may stop one iteration apart.
+        assert endpoint_error(a[1:], b[1:]) <= 0.05

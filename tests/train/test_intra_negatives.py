@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.conftest import needs_cuda
 from train.intra_negatives import INTRA_NEGATIVES, repeat_frame, shuffle_chunks
 
 
@@ -46,7 +47,7 @@ def test_shuffle_needs_four_equal_chunks():
         shuffle_chunks(_clips(t=10), torch.Generator())
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA; the CPU tests above cover the logic")
+@needs_cuda
 def test_intra_negatives_on_the_device():
     clips = _clips().cuda()
     generator = torch.Generator(device="cuda").manual_seed(0)

@@ -12,7 +12,9 @@ from pipeline.params import ModelParams, PretrainParams
 from pipeline.runtime import Runtime
 from preprocess.shards import ShardReader
 from tests.shards_fixture import make_tiny_shards
-from train.checkpoint import load_checkpoint, load_encoder
+from tests.conftest import needs_cuda
+from train.checkpoint import build_encoder, load_checkpoint, load_encoder
+from train.data import to_model_input
 from train.pretrain import PretrainSetup, pretrain
 
 CPU = Runtime(torch.device("cpu"), bf16=False, channels_last=False, compile=False)
@@ -171,3 +173,28 @@ def test_inception_backbones_with_every_method(reader, tmp_path, arch, method):
     result = pretrain(reader, _setup(arch=arch, method=method, nce_k=7), CPU, tmp_path / "m.pt", tmp_path / "r.pt",
                       workers=0)
     assert math.isfinite(result["curves"][0]["loss"])
+
+
+@needs_cuda
+@pytest.mark.parametrize("method", ["cmc", "moco", "simclr"])
+def test_an_epoch_on_the_gpu_with_bf16_channels_last_and_compile(reader, tmp_path, method):
+    """The paper-size GPU path (bench/gpu_check.py) at tiny size: every method trains to a finite loss."""
+    gpu = Runtime(torch.device("cuda"), bf16=True, channels_last=True, compile=True)
+    result = pretrain(reader, _setup(method=method), gpu, tmp_path / "model.pt", tmp_path / "resume.pt", workers=2)
+    assert math.isfinite(result["curves"][0]["loss"])
+    _, encoder = load_encoder(tmp_path / "model.pt")  # saved from the uncompiled module: loads on the CPU
+    assert encoder(torch.rand(2, 3, 16, 24, 24)).shape == (2, 8)
+
+
+@needs_cuda
+def test_bf16_channels_last_features_agree_with_float32():
+    torch.manual_seed(0)
+    encoder = build_encoder({"arch": "r3d", "width": 8, "feat_dim": 16}).eval()
+    clips = to_model_input(torch.randint(0, 256, (4, 3, 16, 32, 32), dtype=torch.uint8))
+    with torch.no_grad():
+        reference = encoder(clips)
+        gpu = Runtime(torch.device("cuda"), bf16=True, channels_last=True, compile=False)
+        fast = gpu.prepare_model(encoder)
+        with gpu.autocast():
+            ours = fast(gpu.to_device(clips)).float().cpu()
+    assert ((reference * ours).sum(1) > 0.99).all()  # unit vectors: cosine similarity
