@@ -27,6 +27,7 @@ without it, any pairs batch together.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -105,12 +106,42 @@ def divergence(px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
     return px - F.pad(px[:, :, :-1], (1, 0)) + py - F.pad(py[:, :-1, :], (0, 0, 1, 0))
 
 
+@functools.lru_cache
+def median_network(n: int) -> tuple[tuple[int, int], ...]:
+    """Compare-exchange pairs (i, j), i < j, after which position n // 2 of n values holds their median.
+
+    Batcher's odd-even merge sort on n inputs, pruned to the comparators the middle output
+    depends on. Elementwise min/max over whole images beats a per-pixel sort (torch.median
+    over the window dimension) severalfold on the CPU and needs no sort kernel on the GPU.
+    """
+    pairs = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    needed, kept = {n // 2}, []
+    for a, b in reversed(pairs):
+        if a in needed or b in needed:
+            kept.append((a, b))
+            needed |= {a, b}
+    return tuple(reversed(kept))
+
+
 def median_blur(field: torch.Tensor, ksize: int) -> torch.Tensor:
     """(B,H,W) median over ksize x ksize windows with a replicated border (cv2.medianBlur)."""
     r = ksize // 2
-    padded = F.pad(field[:, None], (r, r, r, r), mode="replicate")
-    windows = F.unfold(padded, ksize)  # (B, k*k, H*W)
-    return windows.median(dim=1).values.view_as(field)
+    _, h, w = field.shape
+    padded = F.pad(field[:, None], (r, r, r, r), mode="replicate")[:, 0]
+    values = [padded[:, dy:dy + h, dx:dx + w] for dy in range(ksize) for dx in range(ksize)]
+    for a, b in median_network(len(values)):
+        values[a], values[b] = torch.minimum(values[a], values[b]), torch.maximum(values[a], values[b])
+    return values[len(values) // 2].contiguous()
 
 
 def cubic_weights(frac: torch.Tensor) -> torch.Tensor:
@@ -151,6 +182,20 @@ def remap_cubic(images: torch.Tensor, map_x: torch.Tensor, map_y: torch.Tensor) 
     return out
 
 
+def _mask_of(active: torch.Tensor) -> torch.Tensor | bool | None:
+    """(B,) flags of the pairs still iterating -> False if none is, None if all are (no masking
+    needed, the common case), else a (B,1,1) mask. One device-to-host sync per iteration."""
+    n_active = int(active.sum())
+    if n_active == 0:
+        return False
+    return None if n_active == active.numel() else active[:, None, None]
+
+
+def _masked(keep: torch.Tensor | None, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """``new`` where the pair still iterates, ``old`` where it has stopped."""
+    return new if keep is None else torch.where(keep, new, old)
+
+
 def _solve_level(i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor,
                  p: TVL1Params) -> tuple[torch.Tensor, torch.Tensor]:
     """TV-L1 at one pyramid level: (B,H,W) images and starting flow -> refined flow (OpenCV's procOneScale)."""
@@ -169,39 +214,38 @@ def _solve_level(i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch
         threshold = l_t * grad
         # Where |grad| is ~0 the data term gives no step (OpenCV's float-epsilon guard).
         safe_grad = torch.where(grad > FLOAT_EPSILON, grad, torch.ones_like(grad))
+        data_step_ok = (grad > FLOAT_EPSILON).float()
         active = torch.ones(b, dtype=torch.bool, device=i0.device)
         for _outer in range(p.outer_iterations):
-            if not bool(active.any()):
+            keep = _mask_of(active)
+            if keep is False:
                 break
-            keep = active[:, None, None]
             if p.median_filtering > 1:
-                u1 = torch.where(keep, median_blur(u1, p.median_filtering), u1)
-                u2 = torch.where(keep, median_blur(u2, p.median_filtering), u2)
+                u1 = _masked(keep, median_blur(u1, p.median_filtering), u1)
+                u2 = _masked(keep, median_blur(u2, p.median_filtering), u2)
             for _inner in range(p.inner_iterations):
-                if not bool(active.any()):
+                keep = _mask_of(active)
+                if keep is False:
                     break
-                keep = active[:, None, None]
                 # V: the pointwise thresholding step of the data term.
                 rho = rho_c + i1wx * u1 + i1wy * u2
-                step = torch.where(
-                    rho < -threshold, torch.full_like(rho, l_t),
-                    torch.where(rho > threshold, torch.full_like(rho, -l_t),
-                                torch.where(grad > FLOAT_EPSILON, -rho / safe_grad, torch.zeros_like(rho))))
+                step = torch.where(rho < -threshold, l_t,
+                                   torch.where(rho > threshold, -l_t, -rho / safe_grad * data_step_ok))
                 v1, v2 = u1 + step * i1wx, u2 + step * i1wy
                 # U: the primal step.
                 new_u1 = v1 + theta * divergence(p11, p12)
                 new_u2 = v2 + theta * divergence(p21, p22)
                 moved = ((new_u1 - u1) ** 2 + (new_u2 - u2) ** 2).sum(dim=(1, 2))
-                u1, u2 = torch.where(keep, new_u1, u1), torch.where(keep, new_u2, u2)
+                u1, u2 = _masked(keep, new_u1, u1), _masked(keep, new_u2, u2)
                 # P: the dual step (projected gradient ascent).
                 u1x, u1y = forward_gradient(u1)
                 u2x, u2y = forward_gradient(u2)
                 norm1 = 1 + taut * torch.sqrt(u1x * u1x + u1y * u1y)
                 norm2 = 1 + taut * torch.sqrt(u2x * u2x + u2y * u2y)
-                p11 = torch.where(keep, (p11 + taut * u1x) / norm1, p11)
-                p12 = torch.where(keep, (p12 + taut * u1y) / norm1, p12)
-                p21 = torch.where(keep, (p21 + taut * u2x) / norm2, p21)
-                p22 = torch.where(keep, (p22 + taut * u2y) / norm2, p22)
+                p11 = _masked(keep, (p11 + taut * u1x) / norm1, p11)
+                p12 = _masked(keep, (p12 + taut * u1y) / norm1, p12)
+                p21 = _masked(keep, (p21 + taut * u2x) / norm2, p21)
+                p22 = _masked(keep, (p22 + taut * u2y) / norm2, p22)
                 active = active & (moved > scaled_epsilon)
     return u1, u2
 

@@ -16,7 +16,7 @@ from preprocess.flow import dequantise_flow, endpoint_error, make_tvl1, to_gray,
 from preprocess.motion import compute_motion_shard
 from preprocess.shards import ShardReader, ShardWriter, write_manifest
 from preprocess.tvl1_torch import (
-    centered_gradient, cubic_weights, divergence, forward_gradient, median_blur, pyramid_sizes, remap_cubic,
+    centered_gradient, cubic_weights, divergence, forward_gradient, median_blur, median_network, pyramid_sizes, remap_cubic,
     resize_linear, tvl1_flow, videos_flow,
 )
 from tests.conftest import REAL_CLIPS, needs_cuda, replace
@@ -204,3 +204,13 @@ def test_flow_on_the_gpu_matches_the_cpu(params):
     for a, b in zip(on_cpu, on_gpu):
         # Float rounding only (no matmul, so TF32 plays no part); a pair may stop one iteration apart.
         assert endpoint_error(a[1:], b[1:]) <= 0.05
+
+
+@pytest.mark.parametrize("n", [9, 25])
+def test_median_network_puts_the_median_in_the_middle_including_ties(n, rng):
+    values = torch.from_numpy(rng.integers(0, 4, (n, 5000)).astype(np.float32))  # many ties
+    columns = list(values.unbind(0))
+    for a, b in median_network(n):
+        assert a < b
+        columns[a], columns[b] = torch.minimum(columns[a], columns[b]), torch.maximum(columns[a], columns[b])
+    np.testing.assert_array_equal(columns[n // 2].numpy(), np.median(values.numpy(), axis=0))
