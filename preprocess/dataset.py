@@ -18,7 +18,6 @@ from tqdm import tqdm
 
 from pipeline.atomic import write_json
 from pipeline.errors import InputError
-from pipeline.paths import dataset_of, stage_of
 from preprocess.formats import FORMATS, FormatOptions, Layout, Listed, Reject
 from pipeline.checksums import file_sha256
 from preprocess.shards import VIDEO_SPLITS
@@ -182,9 +181,7 @@ def index_dataset(
         if not any(e["split"] == split for e in entries):
             raise InputError(f"the {split} split of {lists_dir} ({fmt}, split {options.split}) has no usable video; "
                              f"see {rejects_path}")
-    name = dataset_of(index_path)
-    check_reject_share(rejects, len(entries) + len(rejects), max_reject_share, stage_of(index_path, "dataset"),
-                       f"datasets.{name}.max_reject_share" if name else "max_reject_share")
+    check_reject_share(rejects, len(entries) + len(rejects), max_reject_share, index_path, "dataset")
     for shard_id in shard_ids:
         write_json(shard_list(shard_id), [e for e in entries if e["shard"] == shard_id])
     write_json(index_path, entries)

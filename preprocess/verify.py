@@ -22,10 +22,16 @@ from preprocess.shards import VIDEO_SPLITS, ShardReader, checked_manifest
 log = logging.getLogger(__name__)
 
 
-def check_reject_share(rejects: Sequence[dict], n_total: int, max_share: float, what: str,
-                       key: str = "max_reject_share") -> None:
-    """Fail only past the configured share of rejects (the setting ``key``), naming some; below
-    it, say how many were rejected. A reject is a dict with "path", or a formats.Reject."""
+def check_reject_share(rejects: Sequence[dict], n_total: int, max_share: float, artifact: Path, stage_kind: str) -> None:
+    """Fail only past the configured share of rejects, naming some; below it, say how many were
+    rejected. A reject is a dict with "path", or a formats.Reject.
+
+    artifact: what the ``stage_kind`` stage writes (``artifacts/data/<dataset>/...``); the message
+    names the stage and the dataset's setting (``datasets.<dataset>.max_reject_share``) from it.
+    """
+    name = dataset_of(artifact)
+    what = stage_of(artifact, stage_kind)
+    key = f"datasets.{name}.max_reject_share" if name else "max_reject_share"
     n_rejected = len(rejects)
     share = n_rejected / max(n_total, 1)
     if n_rejected:
@@ -79,9 +85,7 @@ def verify_dataset(
         usable += [decoded[v] for v in sorted(with_motion)]
     write_json(rejects_path, rejects)
     n_total = len(index) + sum(r["stage"] == "dataset" for r in rejects)
-    name = dataset_of(videos_path)
-    check_reject_share(rejects, n_total, max_reject_share, stage_of(videos_path, "verify"),
-                       f"datasets.{name}.max_reject_share" if name else "max_reject_share")
+    check_reject_share(rejects, n_total, max_reject_share, videos_path, "verify")
     splits = Counter(v["split"] for v in usable)
     missing = [s for s in VIDEO_SPLITS if not splits[s] and any(e["split"] == s for e in index)]
     if missing:

@@ -115,11 +115,12 @@ def test_safe_relative():
         assert safe_relative(bad) is None
 
 
-def test_reject_share_fails_only_past_the_threshold_and_names_the_videos():
+def test_reject_share_fails_only_past_the_threshold_and_names_the_videos_the_stage_and_the_setting():
     rejects = [{"path": f"A/v{i}.avi", "reason": "missing file"} for i in range(2)]
-    check_reject_share(rejects[:1], 20, 0.05, "x")  # 5% is allowed
-    with pytest.raises(InputError, match=r"2 of 20 .*A/v0.avi, A/v1.avi"):
-        check_reject_share(rejects, 20, 0.05, "x")
+    index = Path("artifacts/data/hmdb51/index.json")
+    check_reject_share(rejects[:1], 20, 0.05, index, "dataset")  # 5% is allowed
+    with pytest.raises(InputError, match=r"^dataset@hmdb51: 2 of 20 .*datasets.hmdb51.max_reject_share=5.0%: A/v0.avi, A/v1.avi"):
+        check_reject_share(rejects, 20, 0.05, index, "dataset")
 
 
 @pytest.mark.parametrize("video_id, n_shards, expected", [
