@@ -36,16 +36,17 @@ def timed_flow(gray: np.ndarray, p: TVL1Params) -> tuple[np.ndarray, float]:
     return flow, time.process_time() - start
 
 
-def torch_tvl1_rate(grays: list[np.ndarray], p: TVL1Params, device: torch.device, batch: int) -> tuple[float, list[np.ndarray]]:
+def torch_tvl1_rate(grays: list[np.ndarray], p: TVL1Params, device: torch.device, batch: int,
+                    compiled: bool = False) -> tuple[float, list[np.ndarray]]:
     """Wall-clock pairs per second of the batched PyTorch TV-L1 over these videos, and their flows.
 
-    One small call first, so that CUDA start-up and the allocator's first growth are not timed.
+    One small call first, so that CUDA start-up, compilation and the allocator's first growth are not timed.
     """
-    videos_flow([g[:2] for g in grays[:batch]], p, device, batch)
+    videos_flow([g[:2] for g in grays[:batch]], p, device, batch, compiled)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
-    flows = videos_flow(grays, p, device, batch)  # returns CPU arrays: the transfer back is timed too
+    flows = videos_flow(grays, p, device, batch, compiled)  # returns CPU arrays: the transfer back is timed too
     seconds = time.perf_counter() - start
     return sum(len(g) - 1 for g in grays) / seconds, flows
 
@@ -100,14 +101,17 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
     n_pairs = pairs * len(grays)
     print(f"\nPyTorch TV-L1 (motion.backend: torch), configured parameters, {n_pairs} pairs in batches of "
           f"{p.motion.torch.batch}; OpenCV single-threaded: {n_pairs / opencv_s:.1f} pairs/s")
-    devices = [("cpu", 1), ("cpu", torch.get_num_threads())] + ([("cuda", 0)] if torch.cuda.is_available() else [])
-    for name, threads in devices:
+    cores = torch.get_num_threads()
+    devices = [("cpu", 1, False), ("cpu", 1, True), ("cpu", cores, False), ("cpu", cores, True)]
+    devices += [("cuda", 0, False), ("cuda", 0, True)] if torch.cuda.is_available() else []
+    for name, threads, compiled in devices:
         if threads:
             torch.set_num_threads(threads)
-        rate, flows = torch_tvl1_rate(grays, configured, torch.device(name), p.motion.torch.batch)
+        rate, flows = torch_tvl1_rate(grays, configured, torch.device(name), p.motion.torch.batch, compiled)
         epe = np.mean([endpoint_error(f[1:], r[1:]) for f, r in zip(flows, opencv)])
         label = f"{name}, {threads} thread{'s' if threads > 1 else ''}" if threads else name
-        print(f"  {label:18s} {rate:8.1f} pairs/s  mean EPE vs OpenCV (same parameters) {epe:.4f} px  "
+        label += ", compiled" if compiled else ""
+        print(f"  {label:28s} {rate:8.1f} pairs/s  mean EPE vs OpenCV (same parameters) {epe:.4f} px  "
               f"UCF101 {pairs_ucf / rate / 3600:.1f} h")
 
     print("\nstorage per frame at 128x171 (over the first 64 frames of every clip)")

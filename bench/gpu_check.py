@@ -204,9 +204,10 @@ def main(cpu_dry_run: bool, out: Path | None, worker_backend: str | None) -> Non
                  for v in list(reader.videos)[: s.tvl1_videos]]
         reader.close()
     tvl1_batch = s.tvl1_videos  # with the warm start a call holds one pair per video: all of them at once
-    rate, _ = torch_tvl1_rate(grays, p.motion.tvl1, device, tvl1_batch)
+    rate, _ = torch_tvl1_rate(grays, p.motion.tvl1, device, tvl1_batch, compiled=s.compile)
     epe = real_tvl1_error(p.motion.tvl1, device, n_clips=2 if cpu_dry_run else 8)
-    row(f"TV-L1 torch backend, {s.height}x{s.frame_width}, {len(grays)} videos x {s.tvl1_pairs} pairs, batch {tvl1_batch}",
+    row(f"TV-L1 torch backend, {s.height}x{s.frame_width}, {len(grays)} videos x {s.tvl1_pairs} pairs, batch {tvl1_batch}, "
+        f"compile={s.compile}",
         f"{rate:.0f} pairs/s; EPE vs OpenCV {epe:.3f} px", f">= {GOALS['tvl1']:.0f} pairs/s, <= 0.1 px")
     row("torchrun, one process", torchrun_start("gloo" if cpu_dry_run else "nccl"), "ok")
 

@@ -136,6 +136,7 @@ class TorchFlowParams:
 
     device: Literal["auto", "cpu", "cuda"]  # auto: the GPU when there is one
     batch: Count  # frame pairs per call; with tvl1.use_initial_flow also the videos read at once
+    compile: bool  # torch.compile the inner iteration (a one-off compilation per stage process)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -72,7 +72,7 @@ def _torch_results(frames_shard: Path, entries: list[dict], motion: MotionParams
     device = resolve_device(motion.torch.device, "motion.torch.device")
     if device.type == "cpu" and motion.n_jobs > 0:
         torch.set_num_threads(motion.n_jobs)  # motion.n_jobs is the stage's CPU budget whichever the backend
-    log.info("motion: PyTorch TV-L1 on %s, %d pairs per call", device, motion.torch.batch)
+    log.info("motion: PyTorch TV-L1 on %s, %d pairs per call, compile=%s", device, motion.torch.batch, motion.torch.compile)
     for start in range(0, len(entries), motion.torch.batch):
         chunk = entries[start:start + motion.torch.batch]
         videos: dict[str, np.ndarray] = {}
@@ -82,8 +82,8 @@ def _torch_results(frames_shard: Path, entries: list[dict], motion: MotionParams
                 videos[entry["id"]] = read_rgb(frames_shard, entry["id"])
             except ValueError as exc:
                 reasons[entry["id"]] = f"motion failed: {exc}"
-        flows = dict(zip(videos, videos_flow([to_gray(rgb) for rgb in videos.values()], motion.tvl1, device,
-                                             motion.torch.batch)))
+        grays = [to_gray(rgb) for rgb in videos.values()]
+        flows = dict(zip(videos, videos_flow(grays, motion.tvl1, device, motion.torch.batch, motion.torch.compile)))
         for entry in chunk:
             video_id = entry["id"]
             if video_id in reasons:

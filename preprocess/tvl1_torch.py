@@ -27,6 +27,7 @@ without it, any pairs batch together.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 
@@ -196,25 +197,69 @@ def _masked(keep: torch.Tensor | None, new: torch.Tensor, old: torch.Tensor) -> 
     return new if keep is None else torch.where(keep, new, old)
 
 
+@dataclasses.dataclass
+class _WarpData:
+    """What one warp fixes for its iterations, each (B,H,W): I1's warped gradient and the data term's constants."""
+
+    i1wx: torch.Tensor
+    i1wy: torch.Tensor
+    rho_c: torch.Tensor  # I1(x + u0) - grad I1 . u0 - I0
+    threshold: torch.Tensor  # lambda * theta * |grad I1|^2
+    safe_grad: torch.Tensor  # |grad I1|^2, 1 where it is ~0
+    data_step_ok: torch.Tensor  # 0 where |grad I1|^2 is ~0: no data step there (OpenCV's float-epsilon guard)
+
+
+def _inner_iteration(u1: torch.Tensor, u2: torch.Tensor, duals: tuple[torch.Tensor, ...], d: _WarpData,
+                     keep: torch.Tensor | None, l_t: float, theta: float, taut: float
+                     ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]:
+    """One V, U, P step for every pair where ``keep`` (B,1,1) is true (all pairs if None).
+
+    Returns the flow (u1, u2), the duals (p11, p12, p21, p22) and each pair's sum of squared
+    flow updates (B,). Pure elementwise work: ``torch.compile`` fuses it into a few kernels.
+    """
+    p11, p12, p21, p22 = duals
+    # V: the pointwise thresholding step of the data term.
+    rho = d.rho_c + d.i1wx * u1 + d.i1wy * u2
+    step = torch.where(rho < -d.threshold, l_t,
+                       torch.where(rho > d.threshold, -l_t, -rho / d.safe_grad * d.data_step_ok))
+    v1, v2 = u1 + step * d.i1wx, u2 + step * d.i1wy
+    # U: the primal step.
+    new_u1 = v1 + theta * divergence(p11, p12)
+    new_u2 = v2 + theta * divergence(p21, p22)
+    moved = ((new_u1 - u1) ** 2 + (new_u2 - u2) ** 2).sum(dim=(1, 2))
+    u1, u2 = _masked(keep, new_u1, u1), _masked(keep, new_u2, u2)
+    # P: the dual step (projected gradient ascent).
+    u1x, u1y = forward_gradient(u1)
+    u2x, u2y = forward_gradient(u2)
+    norm1 = 1 + taut * torch.sqrt(u1x * u1x + u1y * u1y)
+    norm2 = 1 + taut * torch.sqrt(u2x * u2x + u2y * u2y)
+    duals = (_masked(keep, (p11 + taut * u1x) / norm1, p11), _masked(keep, (p12 + taut * u1y) / norm1, p12),
+             _masked(keep, (p21 + taut * u2x) / norm2, p21), _masked(keep, (p22 + taut * u2y) / norm2, p22))
+    return u1, u2, duals, moved
+
+
+# Compiled on first use, with dynamic shapes: one compilation serves every pyramid level and batch.
+_compiled_inner_iteration = torch.compile(_inner_iteration, dynamic=True)
+
+
 def _solve_level(i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor,
-                 p: TVL1Params) -> tuple[torch.Tensor, torch.Tensor]:
+                 p: TVL1Params, compiled: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """TV-L1 at one pyramid level: (B,H,W) images and starting flow -> refined flow (OpenCV's procOneScale)."""
     b, h, w = i0.shape
     scaled_epsilon = p.epsilon * p.epsilon * h * w
     l_t, taut, theta = p.lambda_ * p.theta, p.tau / p.theta, p.theta
+    iterate = _compiled_inner_iteration if compiled else _inner_iteration
     i1x, i1y = centered_gradient(i1)
     ys = torch.arange(h, device=i0.device, dtype=torch.float32)[None, :, None]
     xs = torch.arange(w, device=i0.device, dtype=torch.float32)[None, None, :]
-    p11, p12, p21, p22 = (torch.zeros_like(i0) for _ in range(4))
+    duals = tuple(torch.zeros_like(i0) for _ in range(4))
     for _ in range(p.warps):
         warped = remap_cubic(torch.stack([i1, i1x, i1y], dim=1), xs + u1, ys + u2)
         i1w, i1wx, i1wy = warped.unbind(1)
         grad = i1wx * i1wx + i1wy * i1wy
-        rho_c = i1w - i1wx * u1 - i1wy * u2 - i0
-        threshold = l_t * grad
-        # Where |grad| is ~0 the data term gives no step (OpenCV's float-epsilon guard).
-        safe_grad = torch.where(grad > FLOAT_EPSILON, grad, torch.ones_like(grad))
-        data_step_ok = (grad > FLOAT_EPSILON).float()
+        gradient_ok = grad > FLOAT_EPSILON
+        data = _WarpData(i1wx, i1wy, rho_c=i1w - i1wx * u1 - i1wy * u2 - i0, threshold=l_t * grad,
+                         safe_grad=torch.where(gradient_ok, grad, 1.0), data_step_ok=gradient_ok.float())
         active = torch.ones(b, dtype=torch.bool, device=i0.device)
         for _outer in range(p.outer_iterations):
             keep = _mask_of(active)
@@ -227,34 +272,19 @@ def _solve_level(i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch
                 keep = _mask_of(active)
                 if keep is False:
                     break
-                # V: the pointwise thresholding step of the data term.
-                rho = rho_c + i1wx * u1 + i1wy * u2
-                step = torch.where(rho < -threshold, l_t,
-                                   torch.where(rho > threshold, -l_t, -rho / safe_grad * data_step_ok))
-                v1, v2 = u1 + step * i1wx, u2 + step * i1wy
-                # U: the primal step.
-                new_u1 = v1 + theta * divergence(p11, p12)
-                new_u2 = v2 + theta * divergence(p21, p22)
-                moved = ((new_u1 - u1) ** 2 + (new_u2 - u2) ** 2).sum(dim=(1, 2))
-                u1, u2 = _masked(keep, new_u1, u1), _masked(keep, new_u2, u2)
-                # P: the dual step (projected gradient ascent).
-                u1x, u1y = forward_gradient(u1)
-                u2x, u2y = forward_gradient(u2)
-                norm1 = 1 + taut * torch.sqrt(u1x * u1x + u1y * u1y)
-                norm2 = 1 + taut * torch.sqrt(u2x * u2x + u2y * u2y)
-                p11 = _masked(keep, (p11 + taut * u1x) / norm1, p11)
-                p12 = _masked(keep, (p12 + taut * u1y) / norm1, p12)
-                p21 = _masked(keep, (p21 + taut * u2x) / norm2, p21)
-                p22 = _masked(keep, (p22 + taut * u2y) / norm2, p22)
+                u1, u2, duals, moved = iterate(u1, u2, duals, data, keep, l_t, theta, taut)
                 active = active & (moved > scaled_epsilon)
     return u1, u2
 
 
-def tvl1_flow(i0: torch.Tensor, i1: torch.Tensor, p: TVL1Params, initial_flow: torch.Tensor | None = None) -> torch.Tensor:
+def tvl1_flow(i0: torch.Tensor, i1: torch.Tensor, p: TVL1Params, initial_flow: torch.Tensor | None = None,
+              compiled: bool = False) -> torch.Tensor:
     """Flow from i0 to i1 for a batch of frame pairs.
 
     i0, i1: (B,H,W) grey levels in 0..255 (uint8 or float) on one device.
     initial_flow: (B,H,W,2) float32 px, used when ``p.use_initial_flow`` (zero if None).
+    compiled: run the inner iteration through ``torch.compile`` (a one-off compilation of
+    tens of seconds; then fewer, fused kernels).
     Returns (B,H,W,2) float32 px on the same device: (dx, dy) such that i1(x + u) ~ i0(x).
     """
     if p.gamma != 0:
@@ -276,7 +306,7 @@ def tvl1_flow(i0: torch.Tensor, i1: torch.Tensor, p: TVL1Params, initial_flow: t
             u1 = resize_linear(u1, size, down) * p.scale_step
             u2 = resize_linear(u2, size, down) * p.scale_step
     for level in range(len(sizes) - 1, -1, -1):
-        u1, u2 = _solve_level(i0s[level], i1s[level], u1, u2, p)
+        u1, u2 = _solve_level(i0s[level], i1s[level], u1, u2, p, compiled)
         if level == 0:
             break
         finer = sizes[level - 1]
@@ -286,7 +316,8 @@ def tvl1_flow(i0: torch.Tensor, i1: torch.Tensor, p: TVL1Params, initial_flow: t
     return torch.stack([u1, u2], dim=-1)
 
 
-def videos_flow(grays: Sequence[np.ndarray], p: TVL1Params, device: torch.device, batch: int) -> list[np.ndarray]:
+def videos_flow(grays: Sequence[np.ndarray], p: TVL1Params, device: torch.device, batch: int,
+                compiled: bool = False) -> list[np.ndarray]:
     """TV-L1 flow of every consecutive frame pair of several videos of one size, ``batch`` pairs per call.
 
     grays: videos as (T_i,H,W) uint8. Returns one (T_i,H,W,2) float32 array per video, entry 0
@@ -300,24 +331,25 @@ def videos_flow(grays: Sequence[np.ndarray], p: TVL1Params, device: torch.device
             for start in range(0, len(having), batch):
                 chunk = having[start:start + batch]
                 flow = _flow_on(device, p, [grays[i][t - 1] for i in chunk], [grays[i][t] for i in chunk],
-                                [flows[i][t - 1] for i in chunk])
+                                [flows[i][t - 1] for i in chunk], compiled)
                 for i, f in zip(chunk, flow):
                     flows[i][t] = f
     else:
         pairs = [(i, t) for i, g in enumerate(grays) for t in range(1, len(g))]
         for start in range(0, len(pairs), batch):
             chunk = pairs[start:start + batch]
-            flow = _flow_on(device, p, [grays[i][t - 1] for i, t in chunk], [grays[i][t] for i, t in chunk], None)
+            flow = _flow_on(device, p, [grays[i][t - 1] for i, t in chunk], [grays[i][t] for i, t in chunk], None,
+                            compiled)
             for (i, t), f in zip(chunk, flow):
                 flows[i][t] = f
     return flows
 
 
 def _flow_on(device: torch.device, p: TVL1Params, first: list[np.ndarray], second: list[np.ndarray],
-             initial: list[np.ndarray] | None) -> np.ndarray:
+             initial: list[np.ndarray] | None, compiled: bool) -> np.ndarray:
     """One batched call: lists of (H,W) frames (and (H,W,2) starting flows) -> (B,H,W,2) float32 on the CPU."""
     i0 = torch.from_numpy(np.stack(first)).to(device)
     i1 = torch.from_numpy(np.stack(second)).to(device)
     init = torch.from_numpy(np.stack(initial)).to(device) if initial is not None else None
     with torch.inference_mode():
-        return tvl1_flow(i0, i1, p, init).cpu().numpy()
+        return tvl1_flow(i0, i1, p, init, compiled).cpu().numpy()

@@ -134,6 +134,17 @@ def test_a_batch_equals_its_pairs_one_by_one_when_they_stop_at_different_iterati
         torch.testing.assert_close(batched[k:k + 1], alone, atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow  # compiling takes ~20 s on 2 cores
+def test_the_compiled_inner_iteration_gives_the_eager_flow(params):
+    grays = _real_pairs(2)
+    picked = [grays[n] for n in ("talk_01", LARGEST_MOTION, "boxing_p01_d2")]
+    eager = videos_flow(picked, params.motion.tvl1, CPU, batch=8)
+    compiled = videos_flow(picked, params.motion.tvl1, CPU, batch=8, compiled=True)
+    for a, b in zip(eager, compiled):
+        # Fused float arithmetic rounds differently; a pair may stop one iteration apart.
+        assert endpoint_error(a[1:], b[1:]) <= 0.05
+
+
 @pytest.mark.parametrize("warm_start", [True, False])
 def test_videos_flow_batches_videos_of_different_lengths_as_sequential_calls(params, rng, warm_start):
     tvl1 = replace(params.motion.tvl1, nscales=2, use_initial_flow=warm_start)
