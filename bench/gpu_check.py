@@ -3,15 +3,17 @@
     python bench/gpu_check.py                  # on a machine with a GPU, within ~8 minutes
     python bench/gpu_check.py --cpu-dry-run    # every row's code at tiny sizes on the CPU (CI runs it)
 
-Rows: the CUDA-only tests (pytest -m cuda); the paper-size IIC training step (R3D width 64,
-16x112x112, bf16, channels-last, torch.compile, batch 64, CMC with intra-negatives) in clips/s
+Rows, most important first (a run cut short keeps what it measured): the paper-size IIC
+training step (R3D width 64, 16x112x112, bf16, channels-last, torch.compile, batch 64, CMC
+with intra-negatives) in clips/s
 and as a share of the GPU's peak dense bf16 FLOP/s; end-to-end pretraining steps fed from
 JPEG-encoded shards of a generated UCF101-like set (1,024 videos at 128x171) by the DataLoader
 with the machine's cores as workers, and the share of that time the GPU was busy (CUDA events
 around each step); feature extraction clips/s; the PyTorch TV-L1 (motion.backend: torch) in
 pairs/s with its endpoint error against OpenCV on real clips; a one-process torchrun start with
-NCCL (gloo in the dry run). Prints what it measured and the goals beside it; asserts no timing.
-``--out FILE`` also writes the table as markdown.
+NCCL (gloo in the dry run); the CUDA-only tests (pytest -m cuda). Prints what it measured
+and the goals beside it; asserts no timing.
+``--out FILE`` also writes the table as markdown, rewritten after every row.
 """
 from __future__ import annotations
 
@@ -173,9 +175,11 @@ def main(cpu_dry_run: bool, out: Path | None, worker_backend: str | None) -> Non
     def row(check: str, result: str, goal: str = "") -> None:
         rows.append((check, result, goal))
         print(f"{check:58s} {result:48s} {goal}", flush=True)
+        if out:  # after every row, so that a run cut short by a time limit still leaves its table
+            lines = ["| check | result | goal |", "|---|---|---|", *(f"| {c} | {r} | {g} |" for c, r, g in rows)]
+            out.write_text(f"{name}; {cores} CPU cores; torch {torch.__version__}\n\n" + "\n".join(lines) + "\n")
 
     print(f"{name}; {cores} CPU cores; torch {torch.__version__}\n")
-    row("CUDA-only tests (pytest -m cuda)", cuda_tests(), "all pass")
 
     config = {"arch": "r3d", "width": s.width, "feat_dim": p.pretrain.feat_dim}
     runtime = Runtime(device, bf16=s.bf16, channels_last=s.channels_last, compile=s.compile)
@@ -210,10 +214,7 @@ def main(cpu_dry_run: bool, out: Path | None, worker_backend: str | None) -> Non
         f"compile={s.compile}",
         f"{rate:.0f} pairs/s; EPE vs OpenCV {epe:.3f} px", f">= {GOALS['tvl1']:.0f} pairs/s, <= 0.1 px")
     row("torchrun, one process", torchrun_start("gloo" if cpu_dry_run else "nccl"), "ok")
-
-    if out:
-        lines = ["| check | result | goal |", "|---|---|---|", *(f"| {c} | {r} | {g} |" for c, r, g in rows)]
-        out.write_text(f"{name}; {cores} CPU cores; torch {torch.__version__}\n\n" + "\n".join(lines) + "\n")
+    row("CUDA-only tests (pytest -m cuda)", cuda_tests(), "all pass")  # last: the measurements matter more
 
 
 if __name__ == "__main__":
