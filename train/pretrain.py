@@ -85,6 +85,19 @@ def distributed_rank_world() -> tuple[int, int]:
     return 0, 1
 
 
+def global_means(means: dict[str, float], device: torch.device) -> dict[str, float]:
+    """Each rank's epoch means -> their mean over the ranks (every rank ran as many batches), on every rank.
+
+    Without it the curves and the log would show rank 0's share of the global batch only.
+    """
+    _, world = distributed_rank_world()
+    if world == 1:
+        return means
+    values = torch.tensor(list(means.values()), dtype=torch.float64, device=device)
+    dist.all_reduce(values)
+    return dict(zip(means, (values / world).tolist()))
+
+
 def batch_loss(
     batch: dict, setup: PretrainSetup, encoder: torch.nn.Module, objective: torch.nn.Module,
     runtime: Runtime, generator: torch.Generator,
@@ -196,7 +209,8 @@ def pretrain(
     start = time.perf_counter()
     for epoch in range(start_epoch, t.epochs):
         sampler.set_epoch(epoch)
-        means = train_one_epoch(loader, setup, trained, objective, optimizer, runtime, generator, epoch, rank == 0)
+        means = global_means(train_one_epoch(loader, setup, trained, objective, optimizer, runtime, generator, epoch,
+                                             rank == 0), runtime.device)
         scheduler.step()
         row = {"epoch": epoch + 1, **means, "lr": optimizer.param_groups[0]["lr"]}
         curves.append(row)
@@ -218,9 +232,9 @@ def pretrain(
         save_checkpoint(checkpoint_path, {"config": config, "epoch": t.epochs, "curves": curves,
                                           "encoder": encoder.state_dict()})
         resume_path.unlink(missing_ok=True)  # finished: a later rerun starts from scratch
-    clips = (t.epochs - start_epoch) * len(sampler) // t.batch_size * t.batch_size * world
-    log.info("pretrained %s on %d videos: %d clips in %.0fs -> %s", config["arch"], len(train_ids), clips,
-             time.perf_counter() - start, checkpoint_path)
+        clips = (t.epochs - start_epoch) * len(sampler) // t.batch_size * t.batch_size * world
+        log.info("pretrained %s on %d videos: %d clips in %.0fs on %d process(es) -> %s", config["arch"],
+                 len(train_ids), clips, time.perf_counter() - start, world, checkpoint_path)
     return {"config": config, "curves": curves, "stopped": False}
 
 
@@ -257,3 +271,6 @@ def pretrain_stage(
                         stop_after_epoch=stop_after_epoch, on_epoch=live)
     finally:
         live.close()
+        if dist.is_initialized():
+            # Leave the group before the interpreter's exit tears the backend down under it.
+            dist.destroy_process_group()

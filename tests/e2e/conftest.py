@@ -75,10 +75,8 @@ def git(workdir: Path, *args: str) -> str:
     return run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], workdir)
 
 
-@pytest.fixture(scope="session")
-def tiny_repo(tmp_path_factory) -> Path:
-    """A git repository holding the project's tracked files and the tiny params, fully reproduced."""
-    workdir = tmp_path_factory.mktemp("repo") / "project"
+def tiny_project(workdir: Path) -> Path:
+    """A git repository at ``workdir`` holding the project's tracked files and the tiny params (not reproduced)."""
     tracked = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
                              capture_output=True, text=True, check=True).stdout.split("\0")
     for rel in filter(None, tracked):
@@ -92,3 +90,9 @@ def tiny_repo(tmp_path_factory) -> Path:
     git(workdir, "add", "-A")
     git(workdir, "commit", "-qm", "tiny configuration")
     return workdir
+
+
+@pytest.fixture(scope="session")
+def tiny_repo(tmp_path_factory) -> Path:
+    """The tiny project that test_dvc_pipeline.py reproduces (its first test) and then changes."""
+    return tiny_project(tmp_path_factory.mktemp("repo") / "project")
