@@ -63,13 +63,14 @@ def backbone_gflops(config: dict, length: int, crop: int) -> float:
 
 
 def training_step(p: Params, config: dict, runtime: Runtime, method: str, batch: int, length: int, crop: int,
-                  n_videos: int) -> tuple[Callable[[dict], None], torch.nn.Module]:
+                  n_videos: int, nce_k: int | None = None) -> tuple[Callable[[dict], None], torch.nn.Module]:
     """One full IIC training step with intra-negatives (view 2 = residual) for ``method``, and its encoder.
 
-    The step takes a batch {"rgb", "res": (B,3,T,H,W) uint8, "index": (B,)} on any device.
+    The step takes a batch {"rgb", "res": (B,3,T,H,W) uint8, "index": (B,) < n_videos} on any device.
+    nce_k: negatives per clip (default: params.yaml's, at least the batch, as a MoCo queue needs).
     """
     pretrain = dataclasses.replace(p.pretrain, method=method, modality="res", intra_neg=True, neg="repeat",
-                                   batch_size=batch, nce_k=max(batch, p.pretrain.nce_k))
+                                   batch_size=batch, nce_k=nce_k or max(batch, p.pretrain.nce_k))
     setup = PretrainSetup(ModelParams(config["arch"], config["width"]), pretrain, length, crop)
     torch.manual_seed(0)
     encoder = runtime.prepare_model(build_encoder(config))

@@ -5,9 +5,9 @@
 
 Rows, most important first (a run cut short keeps what it measured): the paper-size IIC
 training step (R3D width 64, 16x112x112, bf16, channels-last, torch.compile, batch 64, CMC
-with intra-negatives) in clips/s
+with intra-negatives and the paper's K = 1,024 bank negatives) in clips/s
 and as a share of the GPU's peak dense bf16 FLOP/s; end-to-end pretraining steps fed from
-JPEG-encoded shards of a generated UCF101-like set (1,024 videos at 128x171) by the DataLoader
+JPEG-encoded shards of a generated UCF101-like set (1,100 videos at 128x171) by the DataLoader
 with the machine's cores as workers, and the share of that time the GPU was busy (CUDA events
 around each step); feature extraction clips/s; the PyTorch TV-L1 (motion.backend: torch) in
 pairs/s with its endpoint error against OpenCV on real clips; a one-process torchrun start with
@@ -57,6 +57,7 @@ class Sizes:
     height: int  # stored frame size
     frame_width: int
     batch: int
+    nce_k: int  # negatives per clip (CMC memory bank)
     steps: int
     videos: int  # in the generated shard set
     frames: int  # per generated video
@@ -68,9 +69,9 @@ class Sizes:
     channels_last: bool
 
 
-PAPER = Sizes(width=64, length=16, crop=112, height=128, frame_width=171, batch=64, steps=30, videos=1024, frames=48,
+PAPER = Sizes(width=64, length=16, crop=112, height=128, frame_width=171, batch=64, nce_k=1024, steps=30, videos=1100, frames=48,
               shards=16, tvl1_videos=256, tvl1_pairs=8, compile=True, bf16=True, channels_last=True)
-DRY_RUN = Sizes(width=4, length=8, crop=24, height=32, frame_width=40, batch=4, steps=2, videos=40, frames=12,
+DRY_RUN = Sizes(width=4, length=8, crop=24, height=32, frame_width=40, batch=4, nce_k=8, steps=2, videos=40, frames=12,
                 shards=2, tvl1_videos=3, tvl1_pairs=2, compile=False, bf16=False, channels_last=False)
 
 
@@ -184,10 +185,10 @@ def main(cpu_dry_run: bool, out: Path | None, worker_backend: str | None) -> Non
     config = {"arch": "r3d", "width": s.width, "feat_dim": p.pretrain.feat_dim}
     runtime = Runtime(device, bf16=s.bf16, channels_last=s.channels_last, compile=s.compile)
     step_gflops = 3 * 4 * backbone_gflops(config, s.length, s.crop)  # 4 passes with gradients (cmc), backward ~2x
-    step, encoder = training_step(p, config, runtime, "cmc", s.batch, s.length, s.crop, n_videos=s.videos)
+    step, encoder = training_step(p, config, runtime, "cmc", s.batch, s.length, s.crop, n_videos=s.videos, nce_k=s.nce_k)
     step_rate = device_step_rate(step, device, s.batch, s.length, s.crop, s.steps)
     share = f", {100 * step_rate * step_gflops / 1e3 / peak:.0f} % of peak bf16" if peak else ""
-    row(f"training step, R3D w{s.width} {s.length}x{s.crop}^2, batch {s.batch}, "
+    row(f"training step, R3D w{s.width} {s.length}x{s.crop}^2, batch {s.batch}, K {s.nce_k}, "
         f"bf16={s.bf16} cl={s.channels_last} compile={s.compile}",
         f"{step_rate:.0f} clips/s ({step_gflops:.3g} GFLOP/clip{share})", f">= {GOALS['step']:.0f} clips/s")
 
