@@ -30,6 +30,17 @@ OPENCV_DEFAULTS = TVL1Params(
 )
 
 
+def real_clips(realdata: Path) -> list[Path]:
+    """Every real clip (.avi, .mp4) under ``realdata``, in a stable order."""
+    return sorted(q for q in realdata.rglob("*") if q.suffix in (".avi", ".mp4"))
+
+
+def middle_pairs(frames: np.ndarray, pairs: int) -> np.ndarray:
+    """Grey levels of ``pairs`` consecutive frame pairs from the middle of a video: (T,H,W,3) -> (pairs+1,H,W) uint8."""
+    mid = len(frames) // 2
+    return to_gray(frames[mid: mid + pairs + 1])
+
+
 def timed_flow(gray: np.ndarray, p: TVL1Params) -> tuple[np.ndarray, float]:
     start = time.process_time()
     flow = video_flow(gray, make_tvl1(p))
@@ -59,7 +70,7 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
     cv2.setNumThreads(1)
     p = load_params(params_file)
     h, w = 128, 171  # the paper's stored resolution, whatever the demo uses
-    clips = sorted(q for q in realdata.rglob("*") if q.suffix in (".avi", ".mp4"))
+    clips = real_clips(realdata)
     print(f"{len(clips)} real clips under {realdata}; stored resolution {h}x{w}")
 
     n_frames, decode_s, videos = 0, 0.0, {}
@@ -72,12 +83,13 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
     print(f"decode: {n_frames} frames in {decode_s:.1f}s wall = {n_frames / decode_s:.0f} frames/s (one ffmpeg at a time)")
 
     configured = p.motion.tvl1
-    rows = []
+    rows, grays, opencv = [], [], []  # the pairs and the configured OpenCV flow, kept for the torch backend below
     for clip, frames in videos.items():
-        mid = len(frames) // 2
-        gray = to_gray(frames[mid : mid + pairs + 1])
+        gray = middle_pairs(frames, pairs)
         ref, ref_s = timed_flow(gray, OPENCV_DEFAULTS)
         ours, ours_s = timed_flow(gray, configured)
+        grays.append(gray)
+        opencv.append(ours)
         epe = endpoint_error(ours[1:], ref[1:])
         magnitude = float(np.linalg.norm(ref[1:], axis=-1).mean())
         rows.append((clip, ref_s / pairs, ours_s / pairs, epe, magnitude))
@@ -95,8 +107,6 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
           f"configured {ours_mean * pairs_ucf / 3600:.0f} CPU-hours")
 
     # motion.backend: torch, the same configured parameters, the same pairs.
-    grays = [to_gray(frames[len(frames) // 2: len(frames) // 2 + pairs + 1]) for frames in videos.values()]
-    opencv = [video_flow(g, make_tvl1(configured)) for g in grays]
     opencv_s = sum(r[2] for r in rows) * pairs  # CPU-seconds of the configured OpenCV run above
     n_pairs = pairs * len(grays)
     print(f"\nPyTorch TV-L1 (motion.backend: torch), configured parameters, {n_pairs} pairs in batches of "

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from joblib import Parallel, delayed
 
-from bench_preprocess import torch_tvl1_rate
+from bench_preprocess import middle_pairs, real_clips, torch_tvl1_rate
 from bench_train import backbone_gflops, device_step_rate, feature_rate, loader_step_rate, shard_loader, training_step
 from pipeline.params import load_params
 from pipeline.runtime import Runtime
@@ -143,13 +143,10 @@ def collective_worker(backend: str) -> None:
 
 def real_tvl1_error(p, device: torch.device, n_clips: int) -> float:
     """Mean endpoint error of the torch TV-L1 on ``device`` against OpenCV (same parameters) on real clips."""
-    clips = sorted(q for q in (REPO.parent / "shared/realdata").rglob("*") if q.suffix in (".avi", ".mp4"))[:n_clips]
+    clips = real_clips(REPO.parent / "shared/realdata")[:n_clips]
     if not clips:
         return float("nan")
-    grays = []
-    for clip in clips:
-        frames, _ = decode_frames(clip, 128, 171)
-        grays.append(to_gray(frames[len(frames) // 2: len(frames) // 2 + 3]))
+    grays = [middle_pairs(decode_frames(clip, 128, 171)[0], pairs=2) for clip in clips]
     _, ours = torch_tvl1_rate(grays, p, device, batch=len(grays))
     return float(np.mean([endpoint_error(o[1:], video_flow(g, make_tvl1(p))[1:]) for o, g in zip(ours, grays)]))
 

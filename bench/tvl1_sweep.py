@@ -18,10 +18,10 @@ import click
 import cv2
 import numpy as np
 
-from bench_preprocess import OPENCV_DEFAULTS, UCF101_FRAMES_PER_VIDEO, UCF101_VIDEOS, timed_flow
+from bench_preprocess import OPENCV_DEFAULTS, UCF101_FRAMES_PER_VIDEO, UCF101_VIDEOS, middle_pairs, real_clips, timed_flow
 from pipeline.params import TVL1Params, load_params
 from preprocess.decode import decode_frames
-from preprocess.flow import endpoint_error, to_gray
+from preprocess.flow import endpoint_error
 
 LARGEST_MOTION = "hmdb51/jump_01"
 GOALS = {"cpu_hours": 70.0, "mean_epe": 0.1, "largest_motion_epe": 0.5}  # issue 10
@@ -63,12 +63,8 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
     cv2.setNumThreads(1)
     configured = load_params(params_file).motion.tvl1
     h, w = 128, 171
-    clips = sorted(q for q in realdata.rglob("*") if q.suffix in (".avi", ".mp4"))
-    grays = {}
-    for clip in clips:
-        frames, _ = decode_frames(clip, h, w)
-        mid = len(frames) // 2
-        grays[f"{clip.parent.name}/{clip.stem}"] = to_gray(frames[mid: mid + pairs + 1])
+    grays = {f"{clip.parent.name}/{clip.stem}": middle_pairs(decode_frames(clip, h, w)[0], pairs)
+             for clip in real_clips(realdata)}
     print(f"{len(grays)} clips, {pairs} pairs each, at {h}x{w}; reference: OpenCV's default TV-L1")
     reference, ref_seconds = {}, 0.0
     for name, gray in grays.items():
