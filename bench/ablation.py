@@ -108,7 +108,7 @@ def table(results: dict, dataset: str, methods: list[str], seeds: list[int], fin
             done = [r for r in runs if r is not None]
             if not done:
                 continue
-            for seed, r in zip(seeds, runs):
+            for seed, r in zip(seeds, runs, strict=True):
                 if r is not None and (seed not in floor or "finetune" in r["random"]):
                     floor[seed] = r
             ft = [r["iic"]["finetune"] for r in done if "finetune" in r["iic"]]

@@ -21,11 +21,11 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
+from stand_in_flow import stand_in_flow
 
 from preprocess.decode import decode_frames
 from preprocess.residual import residual_frames
 from preprocess.shards import ShardReader, ShardWriter, write_manifest
-from stand_in_flow import stand_in_flow
 from train.data import ClipDataset, EpochSampler
 
 H, W, LENGTH, CROP = 128, 171, 16, 112

@@ -14,14 +14,15 @@ import click
 import cv2
 import numpy as np
 import torch
+from stand_in_flow import stand_in_flow
 
-from pipeline.params import TVL1Params, load_params
+from pipeline.params import load_params
+from pipeline.schema import TVL1Params
 from preprocess.decode import decode_frames
 from preprocess.flow import endpoint_error, make_tvl1, to_gray, video_flow
 from preprocess.residual import residual_frames
 from preprocess.shards import ShardReader, ShardWriter, write_manifest
 from preprocess.tvl1_torch import videos_flow
-from stand_in_flow import stand_in_flow
 
 UCF101_VIDEOS, UCF101_FRAMES_PER_VIDEO = 13_320, 186
 OPENCV_DEFAULTS = TVL1Params(
@@ -118,7 +119,7 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
         if threads:
             torch.set_num_threads(threads)
         rate, flows = torch_tvl1_rate(grays, configured, torch.device(name), p.motion.torch.batch, compiled)
-        epe = np.mean([endpoint_error(f[1:], r[1:]) for f, r in zip(flows, opencv)])
+        epe = np.mean([endpoint_error(f[1:], r[1:]) for f, r in zip(flows, opencv, strict=True)])
         label = f"{name}, {threads} thread{'s' if threads > 1 else ''}" if threads else name
         label += ", compiled" if compiled else ""
         print(f"  {label:28s} {rate:8.1f} pairs/s  mean EPE vs OpenCV (same parameters) {epe:.4f} px  "

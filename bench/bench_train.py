@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from pipeline.params import ModelParams, Params, load_params
+from pipeline.params import load_params
 from pipeline.runtime import Runtime
+from pipeline.schema import ModelParams, Params
 from preprocess.shards import ShardReader, ShardWriter, write_manifest
 from train.checkpoint import build_encoder
 from train.data import ClipDataset, EpochSampler, to_model_input

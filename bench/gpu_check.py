@@ -30,10 +30,10 @@ import click
 import cv2
 import numpy as np
 import torch
-from joblib import Parallel, delayed
-
 from bench_preprocess import middle_pairs, real_clips, torch_tvl1_rate
 from bench_train import backbone_gflops, device_step_rate, feature_rate, loader_step_rate, shard_loader, training_step
+from joblib import Parallel, delayed
+
 from pipeline.params import load_params
 from pipeline.runtime import Runtime
 from preprocess.decode import decode_frames
@@ -148,7 +148,7 @@ def real_tvl1_error(p, device: torch.device, n_clips: int) -> float:
         return float("nan")
     grays = [middle_pairs(decode_frames(clip, 128, 171)[0], pairs=2) for clip in clips]
     _, ours = torch_tvl1_rate(grays, p, device, batch=len(grays))
-    return float(np.mean([endpoint_error(o[1:], video_flow(g, make_tvl1(p))[1:]) for o, g in zip(ours, grays)]))
+    return float(np.mean([endpoint_error(o[1:], video_flow(g, make_tvl1(p))[1:]) for o, g in zip(ours, grays, strict=True)]))
 
 
 @click.command()

@@ -17,9 +17,17 @@ from pathlib import Path
 import click
 import cv2
 import numpy as np
+from bench_preprocess import (
+    OPENCV_DEFAULTS,
+    UCF101_FRAMES_PER_VIDEO,
+    UCF101_VIDEOS,
+    middle_pairs,
+    real_clips,
+    timed_flow,
+)
 
-from bench_preprocess import OPENCV_DEFAULTS, UCF101_FRAMES_PER_VIDEO, UCF101_VIDEOS, middle_pairs, real_clips, timed_flow
-from pipeline.params import TVL1Params, load_params
+from pipeline.params import load_params
+from pipeline.schema import TVL1Params
 from preprocess.decode import decode_frames
 from preprocess.flow import endpoint_error
 

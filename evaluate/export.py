@@ -36,7 +36,14 @@ def torchvision_model(arch: str) -> nn.Module:
     Raises KeyError for backbones torchvision does not have (c3d).
     """
     from torchvision.models.video import r3d_18
-    from torchvision.models.video.resnet import BasicBlock, BasicStem, Conv2Plus1D, Conv3DSimple, R2Plus1dStem, VideoResNet
+    from torchvision.models.video.resnet import (
+        BasicBlock,
+        BasicStem,
+        Conv2Plus1D,
+        Conv3DSimple,
+        R2Plus1dStem,
+        VideoResNet,
+    )
 
     builders = {
         "r3d18": lambda: r3d_18(),
@@ -74,7 +81,7 @@ def model_card(config: dict[str, Any], dataset: str, evaluations: dict[str, dict
         "no mean/std normalisation |",
         f"| view 2 during pretraining | `{config['view2']}` (residual frames are (frame t - frame t-1 + 1) / 2; "
         "flow channels are replicated to 3) |",
-        f"| contrastive method | `{config.get('method', 'cmc')}`, intra-negatives: "
+        f"| contrastive method | `{config['method']}`, intra-negatives: "
         f"{config['neg'] if config['intra_neg'] else 'none'} |",
         f"| pretraining data | {dataset}, train split, {config['train_videos']} videos, no labels |",
         f"| schedule | {config['epochs']} epochs, batch {config['batch_size']}, lr {config['lr']}, seed {config['seed']} |",

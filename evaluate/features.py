@@ -11,8 +11,8 @@ from tqdm import tqdm
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import NonFiniteError
-from pipeline.params import ClipParams, FeaturesParams, RuntimeParams
 from pipeline.runtime import Runtime, make_runtime
+from pipeline.schema import ClipParams, FeaturesParams, RuntimeParams
 from preprocess.shards import ShardReader
 from train.checkpoint import Encoder, build_encoder, load_encoder
 from train.data import ClipDataset, to_model_input
@@ -66,9 +66,8 @@ def extract_all(
         "view2": video_features(encoder, reader, ids, view2, length, crop, n_clips, batch_size, workers, runtime),
         "view2_modality": np.array(view2),
     }
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **result)
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **result)
     log.info("features: %d videos x %d clips, rgb %s + %s %s in %.0fs -> %s", len(ids), n_clips,
              result["rgb"].shape[1], view2, result["view2"].shape[1], time.perf_counter() - start, out)
     return result

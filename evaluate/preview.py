@@ -47,5 +47,5 @@ def write_preview(verified: Path, frames_dir: Path, motion_dir: Path, video_id: 
         bound = float(f.attrs["flow_bound"]) if f.attrs.get("flow", "tvl1") != "none" else None
     strip = preview_strip(reader, video_id, n_frames, bound)
     with atomic_path(out) as tmp:
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
+        _ok, buf = cv2.imencode(".png", cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
         tmp.write_bytes(buf.tobytes())

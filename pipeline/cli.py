@@ -1,6 +1,7 @@
 """``python -m pipeline <stage>``: one click command per dvc stage.
 
-Each command only loads its params and makes one call into the stage's module. A mistake a
+Each command only opens its stage (logging, params, cleanup) and calls into the stage's module
+with the params and paths it reads. A mistake a
 person can fix (a bad key or value in params.yaml, a missing or stale input, an unreadable
 dataset folder) prints one line naming the key or file and exits with status 2; the
 traceback only with ``--debug``.
@@ -161,11 +162,11 @@ def features(name: str) -> None:
 @DATASET
 def retrieve(name: str) -> None:
     """Top-k retrieval (test queries train) for both models and rgb / view 2 / merge features."""
-    from evaluate.report import retrieval_report
+    from evaluate.retrieve import retrieve_stage
 
     with stage("retrieve", {"dataset": name}) as p:
         data = paths.dataset(name)
-        retrieval_report({m: data.features_file(m) for m in ("iic", "random")}, list(p.retrieve.topk),
+        retrieve_stage({m: data.features_file(m) for m in ("iic", "random")}, list(p.retrieve.topk),
                          data.retrieval_metrics, data.retrieval_plot)
 
 
@@ -186,17 +187,10 @@ def finetune(name: str) -> None:
 @main.command()
 def report() -> None:
     """The experiment's results: every evaluation dataset, IIC beside random init and the paper."""
-    from evaluate.results import paper_settings, results_report
+    from evaluate.report import report_from_params
 
     with stage("report") as p:
-        sources = {name: p.datasets[name].materialize() for name in p.datasets.keys()}
-        pretrained_on = p.pretrain.dataset
-        method = {k: getattr(p.pretrain, k) for k in ("method", "modality", "intra_neg", "neg")}
-        settings = paper_settings(p.model.materialize(), p.clip.length, p.clip.crop, p.frames.height, p.frames.width,
-                                  method, (sources[pretrained_on].format, sources[pretrained_on].split))
-        names = list(p.evaluate.datasets)
-        results_report(pretrained_on, sources, {n: paths.dataset(n) for n in names}, settings,
-                       paths.REPORT, paths.REPORT_DATA)
+        report_from_params(p, paths.REPORT, paths.REPORT_DATA)
 
 
 @main.command()

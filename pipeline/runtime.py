@@ -12,7 +12,7 @@ import random
 import numpy as np
 import torch
 
-from pipeline.params import RuntimeParams
+from pipeline.schema import RuntimeParams
 
 log = logging.getLogger(__name__)
 
@@ -71,5 +71,5 @@ def make_runtime(p: RuntimeParams) -> Runtime:
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (model initialisation); data randomness has its own generators."""
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 -- the legacy global state is what third-party code draws from
     torch.manual_seed(seed)

@@ -15,7 +15,8 @@ import yaml
 
 from pipeline.atomic import remove_orphaned_temporaries
 from pipeline.checksums import save_checksums
-from pipeline.params import StageParams, load_params
+from pipeline.params import load_params
+from pipeline.stage_params import StageParams
 
 log = logging.getLogger("pipeline")
 

@@ -17,9 +17,9 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from pipeline.atomic import write_json
+from pipeline.checksums import file_sha256
 from pipeline.errors import InputError
 from preprocess.formats import FORMATS, FormatOptions, Layout, Listed, Reject
-from pipeline.checksums import file_sha256
 from preprocess.shards import VIDEO_SPLITS
 from preprocess.verify import check_reject_share
 
@@ -76,10 +76,9 @@ def video_id(rel: PurePosixPath) -> str:
 
 
 def build_index(
-    root: Path, lists_dir: Path, split_number: int, n_shards: int, fmt: str = "ucf101",
-    options: FormatOptions | None = None,
+    root: Path, lists_dir: Path, n_shards: int, fmt: str, options: FormatOptions,
 ) -> tuple[list[dict], list[Reject]]:
-    """Index one split of a dataset in any of the ``FORMATS``.
+    """Index split ``options.split`` of a dataset in format ``fmt`` (a key of ``FORMATS``).
 
     Returns (entries, rejects). Each entry: id, path (relative to root), class (None when
     unlabeled), label (0-based; -1 when unlabeled), split (train|test), size (bytes), sha256,
@@ -88,7 +87,6 @@ def build_index(
     symlinks leaving the root, and the second listing of a file. Ids are the path without its
     extension, or with it for files whose names differ only by extension.
     """
-    options = options or FormatOptions(split=split_number, test_ratio=0.3, split_seed=0)
     layout: Layout = FORMATS[fmt](root, lists_dir, options)
     labels = {name: i for i, name in enumerate(layout.classes)} if layout.classes is not None else {}
     root_resolved = root.resolve()
@@ -174,7 +172,7 @@ def index_dataset(
         raise InputError(f"{root}: not a readable folder")
     if not lists_dir.exists():
         raise InputError(f"{lists_dir}: not found (dataset.lists)")
-    entries, rejects = build_index(root, lists_dir, options.split, len(shard_ids), fmt, options)
+    entries, rejects = build_index(root, lists_dir, len(shard_ids), fmt, options)
     write_json(rejects_path, [dataclasses.asdict(r) for r in rejects])
     unlabeled = all(e["label"] == -1 for e in entries)
     for split in ("train",) if unlabeled else VIDEO_SPLITS:  # unlabeled data: pretraining only

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import ConfigError
-from pipeline.params import DemoParams
+from pipeline.schema import DemoParams
 from preprocess.decode import ffmpeg_binary
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def _texture(look: np.random.Generator) -> Callable[[np.ndarray, np.ndarray], np
         ramp = 0.5 + (np.cos(angle) * x + np.sin(angle) * y) / 200
         out = c0 + (c1 - c0) * np.clip(ramp, 0, 1)[..., None]
         out = out + (25 * np.sin(2 * np.pi * freq[0] * x + phase[0]) * np.sin(2 * np.pi * freq[1] * y + phase[1]))[..., None]
-        for (bx, by), colour, radius in zip(blobs, blob_colour, blob_radius):
+        for (bx, by), colour, radius in zip(blobs, blob_colour, blob_radius, strict=True):
             out = out + colour * np.exp(-((x - bx) ** 2 + (y - by) ** 2) / (2 * radius**2))[..., None]
         return out
 
@@ -166,7 +166,7 @@ def render_video(video: DemoVideo, p: DemoParams) -> np.ndarray:
 
 def write_video(frames: np.ndarray, path: Path, fps: int) -> None:
     """Encode (T,H,W,3) uint8 RGB as MPEG-4 Part 2 AVI (UCF101's codec), bit-exact and atomic."""
-    t, h, w, _ = frames.shape
+    _t, h, w, _ = frames.shape
     with atomic_path(path) as tmp:
         (
             ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{w}x{h}", framerate=fps)

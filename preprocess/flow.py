@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.params import TVL1Params
+from pipeline.schema import TVL1Params
 
 
 def make_tvl1(p: TVL1Params) -> cv2.optflow.DualTVL1OpticalFlow:

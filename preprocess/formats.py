@@ -1,6 +1,6 @@
 """Dataset layouts: each format turns a root (and its lists) into listed videos and line rejects.
 
-A format is a function ``(root, lists, split, options) -> Layout`` behind the ``FORMATS``
+A format is a function ``(root, lists, options) -> Layout`` behind the ``FORMATS``
 registry (``dataset.format``). It only reads the lists (or scans the folders); checking the
 files themselves (present, a regular file inside the root, not listed twice) is the index's
 job (``preprocess/dataset.py``). Every malformed line becomes a ``Reject`` naming the file,
@@ -118,7 +118,7 @@ def _hmdb51(root: Path, lists: Path, o: FormatOptions) -> Layout:
         raise FileNotFoundError(f"no <class>_test_split{o.split}.txt files in {lists}")
     classes = [f.name[: -len(f"_test_split{o.split}.txt")] for f in files]
     listed, rejects = [], []
-    for class_name, path in zip(classes, files):
+    for class_name, path in zip(classes, files, strict=True):
         lines, bad = read_lines(path)
         rejects += bad
         for number, text in lines:
@@ -163,7 +163,7 @@ def _list(root: Path, lists: Path, o: FormatOptions) -> Layout:
             listed.append(Listed(rel, split, None if label is None else str(label), label, f"{path.name}:{number}"))
     if labels == {None}:
         return Layout(None, listed, rejects)
-    n_classes = len(names) if names is not None else max(l for l in labels if l is not None) + 1
+    n_classes = len(names) if names is not None else max(label for label in labels if label is not None) + 1
     classes = names if names is not None else [str(i) for i in range(n_classes)]
     listed = [dataclasses.replace(e, class_name=None if e.listed_label is None else classes[e.listed_label])
               for e in listed]

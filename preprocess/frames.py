@@ -17,7 +17,7 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from pipeline.atomic import read_json
-from pipeline.params import FramesParams, PoolParams, StorageParams
+from pipeline.schema import FramesParams, PoolParams, StorageParams
 from preprocess.decode import DecodeError, decode_frames
 from preprocess.pool import cpu_pool
 from preprocess.shards import ShardWriter, write_manifest
@@ -52,7 +52,7 @@ def extract_frames_shard(
     videos, rejects = [], []
     with cpu_pool(pool), ShardWriter(shard_path, storage.encoding, storage.jpeg_quality) as writer:
         results = Parallel(n_jobs=frames.n_jobs, return_as="generator")(tasks)
-        for entry, (video, message) in tqdm(zip(entries, results), total=len(entries), desc=f"frames {shard_path.name}"):
+        for entry, (video, message) in tqdm(zip(entries, results, strict=True), total=len(entries), desc=f"frames {shard_path.name}"):
             if video is None:
                 rejects.append({"id": entry["id"], "path": entry["path"], "reason": message})
                 continue

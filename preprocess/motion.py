@@ -18,8 +18,8 @@ import numpy as np
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from pipeline.params import MotionParams, PoolParams, StorageParams
 from pipeline.paths import stage_of
+from pipeline.schema import MotionParams, PoolParams, StorageParams
 from preprocess.flow import make_tvl1, quantise_flow, to_gray, video_flow
 from preprocess.pool import cpu_pool
 from preprocess.residual import residual_frames
@@ -83,7 +83,7 @@ def _torch_results(frames_shard: Path, entries: list[dict], motion: MotionParams
             except ValueError as exc:
                 reasons[entry["id"]] = f"motion failed: {exc}"
         grays = [to_gray(rgb) for rgb in videos.values()]
-        flows = dict(zip(videos, videos_flow(grays, motion.tvl1, device, motion.torch.batch, motion.torch.compile)))
+        flows = dict(zip(videos, videos_flow(grays, motion.tvl1, device, motion.torch.batch, motion.torch.compile), strict=True))
         for entry in chunk:
             video_id = entry["id"]
             if video_id in reasons:
@@ -109,7 +109,7 @@ def compute_motion_shard(
     attrs = {"flow": motion.flow, "flow_bound": motion.bound, "flow_backend": motion.backend}
     with cpu_pool(pool), ShardWriter(shard_path, storage.encoding, storage.jpeg_quality, attrs) as writer:
         results = _torch_results(frames_shard, entries, motion) if batched else _opencv_results(frames_shard, entries, motion)
-        for entry, (modalities, message) in tqdm(zip(entries, results), total=len(entries), desc=f"motion {shard_path.name}"):
+        for entry, (modalities, message) in tqdm(zip(entries, results, strict=True), total=len(entries), desc=f"motion {shard_path.name}"):
             if modalities is None:
                 rejects.append({"id": entry["id"], "path": entry["path"], "reason": message})
                 continue

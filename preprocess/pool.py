@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from joblib import parallel_config
 
 from pipeline.errors import ConfigError
-from pipeline.params import PoolParams
+from pipeline.schema import PoolParams
 
 log = logging.getLogger(__name__)
 

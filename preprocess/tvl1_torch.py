@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.params import TVL1Params
+from pipeline.schema import TVL1Params
 
 MIN_LEVEL_SIDE = 16  # OpenCV stops the pyramid before a level this small
 REMAP_SUBPIXELS = 32  # cv2.remap rounds sample positions to 1/32 px (INTER_BITS = 5)
@@ -292,7 +292,7 @@ def tvl1_flow(i0: torch.Tensor, i1: torch.Tensor, p: TVL1Params, initial_flow: t
     if i0.shape != i1.shape or i0.ndim != 3:
         raise ValueError(f"expected two (B,H,W) batches of the same shape, got {tuple(i0.shape)} and {tuple(i1.shape)}")
     i0s, i1s = [i0.float()], [i1.float()]
-    b, h, w = i0.shape
+    _b, h, w = i0.shape
     sizes = pyramid_sizes(h, w, p.nscales, p.scale_step)
     down = (1 / p.scale_step, 1 / p.scale_step)
     for size in sizes[1:]:
@@ -332,7 +332,7 @@ def videos_flow(grays: Sequence[np.ndarray], p: TVL1Params, device: torch.device
                 chunk = having[start:start + batch]
                 flow = _flow_on(device, p, [grays[i][t - 1] for i in chunk], [grays[i][t] for i in chunk],
                                 [flows[i][t - 1] for i in chunk], compiled)
-                for i, f in zip(chunk, flow):
+                for i, f in zip(chunk, flow, strict=True):
                     flows[i][t] = f
     else:
         pairs = [(i, t) for i, g in enumerate(grays) for t in range(1, len(g))]
@@ -340,7 +340,7 @@ def videos_flow(grays: Sequence[np.ndarray], p: TVL1Params, device: torch.device
             chunk = pairs[start:start + batch]
             flow = _flow_on(device, p, [grays[i][t - 1] for i, t in chunk], [grays[i][t] for i, t in chunk], None,
                             compiled)
-            for (i, t), f in zip(chunk, flow):
+            for (i, t), f in zip(chunk, flow, strict=True):
                 flows[i][t] = f
     return flows
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.params import Params, load_params
+from pipeline.params import load_params
+from pipeline.schema import Params
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -46,7 +46,8 @@ def to_model_input(clips: torch.Tensor) -> torch.Tensor:
 class ClipDataset(torch.utils.data.Dataset):
     """Clips of the given videos, one or more modalities cut at the same window.
 
-    train: one random window per video per epoch (call ``set_epoch``).
+    train: one random window per video per epoch; items are (epoch, video) pairs from ``EpochSampler``
+    (call its ``set_epoch`` each epoch).
     eval: ``eval_clips`` windows per video; item i is clip i % eval_clips of video i // eval_clips.
     Items: {"index": video position, "label": int, <modality>: (C,T,crop,crop) uint8 ...}.
     """

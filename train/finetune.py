@@ -20,12 +20,13 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from evaluate.classification import topk_correct, video_scores
-from pipeline.errors import NonFiniteError
-from pipeline.params import ClipParams, FinetuneParams, RuntimeParams
+from pipeline.atomic import write_json
+from pipeline.errors import ConfigError, NonFiniteError, check_finite
 from pipeline.runtime import Runtime, make_runtime, seed_everything
+from pipeline.schema import ClipParams, FinetuneParams, RuntimeParams
 from preprocess.formats import video_group
 from preprocess.shards import ShardReader
+from train.classification import confusion_matrix, topk_correct, video_scores
 from train.data import ClipDataset, EpochSampler, split_ids, to_model_input
 from train.models import Backbone, build_backbone
 
@@ -67,7 +68,8 @@ def split_validation(train_ids: list[str], n_val: int, seed: int) -> tuple[list[
     validation part past ``n_val``. Videos without a group name are groups of one.
     """
     if not 0 < n_val < len(train_ids):
-        raise ValueError(f"finetune.val_videos={n_val} must be between 1 and {len(train_ids) - 1}")
+        raise ConfigError(f"finetune.val_videos: {n_val} must be between 1 and {len(train_ids) - 1} "
+                          f"(the train split has {len(train_ids)} videos)")
     members: dict[str, list[str]] = {}
     for video_id in sorted(train_ids):
         members.setdefault(video_group(video_id), []).append(video_id)
@@ -78,8 +80,8 @@ def split_validation(train_ids: list[str], n_val: int, seed: int) -> tuple[list[
             break
         val += members[groups[i]]
     if len(val) == len(train_ids):
-        raise ValueError(f"finetune.val_videos={n_val} leaves no training video: the train split has "
-                         f"{len(groups)} groups")
+        raise ConfigError(f"finetune.val_videos: {n_val} leaves no training video: the train split has "
+                          f"{len(groups)} groups")
     held_out = set(val)
     return [v for v in sorted(train_ids) if v not in held_out], sorted(val)
 
@@ -95,7 +97,7 @@ def selection_key(val_loss: float, val_accuracy: float, select_by: str) -> tuple
         return (val_loss,)
     if select_by == "accuracy":
         return (-val_accuracy, val_loss)
-    raise ValueError(f"finetune.select_by must be accuracy or loss, got {select_by!r}")
+    raise ConfigError(f"finetune.select_by: {select_by!r} is not one of accuracy, loss")
 
 
 @torch.no_grad()
@@ -226,7 +228,6 @@ def finetune_stage(
 ) -> dict[str, Any]:
     """The dvc stage ``finetune``: from the pretrained backbone and from random init, each with a
     live log (``live_dir(name)``: curves and the test confusion), then the metrics."""
-    from evaluate.report import finetune_report
     from pipeline.live import EpochLog
     from train.checkpoint import load_checkpoint
 
@@ -241,6 +242,11 @@ def finetune_stage(
                                      len(names), name, on_epoch=live)
             live.confusion([names[i] for i in results[name]["actual"].tolist()],
                            [names[i] for i in results[name]["predicted"].tolist()])
+            matrix = confusion_matrix(results[name]["predicted"], results[name]["actual"], len(names))
+            log.info("finetune %s confusion (rows actual):\n%s", name, matrix.numpy())
         finally:
             live.close()
-    return finetune_report(results, names, metrics_path)
+    metrics = {name: r["metrics"] for name, r in results.items()}
+    check_finite(metrics, "finetune")
+    write_json(metrics_path, metrics)
+    return metrics

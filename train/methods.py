@@ -1,9 +1,8 @@
 """Contrastive methods behind one interface: name -> builder of an objective module.
 
-Every objective has ``logits(encode, x1, x2, index, generator, make_negative)`` returning
-(logits view 1, logits view 2, labels) with the positive at column 0 (cross-entropy is the
-loss); the layout of each is in its module's docstring (``train/contrast.py`` for cmc,
-``train/moco.py``, ``train/simclr.py``). ``make_negative`` is None without intra-negatives.
+Every objective implements the ``Objective`` protocol of ``train/objective.py``; the layout of
+each one's logits is in its module's docstring (``train/cmc.py``, ``train/moco.py``,
+``train/simclr.py``).
 """
 from __future__ import annotations
 
@@ -13,8 +12,8 @@ import torch
 from torch import nn
 
 from pipeline.errors import ConfigError
-from pipeline.params import PretrainParams
-from train.contrast import IICObjective
+from pipeline.schema import PretrainParams
+from train.cmc import CMCObjective
 from train.moco import MoCoObjective
 from train.simclr import SimCLRObjective
 
@@ -23,7 +22,7 @@ def _cmc(encoder: nn.Module, n_videos: int, p: PretrainParams, global_batch: int
     if p.nce_k > n_videos - 1:
         raise ConfigError(f"pretrain.nce_k: {p.nce_k} negatives but only {n_videos - 1} other train videos; "
                           f"use at most {n_videos - 1}")
-    return IICObjective(n_videos, p.feat_dim, p.nce_k, p.nce_t, p.nce_m, p.intra_neg, g)
+    return CMCObjective(n_videos, p.feat_dim, p.nce_k, p.nce_t, p.nce_m, p.intra_neg, g)
 
 
 def _moco(encoder: nn.Module, n_videos: int, p: PretrainParams, global_batch: int, g: torch.Generator) -> nn.Module:

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from train.contrast import Encode, MakeNegative, gather_from_ranks, nce_logits
+from train.distributed import gather_from_ranks
+from train.objective import Encode, MakeNegative, nce_logits
 
 
 class KeyQueue(nn.Module):
@@ -63,9 +64,9 @@ class MoCoObjective(nn.Module):
     @torch.no_grad()
     def momentum_update(self, encoder: nn.Module) -> None:
         """key <- m * key + (1 - m) * query, parameter by parameter (buffers copied)."""
-        for key, query in zip(self.key_encoder.parameters(), encoder.parameters()):
+        for key, query in zip(self.key_encoder.parameters(), encoder.parameters(), strict=True):
             key.mul_(self.momentum).add_(query.detach(), alpha=1 - self.momentum)
-        for key, query in zip(self.key_encoder.buffers(), encoder.buffers()):
+        for key, query in zip(self.key_encoder.buffers(), encoder.buffers(), strict=True):
             key.copy_(query)
 
     def forward(

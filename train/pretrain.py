@@ -1,5 +1,5 @@
-"""IIC pretraining: one encoder for both views (RGB and the view-2 modality), memory banks,
-intra-negatives.
+"""IIC pretraining: one encoder for both views (RGB and the view-2 modality), a contrastive
+objective (``train/methods.py``) and intra-negatives.
 
 One network serves both views, as upstream (BestJuly/IIC) does: u/v are replicated to three
 channels for that reason. CMC trains one network per view; sharing the weights makes the
@@ -16,25 +16,25 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import distributed as dist
 from torch.nn import functional as F
 from tqdm import tqdm
 
 from pipeline.errors import ConfigError, NonFiniteError
-from pipeline.params import ModelParams, PretrainParams, RuntimeParams
 from pipeline.runtime import Runtime, make_runtime, seed_everything
+from pipeline.schema import ModelParams, PretrainParams, RuntimeParams
 from preprocess.shards import ShardReader
 from train.checkpoint import CheckpointFormatError, build_encoder, load_checkpoint, save_checkpoint
-from train.methods import build_objective
 from train.data import ClipDataset, EpochSampler, split_ids, to_model_input
+from train.distributed import init_distributed, leave_distributed, mean_over_ranks, rank_and_world
 from train.intra_negatives import INTRA_NEGATIVES
+from train.methods import build_objective
+from train.objective import Objective
 
 log = logging.getLogger(__name__)
 
@@ -78,34 +78,14 @@ def resume_state(path: Path, config: dict[str, Any], inputs: str, epochs: int) -
     return state
 
 
-def distributed_rank_world() -> tuple[int, int]:
-    """(rank, world size) under torchrun, (0, 1) otherwise."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def global_means(means: dict[str, float], device: torch.device) -> dict[str, float]:
-    """Each rank's epoch means -> their mean over the ranks (every rank ran as many batches), on every rank.
-
-    Without it the curves and the log would show rank 0's share of the global batch only.
-    """
-    _, world = distributed_rank_world()
-    if world == 1:
-        return means
-    values = torch.tensor(list(means.values()), dtype=torch.float64, device=device)
-    dist.all_reduce(values)
-    return dict(zip(means, (values / world).tolist()))
-
-
 def batch_loss(
-    batch: dict, setup: PretrainSetup, encoder: torch.nn.Module, objective: torch.nn.Module,
+    batch: dict, setup: PretrainSetup, encoder: torch.nn.Module, objective: Objective,
     runtime: Runtime, generator: torch.Generator,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss of one batch and its statistics (positive probability per view).
 
     encoder: the shared encoder (or its DDP / compiled wrapper), (N,3,T,H,W) -> (N,D).
-    objective: a ``train.methods`` objective (cmc, moco or simclr).
+    objective: the ``Objective`` of a ``train.methods`` method (cmc, moco or simclr).
     """
     t = setup.pretrain
     view2_key = "rgb_second" if t.modality == "rgb" else t.modality
@@ -166,7 +146,7 @@ def pretrain(
     use it to check that resuming gives the uninterrupted result.
     on_epoch: called on rank 0 with each epoch's row (and whether training resumed), e.g. a live logger.
     """
-    rank, world = distributed_rank_world()
+    rank, world = rank_and_world()
     t = setup.pretrain
     config = setup.config()
     train_ids = split_ids(reader, "train")
@@ -209,7 +189,7 @@ def pretrain(
     start = time.perf_counter()
     for epoch in range(start_epoch, t.epochs):
         sampler.set_epoch(epoch)
-        means = global_means(train_one_epoch(loader, setup, trained, objective, optimizer, runtime, generator, epoch,
+        means = mean_over_ranks(train_one_epoch(loader, setup, trained, objective, optimizer, runtime, generator, epoch,
                                              rank == 0), runtime.device)
         scheduler.step()
         row = {"epoch": epoch + 1, **means, "lr": optimizer.param_groups[0]["lr"]}
@@ -244,15 +224,6 @@ def setup_from_params(p: Any) -> PretrainSetup:
                          clip_length=p.clip.length, crop=p.clip.crop)
 
 
-def init_distributed(use_cuda: bool) -> None:
-    """Join the torchrun process group when launched by torchrun (NCCL on CUDA, gloo on CPU)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        if use_cuda:
-            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-
-
-
 def pretrain_stage(
     setup: PretrainSetup, runtime_params: RuntimeParams, verified: Path, frames_dir: Path, motion_dir: Path,
     checkpoint_path: Path, resume_path: Path, live_dir: Path, stop_after_epoch: int | None = None,
@@ -271,6 +242,4 @@ def pretrain_stage(
                         stop_after_epoch=stop_after_epoch, on_epoch=live)
     finally:
         live.close()
-        if dist.is_initialized():
-            # Leave the group before the interpreter's exit tears the backend down under it.
-            dist.destroy_process_group()
+        leave_distributed()

@@ -15,19 +15,10 @@ rank's clips.
 from __future__ import annotations
 
 import torch
-from torch import distributed as dist
 from torch import nn
 
-from train.contrast import Encode, MakeNegative
-
-
-def gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """(B,D) from every rank -> ((G,D), offset of this rank's rows); gradients flow back."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x, 0
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x)), dist.get_rank() * x.shape[0]
+from train.distributed import gather_with_grad
+from train.objective import Encode, MakeNegative
 
 
 def ntxent_logits(

@@ -27,6 +27,6 @@ def test_pretraining_under_torchrun_on_two_gloo_ranks(tmp_path):
     assert "on 2 process(es)" in output
     checkpoint = load_checkpoint(project / "artifacts/pretrain/model.pt")
     assert [f"{row['loss']:.4f}" for row in checkpoint["curves"]] == re.findall(r"epoch \d: loss ([0-9.]+)", output)[::2]
-    config, encoder = load_encoder(project / "artifacts/pretrain/model.pt")
+    config, _encoder = load_encoder(project / "artifacts/pretrain/model.pt")
     assert config["train_videos"] == 6
     assert not (project / "artifacts/pretrain_resume/last.pt").exists()  # a finished run leaves no resume state

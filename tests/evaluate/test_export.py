@@ -17,7 +17,7 @@ FINETUNE = {"iic": {"video_top1": 0.5}, "random": {"video_top1": 0.25}}
 
 def _export(tmp_path, arch, width):
     torch.manual_seed(0)
-    config = {"arch": arch, "width": width, "feat_dim": 8, "view2": "res", "clip_length": 16, "crop": 112,
+    config = {"arch": arch, "width": width, "feat_dim": 8, "method": "cmc", "view2": "res", "clip_length": 16, "crop": 112,
               "intra_neg": True, "neg": "repeat", "train_videos": 48, "epochs": 1, "batch_size": 8, "lr": 0.01,
               "seed": 632}
     encoder = build_encoder(config)

@@ -28,10 +28,9 @@ def test_temporary_file_of_an_artifact_lives_in_the_scratch_folder(tmp_path, mon
 def test_a_failed_write_keeps_the_old_file(tmp_path):
     target = tmp_path / "m.json"
     write_json(target, {"a": 1})
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
     assert target.read_text() == '{\n  "a": 1\n}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.params import leaf_keys
 from pipeline.stage import declared_params
+from pipeline.stage_params import leaf_keys
 from tests.conftest import REPO
 
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import yaml
 
-from pipeline.params import ConfigError, Params, StageParams, build, leaf_keys, load_params
+from pipeline.params import ConfigError, build, load_params
+from pipeline.schema import Params
+from pipeline.stage_params import StageParams, leaf_keys
 from tests.conftest import REPO
 
 
@@ -93,14 +97,43 @@ def test_choices_are_the_registries():
     registries build, so a new backbone or intra-negative is added in one place."""
     import typing
 
-    from pipeline import params as p
+    from pipeline import schema as p
+    from preprocess.formats import FORMATS
     from preprocess.shards import MODALITY_CHANNELS
     from train.intra_negatives import INTRA_NEGATIVES
+    from train.methods import METHODS
     from train.models import BACKBONES
 
     assert set(typing.get_args(p.Arch)) == set(BACKBONES)
     assert set(typing.get_args(p.IntraNegative)) == set(INTRA_NEGATIVES)
     assert set(typing.get_args(p.Modality)) == set(MODALITY_CHANNELS)
+    assert set(typing.get_args(p.Method)) == set(METHODS)
+    assert set(typing.get_args(p.DatasetFormat)) == set(FORMATS)
+
+
+def test_params_yaml_comments_list_every_choice():
+    """A comment that lists a key's choices (``# r3d | r21d | ...``) lists exactly the schema's
+    Literal, so params.yaml never advertises a subset of what the code accepts."""
+    import re
+    import typing
+
+    from pipeline import schema
+
+    hints = {}  # yaml leaf name -> its Literal choices, for every section
+    for cls in (getattr(schema, n) for n in dir(schema)):
+        if isinstance(cls, type) and dataclasses.is_dataclass(cls):
+            for name, hint in typing.get_type_hints(cls, include_extras=True).items():
+                if typing.get_origin(hint) is typing.Literal:
+                    hints.setdefault(name.rstrip("_"), set()).add(frozenset(typing.get_args(hint)))
+    checked = 0
+    for line in (REPO / "params.yaml").read_text().splitlines():
+        m = re.match(r"\s*(\w+):\s*(\S+)\s*#\s*([a-z0-9_]+(?:\s*(?:\([^)]*\))?\s*\|\s*[a-z0-9_]+)+)", line)
+        if not m or m.group(1) not in hints:
+            continue
+        listed = frozenset(re.findall(r"([a-z0-9_]+)(?:\s*\([^)]*\))?\s*(?:\||$)", re.sub(r"[;.].*", "", m.group(3))))
+        assert listed in hints[m.group(1)], f"params.yaml {m.group(1)}: comment lists {sorted(listed)}"
+        checked += 1
+    assert checked >= 8  # the test reads the comments at all
 
 
 @pytest.mark.parametrize("key", ["pretrain.modality", "finetune.modality"])

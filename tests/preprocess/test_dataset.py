@@ -9,14 +9,17 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InputError
-
 from preprocess.dataset import (
-    build_index, index_dataset, safe_relative, shard_of,
+    build_index,
+    index_dataset,
+    safe_relative,
+    shard_of,
 )
 from preprocess.formats import FORMATS, FormatOptions
 from preprocess.verify import check_reject_share
-
 from tests.conftest import REAL_CLIPS, SPLITS
+
+OPTIONS = FormatOptions(split=1, test_ratio=0.3, split_seed=0)  # split 1; folder: a 30% test draw, seed 0
 
 
 def read_split(lists: Path, split: int):
@@ -63,7 +66,7 @@ def test_index_of_the_official_ucf101_split_with_the_file_name_quirk(tmp_path):
     stand_in = tmp_path / "clip.avi"
     stand_in.write_bytes(b"x" * 64)  # the index hashes content; decoding is the frames stage's job
     _ucf_like_tree(tmp_path / "UCF-101", SPLITS / "ucf101", stand_in)
-    entries, rejects = build_index(tmp_path / "UCF-101", SPLITS / "ucf101", 1, n_shards=8)
+    entries, rejects = build_index(tmp_path / "UCF-101", SPLITS / "ucf101", 8, "ucf101", OPTIONS)
     assert rejects == []
     counts = Counter(e["split"] for e in entries)
     assert (counts["train"], counts["test"]) == (9537, 3783)
@@ -96,7 +99,7 @@ def test_bad_list_entries_are_rejected_with_reasons_and_valid_ones_kept(tmp_path
     for rel in ("Walk/a.avi", "Run/b.avi", "Run/r.avi"):
         (root / rel).write_bytes(rel.encode())
     (root / "Run" / "empty.avi").touch()
-    entries, rejects = build_index(root, lists, 1, n_shards=2)
+    entries, rejects = build_index(root, lists, 2, "ucf101", OPTIONS)
     assert [(e["id"], e["split"], e["label"]) for e in entries] == [("Walk/a", "train", 0), ("Run/b", "test", 1)]
     reasons = {r.path: r.reason for r in rejects}
     assert "leaves the dataset root" in reasons["Walk/../../etc/passwd"]
@@ -164,10 +167,10 @@ def test_real_ucf101_clips_index_in_their_official_layout(tmp_path):
     (lists / "classInd.txt").write_bytes((SPLITS / "ucf101" / "classInd.txt").read_bytes())
     (lists / "trainlist01.txt").write_text("\r\n".join(lines[:2]) + "\r\n")
     (lists / "testlist01.txt").write_text("\r\n".join(lines[2:]) + "\r\n")
-    entries, rejects = build_index(root, lists, 1, n_shards=4)
+    entries, rejects = build_index(root, lists, 4, "ucf101", OPTIONS)
     assert rejects == [] and len(entries) == len(clips) == 4
     classes = read_class_index(SPLITS / "ucf101" / "classInd.txt")
-    for entry, clip in zip(entries, clips):
+    for entry, clip in zip(entries, clips, strict=True):
         assert entry["label"] == classes[entry["class"]]
         assert entry["size"] == clip.stat().st_size
         assert entry["id"] == f"{entry['class']}/{clip.stem}"
@@ -203,6 +206,6 @@ def test_the_dataset_stage_removes_the_shards_that_shards_ids_no_longer_lists(tm
 
 
 def test_an_unreadable_root_is_named(tmp_path):
-    root, lists = _tiny_dataset(tmp_path, ["Walk/a.avi 1"], ["Run/b.avi"])
+    _root, lists = _tiny_dataset(tmp_path, ["Walk/a.avi 1"], ["Run/b.avi"])
     with pytest.raises(InputError, match="nowhere: not a readable folder"):
         _index(tmp_path, tmp_path / "nowhere", lists)

@@ -5,8 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from preprocess.frames import _decode_task
 from preprocess.decode import DecodeError, decode_frames, ffmpeg_binary
+from preprocess.frames import _decode_task
 from tests.conftest import REAL_CLIPS
 
 
@@ -16,7 +16,7 @@ def test_ffmpeg_binary_exists():
 
 @pytest.mark.parametrize("clip", REAL_CLIPS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_real_clip_decodes_at_the_stored_size(clip):
-    frames, warning = decode_frames(clip, 128, 171)
+    frames, _warning = decode_frames(clip, 128, 171)
     assert frames.dtype == np.uint8 and frames.shape[1:] == (128, 171, 3)
     assert len(frames) >= 30  # the shortest real clip lasts 1.3 s
     assert frames.std() > 5  # real content, not a blank frame

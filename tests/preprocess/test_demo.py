@@ -8,9 +8,12 @@ import pytest
 from preprocess.dataset import build_index
 from preprocess.decode import decode_frames
 from preprocess.demo import MOTIONS, demo_videos, generate_demo, render_video
+from preprocess.formats import FormatOptions
 from tests.conftest import replace
 
 MOTION_NAMES = list(MOTIONS)
+
+OPTIONS = FormatOptions(split=1, test_ratio=0.3, split_seed=0)  # split 1; folder: a 30% test draw, seed 0
 
 
 def test_demo_layout_splits_by_group_and_adds_one_video_at_a_time(params):
@@ -70,7 +73,7 @@ def test_demo_is_deterministic_real_video_that_indexes_cleanly(params, tmp_path)
     generate_demo(p, tmp_path / "b" / "videos", tmp_path / "b" / "lists")
     for v in demo_videos(p):
         assert (tmp_path / "a/videos" / v.rel_path).read_bytes() == (tmp_path / "b/videos" / v.rel_path).read_bytes()
-    entries, rejects = build_index(tmp_path / "a/videos", tmp_path / "a/lists", 1, n_shards=4)
+    entries, rejects = build_index(tmp_path / "a/videos", tmp_path / "a/lists", 4, "ucf101", OPTIONS)
     assert rejects == [] and len(entries) == 8
     frames, warning = decode_frames(tmp_path / "a/videos" / entries[0]["path"], 48, 64)
     assert frames.shape == (18, 48, 64, 3) and warning == ""
@@ -85,7 +88,7 @@ def test_transfer_demo_writes_official_hmdb51_split_files_that_index_cleanly(par
     assert files == sorted(f"{m}_test_split1.txt" for m in p.motions)
     first = (tmp_path / "lists" / files[0]).read_text().splitlines()[0]
     assert first.rsplit(" ", 2)[1] in ("1", "2") and "/" not in first  # "<video>.avi 1 ", as the official files
-    entries, rejects = build_index(tmp_path / "videos", tmp_path / "lists", 1, n_shards=2, fmt="hmdb51")
+    entries, rejects = build_index(tmp_path / "videos", tmp_path / "lists", 2, "hmdb51", OPTIONS)
     assert rejects == [] and len(entries) == len(videos)
     by_path = {v.rel_path: v for v in videos}
     assert all(e["split"] == by_path[e["path"]].split and e["class"] == by_path[e["path"]].class_name for e in entries)

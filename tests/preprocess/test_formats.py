@@ -61,7 +61,7 @@ def test_ucf101_format(pool, tmp_path):
     (lists / "classInd.txt").write_text("".join(f"{n + 1} {c}\r\n" for n, c in enumerate(classes)))
     for split, rows in lines.items():
         (lists / f"{split}list01.txt").write_text("\r\n".join(rows))
-    entries, rejects = build_index(root, lists, 1, 4, "ucf101", OPTIONS)
+    entries, rejects = build_index(root, lists, 4, "ucf101", OPTIONS)
     assert rejects == [] and _got(entries) == _expected()
 
 
@@ -74,7 +74,7 @@ def test_hmdb51_format(pool, tmp_path):
     lists.mkdir()
     for name, rows in per_class.items():
         (lists / f"{name}_test_split1.txt").write_text("\n".join(rows + ["unused_video.avi 0"]) + "\n")
-    entries, rejects = build_index(root, lists, 1, 4, "hmdb51", OPTIONS)
+    entries, rejects = build_index(root, lists, 4, "hmdb51", OPTIONS)
     assert rejects == [] and _got(entries) == _expected()
 
 
@@ -90,7 +90,7 @@ def test_list_format_any_depth_and_spaces(pool, tmp_path):
     (lists / "classes.txt").write_text("\n".join(classes) + "\n")
     for split, lines in rows.items():
         (lists / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    entries, rejects = build_index(root, lists, 1, 4, "list", OPTIONS)
+    entries, rejects = build_index(root, lists, 4, "list", OPTIONS)
     assert rejects == [] and _got(entries) == _expected()
 
 
@@ -102,7 +102,7 @@ def test_kinetics_csv_format_with_spaces_in_class_names(pool, tmp_path):
         _link(pool, i, root / label / f"yt{i:03d}_{i:06d}_{i + 10:06d}.mp4")
         rows.append(f"{label},yt{i:03d},{i},{i + 10},{'val' if _split_of(i) == 'test' else 'train'}")
     (tmp_path / "kinetics.csv").write_text("\n".join(rows) + "\n")
-    entries, rejects = build_index(root, tmp_path / "kinetics.csv", 1, 4, "kinetics_csv", OPTIONS)
+    entries, rejects = build_index(root, tmp_path / "kinetics.csv", 4, "kinetics_csv", OPTIONS)
     assert rejects == [] and _got(entries) == _expected()
     assert any(" " in e["class"] for e in entries)
 
@@ -114,21 +114,21 @@ def test_folder_format_keeps_groups_together_and_is_seeded(pool, tmp_path):
     # Two more clips of one UCF101 group: a group goes to one split as a whole.
     for c in (1, 2):
         _link(pool, 0, root / "ApplyEyeMakeup" / f"v_ApplyEyeMakeup_g01_c0{c + 1}.avi")
-    entries, rejects = build_index(root, root, 1, 4, "folder", OPTIONS)
+    entries, rejects = build_index(root, root, 4, "folder", OPTIONS)
     assert rejects == [] and len(entries) == len(LABELED) + 2
     assert {e["class"] for e in entries} == {class_of(c) for c in LABELED}
     group = {e["split"] for e in entries if "_g01_" in e["path"] and e["class"] == "ApplyEyeMakeup"}
     assert len(group) == 1
-    again, _ = build_index(root, root, 1, 4, "folder", OPTIONS)
+    again, _ = build_index(root, root, 4, "folder", OPTIONS)
     assert [e["split"] for e in again] == [e["split"] for e in entries]
-    other, _ = build_index(root, root, 1, 4, "folder", FormatOptions(1, 0.3, 1))
+    other, _ = build_index(root, root, 4, "folder", FormatOptions(1, 0.3, 1))
     assert [e["split"] for e in other] != [e["split"] for e in entries]
 
 
 def test_unlabeled_format_indexes_every_video_for_pretraining(tmp_path):
     root = tmp_path / "unlabeled"
     shutil.copytree(REAL_CLIPS[0].parents[1] / "unlabeled", root)
-    entries, rejects = build_index(root, root, 1, 2, "unlabeled", OPTIONS)
+    entries, rejects = build_index(root, root, 2, "unlabeled", OPTIONS)
     assert rejects == [] and len(entries) == len([c for c in REAL_CLIPS if c.parent.parent.name == "unlabeled"
                                                     or c.parent.name == "unlabeled"])
     assert {(e["split"], e["label"], e["class"]) for e in entries} == {("train", -1, None)}
@@ -159,7 +159,7 @@ def hmdb51_split_files(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_official_hmdb51_split_files_give_3570_and_1530(hmdb51_split_files):
     root, lists = hmdb51_split_files
-    entries, rejects = build_index(root, lists, 1, 8, "hmdb51", OPTIONS)
+    entries, rejects = build_index(root, lists, 8, "hmdb51", OPTIONS)
     assert rejects == []
     assert Counter(e["split"] for e in entries) == {"train": 3570, "test": 1530}
     assert len({e["class"] for e in entries}) == 51
@@ -180,7 +180,7 @@ def _list_dataset(tmp_path: Path, train_lines: list[str], files: list[str]) -> t
 
 
 def _index(root, lists, fmt="list"):
-    entries, rejects = build_index(root, lists, 1, 2, fmt, OPTIONS)
+    entries, rejects = build_index(root, lists, 2, fmt, OPTIONS)
     return {e["path"] for e in entries}, rejects
 
 
@@ -255,6 +255,6 @@ def test_a_latin1_list_line_is_a_reject_and_the_rest_goes_on(tmp_path):
 def test_files_differing_only_by_extension_keep_their_own_ids(tmp_path):
     root, lists = _list_dataset(tmp_path, ["walk/a.mp4 0", "walk/a.avi 0", "walk/b.mp4 0"],
                                 ["walk/a.mp4", "walk/a.avi", "walk/b.mp4", "run/t.mp4"])
-    entries, rejects = build_index(root, lists, 1, 2, "list", OPTIONS)
+    entries, rejects = build_index(root, lists, 2, "list", OPTIONS)
     assert rejects == []
     assert sorted(e["id"] for e in entries) == ["run/t", "walk/a.avi", "walk/a.mp4", "walk/b"]

@@ -1,25 +1,26 @@
 """The frames and motion stages' shard work on every real clip, with broken inputs mixed in."""
 from __future__ import annotations
 
-
 import h5py
 import numpy as np
 import pytest
 
-from pipeline.errors import InputError
-
-from preprocess.frames import extract_frames_shard
-from preprocess.motion import compute_motion_shard
 from evaluate.preview import preview_strip
+from pipeline.errors import InputError
 from preprocess.dataset import build_index
 from preprocess.decode import decode_frames
+from preprocess.formats import FormatOptions
+from preprocess.frames import extract_frames_shard
+from preprocess.motion import compute_motion_shard
 from preprocess.shards import ShardReader, ShardWriter, verify_manifest, write_manifest
 from tests.conftest import REAL_CLIPS, replace
+
+OPTIONS = FormatOptions(split=1, test_ratio=0.3, split_seed=0)  # split 1; folder: a 30% test draw, seed 0
 
 
 def test_frames_stage_keeps_every_real_clip_and_rejects_each_broken_one(real_dataset, params, tmp_path):
     root, lists = real_dataset
-    entries, rejects = build_index(root, lists, 1, n_shards=1)
+    entries, rejects = build_index(root, lists, 1, "ucf101", OPTIONS)
     assert [r.reason for r in rejects] == ["empty file"]
     frames = replace(params.frames, height=128, width=171)
     manifest = extract_frames_shard(entries, root, tmp_path / "0.h5", tmp_path / "0.json", frames, params.storage, params.pool)

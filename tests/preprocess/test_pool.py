@@ -12,10 +12,13 @@ from distributed import Client, LocalCluster
 
 from pipeline.errors import ConfigError
 from preprocess.dataset import build_index
+from preprocess.formats import FormatOptions
 from preprocess.frames import extract_frames_shard
 from preprocess.motion import compute_motion_shard
 from preprocess.pool import cpu_pool
 from tests.conftest import replace
+
+OPTIONS = FormatOptions(split=1, test_ratio=0.3, split_seed=0)  # split 1; folder: a 30% test draw, seed 0
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,7 @@ def _frames(params, root, entries, out, pool):
 
 def test_dask_shards_are_byte_identical_to_loky(params, real_dataset, cluster, tmp_path):
     root, lists = real_dataset
-    entries, _ = build_index(root, lists, 1, n_shards=1)
+    entries, _ = build_index(root, lists, 1, "ucf101", OPTIONS)
     entries = entries[:8]
     dask = replace(params.pool, backend="dask", scheduler=cluster.scheduler_address)
     motion = replace(params.motion, n_jobs=2)
@@ -46,7 +49,7 @@ def test_dask_shards_are_byte_identical_to_loky(params, real_dataset, cluster, t
 
 def test_a_worker_killed_mid_shard_is_survived(params, real_dataset, cluster, tmp_path):
     root, lists = real_dataset
-    entries, _ = build_index(root, lists, 1, n_shards=1)
+    entries, _ = build_index(root, lists, 1, "ucf101", OPTIONS)
     entries = entries[:8]
     _frames(params, root, entries, tmp_path / "frames", params.pool)
     motion = replace(params.motion, n_jobs=2)
@@ -78,9 +81,8 @@ def test_a_worker_killed_mid_shard_is_survived(params, real_dataset, cluster, tm
 
 
 def test_dask_without_a_scheduler_is_a_config_error(params):
-    with pytest.raises(ConfigError, match="pool.scheduler"):
-        with cpu_pool(replace(params.pool, backend="dask", scheduler="")):
-            pass
-    with pytest.raises(ConfigError, match="cannot reach tcp://127.0.0.1:9"):
-        with cpu_pool(replace(params.pool, backend="dask", scheduler="tcp://127.0.0.1:9", connect_timeout=2)):
-            pass
+    with pytest.raises(ConfigError, match="pool.scheduler"), cpu_pool(replace(params.pool, backend="dask", scheduler="")):
+        pass
+    unreachable = replace(params.pool, backend="dask", scheduler="tcp://127.0.0.1:9", connect_timeout=2)
+    with pytest.raises(ConfigError, match="cannot reach tcp://127.0.0.1:9"), cpu_pool(unreachable):
+        pass

@@ -66,10 +66,9 @@ def test_manifest_detects_a_changed_or_truncated_shard(tmp_path, rng):
 
 
 def test_a_failed_write_leaves_no_shard(tmp_path, rng):
-    with pytest.raises(RuntimeError):
-        with ShardWriter(tmp_path / "0.h5", "raw", 90) as writer:
-            writer.add("A/v1", "rgb", rng.integers(0, 256, (2, 4, 4, 3), dtype=np.uint8))
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), ShardWriter(tmp_path / "0.h5", "raw", 90) as writer:
+        writer.add("A/v1", "rgb", rng.integers(0, 256, (2, 4, 4, 3), dtype=np.uint8))
+        raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -16,8 +16,17 @@ from preprocess.flow import dequantise_flow, endpoint_error, make_tvl1, to_gray,
 from preprocess.motion import compute_motion_shard
 from preprocess.shards import ShardReader, ShardWriter, write_manifest
 from preprocess.tvl1_torch import (
-    centered_gradient, cubic_weights, divergence, forward_gradient, median_blur, median_network, pyramid_sizes, remap_cubic,
-    resize_linear, tvl1_flow, videos_flow,
+    centered_gradient,
+    cubic_weights,
+    divergence,
+    forward_gradient,
+    median_blur,
+    median_network,
+    pyramid_sizes,
+    remap_cubic,
+    resize_linear,
+    tvl1_flow,
+    videos_flow,
 )
 from tests.conftest import REAL_CLIPS, needs_cuda, replace
 
@@ -111,7 +120,7 @@ def test_flow_matches_opencv_on_every_real_clip(params):
     grays = _real_pairs(2)
     ours = videos_flow(list(grays.values()), params.motion.tvl1, CPU, batch=64)
     errors = {}
-    for (name, gray), flow in zip(grays.items(), ours):
+    for (name, gray), flow in zip(grays.items(), ours, strict=True):
         reference = video_flow(gray, make_tvl1(params.motion.tvl1))
         errors[name] = endpoint_error(flow[1:], reference[1:])
     assert np.mean(list(errors.values())) <= 0.1, errors
@@ -140,7 +149,7 @@ def test_the_compiled_inner_iteration_gives_the_eager_flow(params):
     picked = [grays[n] for n in ("talk_01", LARGEST_MOTION, "boxing_p01_d2")]
     eager = videos_flow(picked, params.motion.tvl1, CPU, batch=8)
     compiled = videos_flow(picked, params.motion.tvl1, CPU, batch=8, compiled=True)
-    for a, b in zip(eager, compiled):
+    for a, b in zip(eager, compiled, strict=True):
         # Fused float arithmetic rounds differently; a pair may stop one iteration apart.
         assert endpoint_error(a[1:], b[1:]) <= 0.05
 
@@ -152,7 +161,7 @@ def test_videos_flow_batches_videos_of_different_lengths_as_sequential_calls(par
     base = cv2.normalize(texture, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
     videos = [np.stack([np.roll(base, (t, 2 * t), (0, 1)) for t in range(n)]) for n in (4, 2, 3)]
     batched = videos_flow(videos, tvl1, CPU, batch=2)
-    for video, flow in zip(videos, batched):
+    for video, flow in zip(videos, batched, strict=True):
         assert flow.shape == (len(video), 40, 48, 2) and (flow[0] == 0).all()
         previous = torch.zeros(1, 40, 48, 2)
         for t in range(1, len(video)):
@@ -212,7 +221,7 @@ def test_flow_on_the_gpu_matches_the_cpu(params):
     picked = [grays[n] for n in ("talk_01", LARGEST_MOTION, "boxing_p01_d2")]
     on_cpu = videos_flow(picked, params.motion.tvl1, CPU, batch=8)
     on_gpu = videos_flow(picked, params.motion.tvl1, torch.device("cuda"), batch=8)
-    for a, b in zip(on_cpu, on_gpu):
+    for a, b in zip(on_cpu, on_gpu, strict=True):
         # Float rounding only (no matmul, so TF32 plays no part); a pair may stop one iteration apart.
         assert endpoint_error(a[1:], b[1:]) <= 0.05
 

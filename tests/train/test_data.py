@@ -53,7 +53,7 @@ def test_results_do_not_depend_on_the_number_of_workers(reader):
         loader = torch.utils.data.DataLoader(ds, batch_size=4, sampler=sampler, num_workers=workers)
         return [torch.cat([b["index"].view(-1, 1).float(), b["rgb"].flatten(1).float()], 1) for b in loader]
 
-    for a, b in zip(epoch_batches(0), epoch_batches(2)):
+    for a, b in zip(epoch_batches(0), epoch_batches(2), strict=True):
         assert torch.equal(a, b)
 
 

@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 from torch import distributed as dist
 from torch.nn import functional as F
 
-from train.contrast import IICObjective
+from train.cmc import CMCObjective
 
 
 def _features(seed: int, b: int, d: int) -> list[torch.Tensor]:
@@ -58,7 +58,7 @@ def _two_ranks(worker, tmp_path: Path, name: str, port_offset: int) -> list:
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
     with _gloo(rank, world, port):
-        objective = IICObjective(40, 8, 6, 0.07, 0.5, True, torch.Generator().manual_seed(0))
+        objective = CMCObjective(40, 8, 6, 0.07, 0.5, True, torch.Generator().manual_seed(0))
         f1, f2, n1, n2 = _features(100 + rank, 3, 8)
         index = torch.tensor([0, 1, 2]) + 10 * rank  # each rank holds different videos
         objective(f1, f2, index, torch.Generator().manual_seed(7), n1, n2)
@@ -68,7 +68,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 def test_banks_stay_identical_across_two_gloo_ranks(tmp_path):
     rank0, rank1 = _two_ranks(_worker, tmp_path, "rank", 0)
     # The same banks on both ranks, equal to one process updating with the global batch.
-    single = IICObjective(40, 8, 6, 0.07, 0.5, True, torch.Generator().manual_seed(0))
+    single = CMCObjective(40, 8, 6, 0.07, 0.5, True, torch.Generator().manual_seed(0))
     parts = [_features(100 + r, 3, 8) for r in range(2)]
     index = torch.tensor([0, 1, 2, 10, 11, 12])
     for bank, i in (("view1", 0), ("view2", 1), ("intra1", 2), ("intra2", 3)):
@@ -79,8 +79,8 @@ def test_banks_stay_identical_across_two_gloo_ranks(tmp_path):
 
 
 def _ddp_step_worker(rank: int, world: int, port: int, out: str) -> None:
-    from pipeline.params import ModelParams, PretrainParams
     from pipeline.runtime import Runtime
+    from pipeline.schema import ModelParams, PretrainParams
     from train.checkpoint import build_encoder
     from train.pretrain import PretrainSetup, batch_loss
 
@@ -92,7 +92,7 @@ def _ddp_step_worker(rank: int, world: int, port: int, out: str) -> None:
         torch.manual_seed(0)  # the same initial weights on every rank, as DDP requires
         encoder = build_encoder(setup.config())
         ddp = torch.nn.parallel.DistributedDataParallel(encoder)
-        objective = IICObjective(8, 8, 4, 0.07, 0.5, True, torch.Generator().manual_seed(0))
+        objective = CMCObjective(8, 8, 4, 0.07, 0.5, True, torch.Generator().manual_seed(0))
         g = torch.Generator().manual_seed(10 + rank)  # each rank reads different clips
         batch = {"rgb": torch.randint(0, 256, (2, 3, 8, 16, 16), dtype=torch.uint8, generator=g),
                  "res": torch.randint(0, 256, (2, 3, 8, 16, 16), dtype=torch.uint8, generator=g),

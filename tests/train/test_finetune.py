@@ -3,12 +3,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from pipeline.errors import ConfigError
 from pipeline.runtime import Runtime
+from pipeline.schema import ClipParams, FinetuneParams
+from preprocess.formats import video_group
 from preprocess.shards import ShardReader
 from tests.shards_fixture import make_tiny_shards
 from train.checkpoint import build_encoder
-from pipeline.params import ClipParams, FinetuneParams
-from preprocess.formats import video_group
 from train.finetune import finetune, load_backbone_strict, selection_key, split_validation
 from train.models import build_backbone
 
@@ -36,7 +37,7 @@ def test_validation_split_is_disjoint_and_seeded():
     assert len(val) == 5 and set(fit) | set(val) == set(ids) and not set(fit) & set(val)
     assert split_validation(ids, 5, seed=1) == (fit, val)
     assert split_validation(ids, 5, seed=2) != (fit, val)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match=r"finetune\.val_videos: 20 must be between 1 and 19"):
         split_validation(ids, 20, seed=1)
 
 
@@ -46,7 +47,7 @@ def test_validation_holds_out_whole_groups():
     assert len(val) == 12  # two groups of 6: the second one takes it past 7
     assert {video_group(v) for v in fit}.isdisjoint({video_group(v) for v in val})
     assert sorted(fit + val) == sorted(ids)
-    with pytest.raises(ValueError, match="no training video"):
+    with pytest.raises(ConfigError, match=r"finetune\.val_videos: 31 leaves no training video"):
         split_validation(ids, 31, seed=0)  # 6 groups of 6: holding out 31 takes them all
 
 
@@ -59,7 +60,7 @@ def test_selection_prefers_accuracy_then_loss_or_the_loss_alone():
 
     assert best("accuracy") == 2  # the best accuracy; of the tied epochs the lower loss
     assert best("loss") == 0
-    with pytest.raises(ValueError, match="select_by"):
+    with pytest.raises(ConfigError, match=r"finetune\.select_by"):
         selection_key(1.0, 0.5, "f1")
 
 

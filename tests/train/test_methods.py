@@ -77,7 +77,7 @@ def test_moco_key_encoder_is_an_ema_without_gradients():
         for p in encoder.parameters():
             p.add_(1.0)
     objective.after_step(encoder)
-    for key, old, query in zip(objective.key_encoder.parameters(), old_key, encoder.parameters()):
+    for key, old, query in zip(objective.key_encoder.parameters(), old_key, encoder.parameters(), strict=True):
         torch.testing.assert_close(key, 0.9 * old + 0.1 * query)
 
 

@@ -5,7 +5,6 @@ import torch
 
 from train.models import BACKBONES, build_backbone
 
-
 # conv5 at 16x112x112 and width 64, and the retrieval feature's size (conv5 max-pooled 1x2x2).
 PAPER_SIZE = {arch: ((512, 2, 7, 7), 9216) for arch in ("r3d", "r21d", "c3d", "r3d18")}
 PAPER_SIZE |= {arch: ((1024, 2, 4, 4), 8192) for arch in ("i3d", "s3d")}

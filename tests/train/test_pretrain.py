@@ -1,18 +1,18 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import itertools
+import math
 
 import pytest
 import torch
 
 from pipeline.errors import ConfigError, NonFiniteError
-from pipeline.params import ModelParams, PretrainParams
 from pipeline.runtime import Runtime
+from pipeline.schema import ModelParams, PretrainParams
 from preprocess.shards import ShardReader
-from tests.shards_fixture import make_tiny_shards
 from tests.conftest import needs_cuda
+from tests.shards_fixture import make_tiny_shards
 from train.checkpoint import build_encoder, load_checkpoint, load_encoder
 from train.data import to_model_input
 from train.pretrain import PretrainSetup, pretrain

@@ -7,7 +7,7 @@ from torch.nn import functional as F
 
 
 class Backbone(nn.Module):
-    """Subclasses define ``conv_blocks`` (input -> conv5 map) and ``out_dim`` (conv5 channels)."""
+    """Subclasses define ``conv5`` (input -> the last conv block's map) and ``out_dim`` (its channels)."""
 
     out_dim: int
 

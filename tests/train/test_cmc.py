@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from train.contrast import IICObjective, MemoryBank, draw_negatives, nce_logits
+from train.cmc import CMCObjective, MemoryBank, draw_negatives
+from train.objective import nce_logits
 
 
 def _unit(*shape, seed=0):
@@ -16,7 +17,7 @@ def _unit(*shape, seed=0):
 @pytest.mark.parametrize("intra_neg, k", [(True, 16), (False, 16), (True, 1024), (False, 1024)])
 def test_identical_features_give_the_analytic_loss(intra_neg, k):
     n, b, d = 2000, 4, 8
-    objective = IICObjective(n, d, k, 0.07, 0.5, intra_neg, torch.Generator().manual_seed(0))
+    objective = CMCObjective(n, d, k, 0.07, 0.5, intra_neg, torch.Generator().manual_seed(0))
     same = F.normalize(torch.ones(d), dim=0)
     for bank in objective.modules():
         if isinstance(bank, MemoryBank):
@@ -42,7 +43,7 @@ def test_logits_match_a_loop_reference():
 
 def test_bank_is_read_before_it_is_updated_and_only_batch_rows_change():
     n, d, k = 50, 8, 10
-    objective = IICObjective(n, d, k, 0.07, 0.5, True, torch.Generator().manual_seed(0))
+    objective = CMCObjective(n, d, k, 0.07, 0.5, True, torch.Generator().manual_seed(0))
     before = {name: bank.rows.clone() for name, bank in objective.named_children()}
     index = torch.tensor([3, 17, 42])
     f1, f2, n1, n2 = (_unit(3, d, seed=s) for s in range(10, 14))
@@ -64,13 +65,13 @@ def test_negatives_never_repeat_the_positive_and_cover_the_rest():
     index = torch.tensor([0, 7, 9])
     draws = draw_negatives(index, 10, 5000, torch.Generator().manual_seed(0))
     assert draws.shape == (3, 5000)
-    for row, positive in zip(draws, index.tolist()):
+    for row, positive in zip(draws, index.tolist(), strict=True):
         assert positive not in row.tolist()
         assert set(row.tolist()) == set(range(10)) - {positive}
 
 
 def test_gradients_flow_to_features_not_banks():
-    objective = IICObjective(20, 4, 6, 0.07, 0.5, False, torch.Generator().manual_seed(0))
+    objective = CMCObjective(20, 4, 6, 0.07, 0.5, False, torch.Generator().manual_seed(0))
     f1 = _unit(2, 4, seed=1).requires_grad_()
     f2 = _unit(2, 4, seed=2).requires_grad_()
     logits1, logits2, labels = objective(f1, f2, torch.tensor([1, 2]), torch.Generator().manual_seed(0))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from evaluate.classification import confusion_matrix, topk_correct, video_scores
+from train.classification import confusion_matrix, topk_correct, video_scores
 
 
 def test_video_scores_average_each_videos_clips():

@@ -1,4 +1,4 @@
-"""Memory banks and the NCE logits of CMC / IIC (softmax InfoNCE over a memory bank).
+"""Method ``cmc``: CMC's memory banks with IIC's intra-negatives (softmax InfoNCE over a memory bank).
 
 For view 1 the logits are [positive from the view-2 bank, K negatives from the view-2 bank,
 the clip's own intra-negative, K intra-negatives from view 1's intra-negative bank], all
@@ -8,52 +8,12 @@ log(K+1) respectively.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
-from torch import distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-
-# encode(clips, module=the shared encoder): (N,3,T,H,W) -> unit-norm features (N,D) float,
-# under the runtime's autocast (MoCo passes its key encoder as ``module``).
-Encode = Callable[..., torch.Tensor]
-# make_negative: clips (B,C,T,H,W) -> their intra-negatives, from an explicit generator.
-MakeNegative = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-
-
-def gather_from_ranks(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x`` from every DDP rank (itself when not distributed).
-
-    Every rank updates its banks with the whole global batch, so the banks stay identical
-    across ranks without ever being broadcast.
-    """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts)
-
-
-def nce_logits(
-    anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor,
-    intra: torch.Tensor | None, temperature: float,
-) -> torch.Tensor:
-    """Logits of one view, positive first.
-
-    anchor: (B,D) unit-norm features of this view.
-    positive: (B,D) bank rows of the other view for the same videos.
-    negatives: (B,K,D) bank rows of the other view for random videos.
-    intra: (B,K',D) intra-negatives (the clip's own first), or None for CMC.
-    Returns (B, 1+K[+K']).
-    """
-    pos = (anchor * positive).sum(dim=1, keepdim=True)  # (B,1)
-    neg = torch.bmm(negatives, anchor.unsqueeze(2)).squeeze(2)  # (B,K)
-    parts = [pos, neg]
-    if intra is not None:
-        parts.append(torch.bmm(intra, anchor.unsqueeze(2)).squeeze(2))  # (B,K')
-    return torch.cat(parts, dim=1) / temperature
+from train.distributed import gather_from_ranks
+from train.objective import Encode, MakeNegative, nce_logits
 
 
 class MemoryBank(nn.Module):
@@ -86,8 +46,8 @@ def draw_negatives(index: torch.Tensor, n_rows: int, k: int, generator: torch.Ge
     return draws + (draws >= index.unsqueeze(1)).long()  # skip the positive's own row
 
 
-class IICObjective(nn.Module):
-    """Banks for view 1, view 2 and (with intra-negatives) one intra-negative bank per view.
+class CMCObjective(nn.Module):
+    """The ``Objective`` of method cmc (``train/objective.py``). Banks for view 1, view 2 and (with intra-negatives) one intra-negative bank per view.
 
     ``forward`` returns (logits_view1, logits_view2, labels) and then updates the banks: every
     bank is read before it is written, so a video's positive is never its own current feature.
@@ -134,7 +94,7 @@ class IICObjective(nn.Module):
         self, encode: Encode, x1: torch.Tensor, x2: torch.Tensor, index: torch.Tensor,
         generator: torch.Generator, make_negative: MakeNegative | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The method interface (see ``train.methods``): clips of both views -> logits and labels.
+        """Clips of both views -> logits and labels (the ``Objective`` protocol).
 
         One forward per view, as upstream does, so that batch norm sees one modality at a
         time; a view's clips and their intra-negatives go together (one larger batch).

@@ -1,0 +1,254 @@
+"""The schema of ``params.yaml``: one frozen dataclass per section, choices as ``Literal``.
+
+Each field's type says what a key may hold: ``Annotated[..., Range(...)]`` bounds a number,
+a ``Literal`` names the choices (each one also a registry's key: tests check that they agree).
+Reading and validating the YAML is ``pipeline/params.py``; what one stage may read is
+``pipeline/stage_params.py``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Annotated, Literal
+
+from pipeline.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Allowed interval of a number, attached to a field as ``Annotated[float, Range(...)]``."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # True: low itself is not allowed
+    high_open: bool = False
+
+    def check(self, value: float, key: str) -> None:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}: must be a finite number, got {value!r}")
+        low_ok = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        high_ok = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        if not (low_ok and high_ok):
+            raise ConfigError(f"{key}: {value!r} is outside {self}")
+
+    def __str__(self) -> str:
+        low = "(-inf" if self.low is None else ("(" if self.low_open else "[") + f"{self.low:g}"
+        high = "inf)" if self.high is None else f"{self.high:g}" + (")" if self.high_open else "]")
+        return f"{low}, {high}"
+
+
+Count = Annotated[int, Range(low=1)]  # epochs, batch sizes, sizes: at least 1
+NonNegativeInt = Annotated[int, Range(low=0)]
+Positive = Annotated[float, Range(low=0, low_open=True)]
+NonNegative = Annotated[float, Range(low=0)]
+Share = Annotated[float, Range(low=0, high=1)]
+Fraction = Annotated[float, Range(low=0, high=1, high_open=True)]  # momenta, dropout: in [0, 1)
+Jobs = Annotated[int, Range(low=-1)]  # joblib: -1 is every core, 0 is refused below
+
+Arch = Literal["r3d", "r21d", "c3d", "r3d18", "i3d", "s3d"]
+Modality = Literal["rgb", "res", "u", "v"]
+IntraNegative = Literal["repeat", "shuffle"]
+Method = Literal["cmc", "moco", "simclr"]
+DatasetFormat = Literal["ucf101", "hmdb51", "list", "folder", "kinetics_csv", "unlabeled"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetParams:
+    """Where the videos and their lists are, and in which layout."""
+
+    format: DatasetFormat  # preprocess/formats.py
+    root: str  # the videos
+    lists: str  # the lists folder (ucf101, hmdb51, list), the CSV (kinetics_csv), or the root (folder, unlabeled)
+    split: Annotated[int, Range(low=1, high=3)]  # official split 1, 2 or 3 (ucf101, hmdb51)
+    test_ratio: Annotated[float, Range(low=0, high=1, low_open=True, high_open=True)]  # folder: groups drawn for test
+    split_seed: int  # folder: the seed of that draw
+    max_reject_share: Share  # fail when more than this share of the dataset's videos is rejected
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoParams:
+    """One procedural demo dataset (classes differ by motion only)."""
+
+    layout: Literal["ucf101", "hmdb51"]  # which official list format the generator writes
+    seed: int  # appearances (backgrounds, objects, placements) and speeds
+    motions: list[str]  # the classes, in label order: names of preprocess.demo.MOTIONS
+    videos: Count  # video i has class i % len(motions): +1 adds exactly one video
+    clips_per_group: Count
+    test_every: Annotated[int, Range(low=2)]  # every test_every-th group goes to the test split
+    frames: Count
+    height: Count
+    width: Count
+    fps: Count
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardsParams:
+    """Shard ids: one dvc stage per id; the shard count is len(ids)."""
+
+    ids: list[NonNegativeInt]
+
+
+@dataclasses.dataclass(frozen=True)
+class FramesParams:
+    height: Count  # stored frame height (the paper: 128)
+    width: Count  # stored frame width (the paper: 171)
+    min_frames: Count  # shorter videos are rejected: one clip must fit
+    n_jobs: Jobs  # joblib worker processes for decoding
+    decode_timeout: Positive  # seconds: a video whose ffmpeg decode takes longer is rejected
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageParams:
+    """How frames, residuals and flow are stored in the HDF5 shards."""
+
+    encoding: Literal["raw", "lzf", "jpeg"]  # jpeg: encoded frames; lzf: HDF5 filter
+    jpeg_quality: Annotated[int, Range(low=1, high=100)]
+
+
+@dataclasses.dataclass(frozen=True)
+class TVL1Params:
+    """cv2.optflow.DualTVL1OpticalFlow_create arguments."""
+
+    tau: float
+    lambda_: float
+    theta: float
+    nscales: int
+    warps: int
+    epsilon: float
+    inner_iterations: int
+    outer_iterations: int
+    scale_step: float
+    gamma: float
+    median_filtering: int
+    use_initial_flow: bool  # warm-start each pair from the previous pair's flow
+
+
+@dataclasses.dataclass(frozen=True)
+class TorchFlowParams:
+    """Where and how wide the PyTorch TV-L1 (motion.backend: torch) runs."""
+
+    device: Literal["auto", "cpu", "cuda"]  # auto: the GPU when there is one
+    batch: Count  # frame pairs per call; with tvl1.use_initial_flow also the videos read at once
+    compile: bool  # torch.compile the inner iteration (a one-off compilation per stage process)
+
+
+@dataclasses.dataclass(frozen=True)
+class MotionParams:
+    flow: Literal["tvl1", "none"]  # none: residuals only (no u/v view), no TV-L1 cost
+    backend: Literal["opencv", "torch"]  # opencv: one video per pool worker; torch: batched pairs, GPU or CPU
+    bound: Positive  # flow is clipped to +-bound pixels before uint8 quantisation
+    n_jobs: Jobs  # opencv: joblib worker processes; torch on the CPU: intra-op threads
+    tvl1: TVL1Params
+    torch: TorchFlowParams
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolParams:
+    """Where the frames and motion stages run their per-video tasks (outputs do not depend on it)."""
+
+    backend: Literal["loky", "dask"]  # loky: local processes; dask: a dask.distributed cluster
+    scheduler: str  # dask: the scheduler's address, e.g. tcp://10.0.0.5:8786; loky: ignored
+    connect_timeout: Positive  # seconds to wait for the scheduler
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipParams:
+    length: Count  # frames per clip (the paper: 16)
+    crop: Count  # square crop side (the paper: 112)
+    eval_clips: Count  # evenly spaced clips per video for features and video-level testing
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelParams:
+    arch: Arch
+    width: Count  # stem channels (the paper: 64)
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeParams:
+    device: Literal["auto", "cpu", "cuda"]
+    bf16: bool  # autocast to bfloat16 on CUDA
+    channels_last: bool  # channels_last_3d memory format on CUDA
+    cudnn_benchmark: bool
+    compile: bool  # torch.compile the encoders
+    workers: NonNegativeInt  # data-loader worker processes
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainParams:
+    dataset: str  # a key of datasets: pretraining reads its train split
+    method: Method  # the contrastive method (train/methods.py)
+    modality: Modality  # view 2
+    intra_neg: bool  # false: the plain CMC baseline
+    neg: IntraNegative
+    nce_k: Count  # cmc: negatives per anchor, at most train videos - 1; moco: queue length; simclr: unused
+    nce_t: Positive
+    nce_m: Fraction  # cmc: memory-bank momentum
+    moco_m: Fraction  # moco: key-encoder EMA momentum
+    feat_dim: Count
+    epochs: Count
+    batch_size: Count
+    lr: Positive
+    momentum: Fraction
+    weight_decay: NonNegative
+    lr_steps: list[Count]
+    lr_decay: Annotated[float, Range(low=0, high=1, low_open=True)]
+    seed: int
+    checkpoint_every: Count  # epochs between resumable checkpoints
+
+
+@dataclasses.dataclass(frozen=True)
+class FeaturesParams:
+    batch_size: Count
+    random_init_seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateParams:
+    datasets: list[str]  # keys of datasets: features, retrieval and fine-tuning run on each
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrieveParams:
+    topk: list[Count]
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneParams:
+    modality: Modality  # input of the fine-tuned network
+    dropout: Fraction  # before the new linear classifier
+    epochs: Count
+    batch_size: Count
+    lr: Positive
+    momentum: Fraction
+    weight_decay: NonNegative
+    val_videos: Count  # train videos held out for model selection (whole groups)
+    select_by: Literal["accuracy", "loss"]  # the kept epoch has the best validation accuracy or loss
+    plateau_factor: Annotated[float, Range(low=0, high=1, low_open=True, high_open=True)]
+    plateau_patience: NonNegativeInt
+    min_lr: NonNegative
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    datasets: dict[str, DatasetParams]  # every dataset of the experiment, by name
+    demo: dict[str, DemoParams]  # the procedural demo datasets, by name
+    evaluate: EvaluateParams
+    shards: ShardsParams
+    frames: FramesParams
+    storage: StorageParams
+    pool: PoolParams
+    motion: MotionParams
+    clip: ClipParams
+    model: ModelParams
+    runtime: RuntimeParams
+    pretrain: PretrainParams
+    features: FeaturesParams
+    retrieve: RetrieveParams
+    finetune: FinetuneParams
+
+
+def yaml_key(field: dataclasses.Field) -> str:
+    """The key of a field in params.yaml: ``lambda`` is a Python keyword, so its field is ``lambda_``."""
+    return field.name.rstrip("_")
