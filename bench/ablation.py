@@ -14,6 +14,7 @@ The seed sets pretraining, fine-tuning and the random-init baseline together. Fi
 for the first seed only (``--finetune-seeds``). Prints the table (mean and range per row over
 the seeds) and writes it to ``--out``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,8 +61,14 @@ def run_stages(folder: Path, stages: list[list[str]]) -> float:
     start = time.perf_counter()
     for command in stages:
         with open(folder / f"{'@'.join(command)}.log", "w") as log:
-            subprocess.run([sys.executable, "-m", "pipeline", *command], cwd=folder, env=env, check=True,
-                           stdout=log, stderr=subprocess.STDOUT)
+            subprocess.run(
+                [sys.executable, "-m", "pipeline", *command],
+                cwd=folder,
+                env=env,
+                check=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
     return time.perf_counter() - start
 
 
@@ -69,8 +76,10 @@ def collect(folder: Path, dataset: str, finetuned: bool) -> dict:
     """One dataset's retrieval top-1 (rgb, view 2) for IIC and random init, and fine-tuned video top-1."""
     retrieval = json.loads((folder / "artifacts/metrics" / dataset / "retrieval.json").read_text())
     view2 = next(k for k in retrieval["iic"] if k not in ("rgb", "merge", "queries", "gallery"))
-    row = {model: {"rgb": retrieval[model]["rgb"]["top1"], "view2": retrieval[model][view2]["top1"]}
-           for model in ("iic", "random")}
+    row = {
+        model: {"rgb": retrieval[model]["rgb"]["top1"], "view2": retrieval[model][view2]["top1"]}
+        for model in ("iic", "random")
+    }
     if finetuned:
         finetune = json.loads((folder / "artifacts/metrics" / dataset / "finetune.json").read_text())
         for model in ("iic", "random"):
@@ -98,8 +107,9 @@ def table(results: dict, dataset: str, methods: list[str], seeds: list[int], fin
     ]
 
     def per_seed(runs: list[dict | None], model: str) -> str:
-        return " · ".join("-" if r is None else f"{100 * r[model]['rgb']:.1f} / {100 * r[model]['view2']:.1f}"
-                          for r in runs)
+        return " · ".join(
+            "-" if r is None else f"{100 * r[model]['rgb']:.1f} / {100 * r[model]['view2']:.1f}" for r in runs
+        )
 
     floor: dict[int, dict] = {}  # the random-init baseline depends on the seed only
     for method in methods:
@@ -112,16 +122,20 @@ def table(results: dict, dataset: str, methods: list[str], seeds: list[int], fin
                 if r is not None and (seed not in floor or "finetune" in r["random"]):
                     floor[seed] = r
             ft = [r["iic"]["finetune"] for r in done if "finetune" in r["iic"]]
-            lines.append(f"| {method} | {'yes' if intra else 'no'} | {len(done)} | "
-                         f"{summarise([r['iic']['rgb'] for r in done])} | {summarise([r['iic']['view2'] for r in done])} | "
-                         f"{per_seed(runs, 'iic')} | {summarise(ft) if ft else '-'} |")
+            lines.append(
+                f"| {method} | {'yes' if intra else 'no'} | {len(done)} | "
+                f"{summarise([r['iic']['rgb'] for r in done])} | {summarise([r['iic']['view2'] for r in done])} | "
+                f"{per_seed(runs, 'iic')} | {summarise(ft) if ft else '-'} |"
+            )
     if floor:
         runs = [floor.get(s) for s in seeds]
         done = [r for r in runs if r is not None]
         ft = [r["random"]["finetune"] for r in done if "finetune" in r["random"]]
-        lines.append(f"| random init (floor) | - | {len(done)} | {summarise([r['random']['rgb'] for r in done])} | "
-                     f"{summarise([r['random']['view2'] for r in done])} | {per_seed(runs, 'random')} | "
-                     f"{summarise(ft) if ft else '-'} |")
+        lines.append(
+            f"| random init (floor) | - | {len(done)} | {summarise([r['random']['rgb'] for r in done])} | "
+            f"{summarise([r['random']['view2'] for r in done])} | {per_seed(runs, 'random')} | "
+            f"{summarise(ft) if ft else '-'} |"
+        )
     return "\n".join(lines)
 
 
@@ -130,8 +144,9 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[632, 1, 2])
     parser.add_argument("--finetune-seeds", nargs="*", type=int, default=[632])
-    parser.add_argument("--intra-neg", choices=("both", "on", "off"), default="both",
-                        help="pretrain.intra_neg values to run")
+    parser.add_argument(
+        "--intra-neg", choices=("both", "on", "off"), default="both", help="pretrain.intra_neg values to run"
+    )
     parser.add_argument("--evaluate", nargs="+", default=["demo"], help="evaluation datasets (keys of datasets:)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/iic-ablation"))
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
@@ -160,17 +175,26 @@ def main() -> None:
                 prepare_workspace(folder, method, intra, seed, needed)
                 stages = [] if done else [["pretrain"]]
                 for dataset in todo:
-                    stages += [["features", dataset], ["retrieve", dataset]] + ([["finetune", dataset]] if finetuned else [])
+                    stages += [["features", dataset], ["retrieve", dataset]] + (
+                        [["finetune", dataset]] if finetuned else []
+                    )
                 seconds = run_stages(folder, stages)
-                results[name] = {**done, **{d: collect(folder, d, finetuned) for d in todo},
-                                 "seconds": round(done.get("seconds", 0) + seconds, 1)}
+                results[name] = {
+                    **done,
+                    **{d: collect(folder, d, finetuned) for d in todo},
+                    "seconds": round(done.get("seconds", 0) + seconds, 1),
+                }
                 results_file.write_text(json.dumps(results, indent=2))
-                scores = "  ".join(f"{d}: rgb {100 * results[name][d]['iic']['rgb']:.1f} view2 "
-                                   f"{100 * results[name][d]['iic']['view2']:.1f}" for d in args.evaluate)
+                scores = "  ".join(
+                    f"{d}: rgb {100 * results[name][d]['iic']['rgb']:.1f} view2 "
+                    f"{100 * results[name][d]['iic']['view2']:.1f}"
+                    for d in args.evaluate
+                )
                 print(f"{name}: {scores}  ({seconds:.0f} s)", flush=True)
 
-    text = "\n\n".join(f"`{d}`:\n\n" + table(results, d, args.methods, args.seeds, args.finetune_seeds)
-                       for d in args.evaluate)
+    text = "\n\n".join(
+        f"`{d}`:\n\n" + table(results, d, args.methods, args.seeds, args.finetune_seeds) for d in args.evaluate
+    )
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

@@ -10,6 +10,7 @@ to 128x171 and cropped frame by frame. Prints clips/s of each; asserts nothing.
 The u channel's content does not change read speed, so both copies store a cheap Farneback
 flow instead of TV-L1 (which would take minutes to compute here).
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -55,14 +56,18 @@ class JpegClips(torch.utils.data.Dataset):
         start = int(rng.integers(0, self.frames[i] - LENGTH + 1))
         top, left = int(rng.integers(0, H - CROP + 1)), int(rng.integers(0, W - CROP + 1))
         folder = self.root / self.ids[i]
-        return {"index": i, "rgb": self._load(folder / "rgb", start, top, left, "RGB"),
-                "u": self._load(folder / "u", start, top, left, "L")}
+        return {
+            "index": i,
+            "rgb": self._load(folder / "rgb", start, top, left, "RGB"),
+            "u": self._load(folder / "u", start, top, left, "L"),
+        }
 
 
 def clips_per_second(dataset, n_videos: int, workers: int, batches: int, batch_size: int) -> float:
     sampler = EpochSampler(n_videos, seed=0)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                                         persistent_workers=workers > 0)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, persistent_workers=workers > 0
+    )
     seen, epoch = 0, 0
     iterator = iter(loader)
     next(iterator)  # worker start-up is not throughput
@@ -91,8 +96,13 @@ def main(realdata: Path, workers: int, batches: int, batch_size: int, max_frames
         tmp = Path(tmp_name)
         videos = {}
         records = []
-        writers = {e: (ShardWriter(tmp / e / "frames/0.h5", e, 90), ShardWriter(tmp / e / "motion/0.h5", e, 90, {"flow_bound": 20.0}))
-                   for e in ("raw", "jpeg")}
+        writers = {
+            e: (
+                ShardWriter(tmp / e / "frames/0.h5", e, 90),
+                ShardWriter(tmp / e / "motion/0.h5", e, 90, {"flow_bound": 20.0}),
+            )
+            for e in ("raw", "jpeg")
+        }
         for w in writers.values():
             w[0].__enter__(), w[1].__enter__()
         for n, clip in enumerate(clips):
@@ -117,8 +127,10 @@ def main(realdata: Path, workers: int, batches: int, batch_size: int, max_frames
             fw.__exit__(None, None, None), mw.__exit__(None, None, None)
             for kind in ("frames", "motion"):
                 write_manifest(tmp / e / kind / "0.h5", tmp / e / kind / "0.json", records, [])
-        print(f"{len(videos)} real videos, {sum(videos.values())} frames; clips of {LENGTH}x{CROP}x{CROP}, rgb + u, "
-              f"batch {batch_size}, {workers} workers, {batches} batches")
+        print(
+            f"{len(videos)} real videos, {sum(videos.values())} frames; clips of {LENGTH}x{CROP}x{CROP}, rgb + u, "
+            f"batch {batch_size}, {workers} workers, {batches} batches"
+        )
         jpeg = clips_per_second(JpegClips(tmp / "jpg", videos, 0), len(videos), workers, batches, batch_size)
         print(f"per-frame JPEG files + PIL (seed's path): {jpeg:7.1f} clips/s")
         for e in ("raw", "jpeg"):

@@ -5,6 +5,7 @@ Prints what it measures; asserts nothing. Usage:
 TV-L1 runs single-threaded (cv2.setNumThreads(1)), as in the motion stage's worker processes,
 so seconds per pair are CPU-seconds per pair.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,8 +27,18 @@ from preprocess.tvl1_torch import videos_flow
 
 UCF101_VIDEOS, UCF101_FRAMES_PER_VIDEO = 13_320, 186
 OPENCV_DEFAULTS = TVL1Params(
-    tau=0.25, lambda_=0.15, theta=0.3, nscales=5, warps=5, epsilon=0.01, inner_iterations=30,
-    outer_iterations=10, scale_step=0.8, gamma=0.0, median_filtering=5, use_initial_flow=False,
+    tau=0.25,
+    lambda_=0.15,
+    theta=0.3,
+    nscales=5,
+    warps=5,
+    epsilon=0.01,
+    inner_iterations=30,
+    outer_iterations=10,
+    scale_step=0.8,
+    gamma=0.0,
+    median_filtering=5,
+    use_initial_flow=False,
 )
 
 
@@ -39,7 +50,7 @@ def real_clips(realdata: Path) -> list[Path]:
 def middle_pairs(frames: np.ndarray, pairs: int) -> np.ndarray:
     """Grey levels of ``pairs`` consecutive frame pairs from the middle of a video: (T,H,W,3) -> (pairs+1,H,W) uint8."""
     mid = len(frames) // 2
-    return to_gray(frames[mid: mid + pairs + 1])
+    return to_gray(frames[mid : mid + pairs + 1])
 
 
 def timed_flow(gray: np.ndarray, p: TVL1Params) -> tuple[np.ndarray, float]:
@@ -48,8 +59,9 @@ def timed_flow(gray: np.ndarray, p: TVL1Params) -> tuple[np.ndarray, float]:
     return flow, time.process_time() - start
 
 
-def torch_tvl1_rate(grays: list[np.ndarray], p: TVL1Params, device: torch.device, batch: int,
-                    compiled: bool = False) -> tuple[float, list[np.ndarray]]:
+def torch_tvl1_rate(
+    grays: list[np.ndarray], p: TVL1Params, device: torch.device, batch: int, compiled: bool = False
+) -> tuple[float, list[np.ndarray]]:
     """Wall-clock pairs per second of the batched PyTorch TV-L1 over these videos, and their flows.
 
     One small call first, so that CUDA start-up, compilation and the allocator's first growth are not timed.
@@ -81,7 +93,9 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
         decode_s += time.perf_counter() - start
         n_frames += len(frames)
         videos[clip] = frames
-    print(f"decode: {n_frames} frames in {decode_s:.1f}s wall = {n_frames / decode_s:.0f} frames/s (one ffmpeg at a time)")
+    print(
+        f"decode: {n_frames} frames in {decode_s:.1f}s wall = {n_frames / decode_s:.0f} frames/s (one ffmpeg at a time)"
+    )
 
     configured = p.motion.tvl1
     rows, grays, opencv = [], [], []  # the pairs and the configured OpenCV flow, kept for the torch backend below
@@ -102,16 +116,22 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
     ours_mean = np.mean([r[2] for r in rows])
     epe_mean = np.mean([r[3] for r in rows])
     pairs_ucf = UCF101_VIDEOS * (UCF101_FRAMES_PER_VIDEO - 1)
-    print(f"mean CPU-s per pair: default {ref_mean:.3f}, configured {ours_mean:.3f} ({ref_mean / ours_mean:.1f}x faster)")
+    print(
+        f"mean CPU-s per pair: default {ref_mean:.3f}, configured {ours_mean:.3f} ({ref_mean / ours_mean:.1f}x faster)"
+    )
     print(f"mean endpoint error of configured vs default parameters: {epe_mean:.3f} px")
-    print(f"projected UCF101 TV-L1 ({pairs_ucf:,} pairs): default {ref_mean * pairs_ucf / 3600:.0f} CPU-hours, "
-          f"configured {ours_mean * pairs_ucf / 3600:.0f} CPU-hours")
+    print(
+        f"projected UCF101 TV-L1 ({pairs_ucf:,} pairs): default {ref_mean * pairs_ucf / 3600:.0f} CPU-hours, "
+        f"configured {ours_mean * pairs_ucf / 3600:.0f} CPU-hours"
+    )
 
     # motion.backend: torch, the same configured parameters, the same pairs.
     opencv_s = sum(r[2] for r in rows) * pairs  # CPU-seconds of the configured OpenCV run above
     n_pairs = pairs * len(grays)
-    print(f"\nPyTorch TV-L1 (motion.backend: torch), configured parameters, {n_pairs} pairs in batches of "
-          f"{p.motion.torch.batch}; OpenCV single-threaded: {n_pairs / opencv_s:.1f} pairs/s")
+    print(
+        f"\nPyTorch TV-L1 (motion.backend: torch), configured parameters, {n_pairs} pairs in batches of "
+        f"{p.motion.torch.batch}; OpenCV single-threaded: {n_pairs / opencv_s:.1f} pairs/s"
+    )
     cores = torch.get_num_threads()
     devices = [("cpu", 1, False), ("cpu", 1, True), ("cpu", cores, False), ("cpu", cores, True)]
     devices += [("cuda", 0, False), ("cuda", 0, True)] if torch.cuda.is_available() else []
@@ -122,8 +142,10 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
         epe = np.mean([endpoint_error(f[1:], r[1:]) for f, r in zip(flows, opencv, strict=True)])
         label = f"{name}, {threads} thread{'s' if threads > 1 else ''}" if threads else name
         label += ", compiled" if compiled else ""
-        print(f"  {label:28s} {rate:8.1f} pairs/s  mean EPE vs OpenCV (same parameters) {epe:.4f} px  "
-              f"UCF101 {pairs_ucf / rate / 3600:.1f} h")
+        print(
+            f"  {label:28s} {rate:8.1f} pairs/s  mean EPE vs OpenCV (same parameters) {epe:.4f} px  "
+            f"UCF101 {pairs_ucf / rate / 3600:.1f} h"
+        )
 
     print("\nstorage per frame at 128x171 (over the first 64 frames of every clip)")
     sample = {f"c/{i}": f[:64] for i, f in enumerate(videos.values())}
@@ -145,8 +167,11 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
             sizes[modality] = path.stat().st_size / frames_total
         total = sum(sizes.values())
         ucf_gb = total * UCF101_VIDEOS * UCF101_FRAMES_PER_VIDEO / 1e9
-        print(f"{encoding:5s}: " + ", ".join(f"{m} {b / 1000:.1f} KB" for m, b in sizes.items())
-              + f"; all {total / 1000:.1f} KB/frame -> UCF101 about {ucf_gb:.0f} GB")
+        print(
+            f"{encoding:5s}: "
+            + ", ".join(f"{m} {b / 1000:.1f} KB" for m, b in sizes.items())
+            + f"; all {total / 1000:.1f} KB/frame -> UCF101 about {ucf_gb:.0f} GB"
+        )
         shard = tmp / encoding
         shard.mkdir()
         (tmp / f"{encoding}-rgb.h5").rename(shard / "0.h5")

@@ -12,6 +12,7 @@ asserts nothing.
 Without --shards it writes temporary random shards at the stored size (read speed does not
 depend on pixel values).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,7 +39,10 @@ from train.pretrain import PretrainSetup, batch_loss
 def random_shards(folder: Path, n_videos: int, frames: int, height: int, width: int) -> None:
     rng = np.random.default_rng(0)
     records = []
-    with ShardWriter(folder / "frames/0.h5", "raw", 90) as fw, ShardWriter(folder / "motion/0.h5", "raw", 90, {"flow_bound": 20.0}) as mw:
+    with (
+        ShardWriter(folder / "frames/0.h5", "raw", 90) as fw,
+        ShardWriter(folder / "motion/0.h5", "raw", 90, {"flow_bound": 20.0}) as mw,
+    ):
         for i in range(n_videos):
             vid = f"c/{i}"
             fw.add(vid, "rgb", rng.integers(0, 256, (frames, height, width, 3), dtype=np.uint8))
@@ -63,15 +67,31 @@ def backbone_gflops(config: dict, length: int, crop: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def training_step(p: Params, config: dict, runtime: Runtime, method: str, batch: int, length: int, crop: int,
-                  n_videos: int, nce_k: int | None = None) -> tuple[Callable[[dict], None], torch.nn.Module]:
+def training_step(
+    p: Params,
+    config: dict,
+    runtime: Runtime,
+    method: str,
+    batch: int,
+    length: int,
+    crop: int,
+    n_videos: int,
+    nce_k: int | None = None,
+) -> tuple[Callable[[dict], None], torch.nn.Module]:
     """One full IIC training step with intra-negatives (view 2 = residual) for ``method``, and its encoder.
 
     The step takes a batch {"rgb", "res": (B,3,T,H,W) uint8, "index": (B,) < n_videos} on any device.
     nce_k: negatives per clip (default: params.yaml's, at least the batch, as a MoCo queue needs).
     """
-    pretrain = dataclasses.replace(p.pretrain, method=method, modality="res", intra_neg=True, neg="repeat",
-                                   batch_size=batch, nce_k=nce_k or max(batch, p.pretrain.nce_k))
+    pretrain = dataclasses.replace(
+        p.pretrain,
+        method=method,
+        modality="res",
+        intra_neg=True,
+        neg="repeat",
+        batch_size=batch,
+        nce_k=nce_k or max(batch, p.pretrain.nce_k),
+    )
     setup = PretrainSetup(ModelParams(config["arch"], config["width"]), pretrain, length, crop)
     torch.manual_seed(0)
     encoder = runtime.prepare_model(build_encoder(config))
@@ -90,12 +110,15 @@ def training_step(p: Params, config: dict, runtime: Runtime, method: str, batch:
     return step, encoder
 
 
-def device_step_rate(step: Callable[[dict], None], device: torch.device, batch: int, length: int, crop: int,
-                     steps: int, warmup: int = 3) -> float:
+def device_step_rate(
+    step: Callable[[dict], None], device: torch.device, batch: int, length: int, crop: int, steps: int, warmup: int = 3
+) -> float:
     """Clips/s of ``step`` on random clips already on the device (no loader), after ``warmup`` steps."""
-    on_device = {"rgb": torch.randint(0, 256, (batch, 3, length, crop, crop), dtype=torch.uint8),
-                 "res": torch.randint(0, 256, (batch, 3, length, crop, crop), dtype=torch.uint8),
-                 "index": torch.arange(batch)}
+    on_device = {
+        "rgb": torch.randint(0, 256, (batch, 3, length, crop, crop), dtype=torch.uint8),
+        "res": torch.randint(0, 256, (batch, 3, length, crop, crop), dtype=torch.uint8),
+        "index": torch.arange(batch),
+    }
     on_device = {k: v.to(device) for k, v in on_device.items()}
     for _ in range(warmup):  # cuDNN autotuning, compilation
         step(on_device)
@@ -107,20 +130,40 @@ def device_step_rate(step: Callable[[dict], None], device: torch.device, batch: 
     return steps * batch / (time.perf_counter() - start)
 
 
-def shard_loader(reader: ShardReader, length: int, crop: int, batch: int, workers: int, device: torch.device,
-                 prefetch: int | None = None) -> tuple[torch.utils.data.DataLoader, EpochSampler]:
+def shard_loader(
+    reader: ShardReader,
+    length: int,
+    crop: int,
+    batch: int,
+    workers: int,
+    device: torch.device,
+    prefetch: int | None = None,
+) -> tuple[torch.utils.data.DataLoader, EpochSampler]:
     """The pretraining DataLoader over every video of ``reader`` (rgb + res clips)."""
     ids = sorted(reader.videos)
     dataset = ClipDataset(reader, ids, ("rgb", "res"), length, crop, train=True, seed=0)
     sampler = EpochSampler(len(ids), 0)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers,
-                                         drop_last=True, pin_memory=device.type == "cuda",
-                                         persistent_workers=workers > 0, prefetch_factor=prefetch if workers else None)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch,
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=True,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        prefetch_factor=prefetch if workers else None,
+    )
     return loader, sampler
 
 
-def loader_step_rate(step: Callable[[dict], None], loader: torch.utils.data.DataLoader, sampler: EpochSampler,
-                     device: torch.device, batch: int, steps: int) -> tuple[float, float]:
+def loader_step_rate(
+    step: Callable[[dict], None],
+    loader: torch.utils.data.DataLoader,
+    sampler: EpochSampler,
+    device: torch.device,
+    batch: int,
+    steps: int,
+) -> tuple[float, float]:
     """Clips/s of ``step`` fed by ``loader``, and the share of that wall time the step itself took.
 
     On CUDA the step's share is its GPU time (CUDA events around each step on the stream), so
@@ -158,13 +201,22 @@ def loader_step_rate(step: Callable[[dict], None], loader: torch.utils.data.Data
     return done / wall, busy / wall
 
 
-def feature_rate(backbone: torch.nn.Module, reader: ShardReader, runtime: Runtime, length: int, crop: int,
-                 batch: int, workers: int, n_clips: int) -> float:
+def feature_rate(
+    backbone: torch.nn.Module,
+    reader: ShardReader,
+    runtime: Runtime,
+    length: int,
+    crop: int,
+    batch: int,
+    workers: int,
+    n_clips: int,
+) -> float:
     """Clips/s of retrieval-feature extraction (forward only) from the shards, evaluation clips."""
     ids = sorted(reader.videos)
     eval_set = ClipDataset(reader, ids, ("rgb",), length, crop, train=False, seed=0, eval_clips=10)
-    eval_loader = torch.utils.data.DataLoader(eval_set, batch_size=batch, num_workers=workers,
-                                              pin_memory=runtime.device.type == "cuda")
+    eval_loader = torch.utils.data.DataLoader(
+        eval_set, batch_size=batch, num_workers=workers, pin_memory=runtime.device.type == "cuda"
+    )
     start, n = None, 0
     with torch.no_grad():
         for b in eval_loader:
@@ -191,8 +243,13 @@ def feature_rate(backbone: torch.nn.Module, reader: ShardReader, runtime: Runtim
 @click.option("--compile", "use_compile", is_flag=True)
 @click.option("--workers", type=int, default=None)
 @click.option("--shards", type=click.Path(path_type=Path), default=None, help="folder with frames/ and motion/")
-@click.option("--method", "methods", multiple=True, type=click.Choice(sorted(METHODS)),
-              help="methods to time on the device (default: all)")
+@click.option(
+    "--method",
+    "methods",
+    multiple=True,
+    type=click.Choice(sorted(METHODS)),
+    help="methods to time on the device (default: all)",
+)
 def main(paper, arch, batch, steps, bf16, channels_last, use_compile, workers, shards, methods) -> None:
     p = load_params()
     config = {"arch": arch or p.model.arch, "width": 64 if paper else p.model.width, "feat_dim": p.pretrain.feat_dim}
@@ -204,16 +261,20 @@ def main(paper, arch, batch, steps, bf16, channels_last, use_compile, workers, s
     runtime = Runtime(device, bf16=bf16, channels_last=channels_last, compile=use_compile)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
-          f"{config['arch']} width {config['width']}, clips {length}x{crop}x{crop}, batch {batch}, "
-          f"bf16={bf16} channels_last={channels_last} compile={use_compile}")
+    print(
+        f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
+        f"{config['arch']} width {config['width']}, clips {length}x{crop}x{crop}, batch {batch}, "
+        f"bf16={bf16} channels_last={channels_last} compile={use_compile}"
+    )
 
     gflops = backbone_gflops(config, length, crop)
     # Per clip, cmc and simclr run 4 encoder passes with gradients (a clip and its intra-negative
     # in each view; backward ~2x forward); moco runs 2 with gradients (the queries) and 4 without
     # (the keys of both views and of both intra-negatives).
-    print(f"backbone forward: {gflops:.2f} GFLOPs per clip; a training step per clip: cmc and simclr "
-          f"~{3 * 4 * gflops:.1f} GFLOPs, moco ~{(3 * 2 + 4) * gflops:.1f} GFLOPs")
+    print(
+        f"backbone forward: {gflops:.2f} GFLOPs per clip; a training step per clip: cmc and simclr "
+        f"~{3 * 4 * gflops:.1f} GFLOPs, moco ~{(3 * 2 + 4) * gflops:.1f} GFLOPs"
+    )
     n_videos = max(4 * batch, p.pretrain.nce_k + 1)
     for method in methods or sorted(METHODS):
         step, _ = training_step(p, config, runtime, method, batch, length, crop, n_videos)
@@ -228,8 +289,10 @@ def main(paper, arch, batch, steps, bf16, channels_last, use_compile, workers, s
         reader = ShardReader(folder / "frames", folder / "motion", [0])
         loader, sampler = shard_loader(reader, length, crop, batch, workers, device)
         rate, busy = loader_step_rate(step, loader, sampler, device, batch, steps)
-        print(f"{p.pretrain.method} training step, from the shards ({workers} workers): {rate:8.1f} clips/s "
-              f"(the step busy {100 * busy:.0f} % of the time)")
+        print(
+            f"{p.pretrain.method} training step, from the shards ({workers} workers): {rate:8.1f} clips/s "
+            f"(the step busy {100 * busy:.0f} % of the time)"
+        )
         rate = feature_rate(encoder.backbone, reader, runtime, length, crop, batch, workers, steps * batch * 2)
         print(f"feature extraction, from the shards:          {rate:8.1f} clips/s")
 

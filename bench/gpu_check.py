@@ -15,6 +15,7 @@ NCCL (gloo in the dry run); the CUDA-only tests (pytest -m cuda). Prints what it
 and the goals beside it; asserts no timing.
 ``--out FILE`` also writes the table as markdown, rewritten after every row.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -69,10 +70,42 @@ class Sizes:
     channels_last: bool
 
 
-PAPER = Sizes(width=64, length=16, crop=112, height=128, frame_width=171, batch=64, nce_k=1024, steps=30, videos=1100, frames=48,
-              shards=16, tvl1_videos=256, tvl1_pairs=8, compile=True, bf16=True, channels_last=True)
-DRY_RUN = Sizes(width=4, length=8, crop=24, height=32, frame_width=40, batch=4, nce_k=8, steps=2, videos=40, frames=12,
-                shards=2, tvl1_videos=3, tvl1_pairs=2, compile=False, bf16=False, channels_last=False)
+PAPER = Sizes(
+    width=64,
+    length=16,
+    crop=112,
+    height=128,
+    frame_width=171,
+    batch=64,
+    nce_k=1024,
+    steps=30,
+    videos=1100,
+    frames=48,
+    shards=16,
+    tvl1_videos=256,
+    tvl1_pairs=8,
+    compile=True,
+    bf16=True,
+    channels_last=True,
+)
+DRY_RUN = Sizes(
+    width=4,
+    length=8,
+    crop=24,
+    height=32,
+    frame_width=40,
+    batch=4,
+    nce_k=8,
+    steps=2,
+    videos=40,
+    frames=12,
+    shards=2,
+    tvl1_videos=3,
+    tvl1_pairs=2,
+    compile=False,
+    bf16=False,
+    channels_last=False,
+)
 
 
 def _moving_texture(seed: int, frames: int, height: int, width: int) -> np.ndarray:
@@ -82,14 +115,23 @@ def _moving_texture(seed: int, frames: int, height: int, width: int) -> np.ndarr
     big = cv2.normalize(big, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
     dy, dx = rng.uniform(-2, 2, 2)
     oy, ox = height // 2, width // 2
-    return np.stack([big[int(oy + t * dy) % height: int(oy + t * dy) % height + height,
-                         int(ox + t * dx) % width: int(ox + t * dx) % width + width] for t in range(frames)])
+    return np.stack(
+        [
+            big[
+                int(oy + t * dy) % height : int(oy + t * dy) % height + height,
+                int(ox + t * dx) % width : int(ox + t * dx) % width + width,
+            ]
+            for t in range(frames)
+        ]
+    )
 
 
 def _write_shard(folder: Path, shard_id: int, ids: list[int], s: Sizes) -> list[dict]:
     records = []
-    with ShardWriter(folder / "frames" / f"{shard_id}.h5", "jpeg", 90) as frames, \
-            ShardWriter(folder / "motion" / f"{shard_id}.h5", "jpeg", 90, {"flow": "none", "flow_bound": 20.0}) as motion:
+    with (
+        ShardWriter(folder / "frames" / f"{shard_id}.h5", "jpeg", 90) as frames,
+        ShardWriter(folder / "motion" / f"{shard_id}.h5", "jpeg", 90, {"flow": "none", "flow_bound": 20.0}) as motion,
+    ):
         for i in ids:
             rgb = _moving_texture(i, s.frames, s.height, s.frame_width)
             frames.add(f"g/{i}", "rgb", rgb)
@@ -104,14 +146,19 @@ def generated_shards(folder: Path, s: Sizes) -> ShardReader:
     """A UCF101-like set as JPEG shards (rgb + residual), written by every core."""
     ids = np.array_split(np.arange(s.videos), s.shards)
     Parallel(n_jobs=min(s.shards, os.cpu_count() or 1))(
-        delayed(_write_shard)(folder, k, [int(i) for i in chunk], s) for k, chunk in enumerate(ids))
+        delayed(_write_shard)(folder, k, [int(i) for i in chunk], s) for k, chunk in enumerate(ids)
+    )
     return ShardReader(folder / "frames", folder / "motion", list(range(s.shards)))
 
 
 def cuda_tests() -> str:
     """pytest -m cuda: the tests that only a GPU can run, summarised."""
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "tests"],
-                         cwd=REPO, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "tests"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr.strip()[-200:]
     return re.sub(r"=+", "", summary).strip() + ("" if run.returncode in (0, 5) else " (FAILED)")
 
@@ -119,9 +166,22 @@ def cuda_tests() -> str:
 def torchrun_start(backend: str) -> str:
     """A one-process torchrun that joins a ``backend`` process group and all-reduces a tensor."""
     start = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
-                          str(Path(__file__).resolve()), "--collective-worker", backend],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=1",
+            str(Path(__file__).resolve()),
+            "--collective-worker",
+            backend,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     ok = run.returncode == 0 and "all_reduce ok" in run.stdout
     tail = "" if ok else ": " + (run.stderr.strip().splitlines() or ["no output"])[-1][:160]
     return f"{backend} {'ok' if ok else 'FAILED'} in {time.perf_counter() - start:.1f} s{tail}"
@@ -148,11 +208,15 @@ def real_tvl1_error(p, device: torch.device, n_clips: int) -> float:
         return float("nan")
     grays = [middle_pairs(decode_frames(clip, 128, 171)[0], pairs=2) for clip in clips]
     _, ours = torch_tvl1_rate(grays, p, device, batch=len(grays))
-    return float(np.mean([endpoint_error(o[1:], video_flow(g, make_tvl1(p))[1:]) for o, g in zip(ours, grays, strict=True)]))
+    return float(
+        np.mean([endpoint_error(o[1:], video_flow(g, make_tvl1(p))[1:]) for o, g in zip(ours, grays, strict=True)])
+    )
 
 
 @click.command()
-@click.option("--cpu-dry-run", is_flag=True, help="tiny sizes on the CPU: runs every row's code, measures nothing useful")
+@click.option(
+    "--cpu-dry-run", is_flag=True, help="tiny sizes on the CPU: runs every row's code, measures nothing useful"
+)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="also write the table as markdown here")
 @click.option("--collective-worker", "worker_backend", type=click.Choice(["nccl", "gloo"]), default=None, hidden=True)
 def main(cpu_dry_run: bool, out: Path | None, worker_backend: str | None) -> None:
@@ -182,35 +246,55 @@ def main(cpu_dry_run: bool, out: Path | None, worker_backend: str | None) -> Non
     config = {"arch": "r3d", "width": s.width, "feat_dim": p.pretrain.feat_dim}
     runtime = Runtime(device, bf16=s.bf16, channels_last=s.channels_last, compile=s.compile)
     step_gflops = 3 * 4 * backbone_gflops(config, s.length, s.crop)  # 4 passes with gradients (cmc), backward ~2x
-    step, encoder = training_step(p, config, runtime, "cmc", s.batch, s.length, s.crop, n_videos=s.videos, nce_k=s.nce_k)
+    step, encoder = training_step(
+        p, config, runtime, "cmc", s.batch, s.length, s.crop, n_videos=s.videos, nce_k=s.nce_k
+    )
     step_rate = device_step_rate(step, device, s.batch, s.length, s.crop, s.steps)
     share = f", {100 * step_rate * step_gflops / 1e3 / peak:.0f} % of peak bf16" if peak else ""
-    row(f"training step, R3D w{s.width} {s.length}x{s.crop}^2, batch {s.batch}, K {s.nce_k}, "
+    row(
+        f"training step, R3D w{s.width} {s.length}x{s.crop}^2, batch {s.batch}, K {s.nce_k}, "
         f"bf16={s.bf16} cl={s.channels_last} compile={s.compile}",
-        f"{step_rate:.0f} clips/s ({step_gflops:.3g} GFLOP/clip{share})", f">= {GOALS['step']:.0f} clips/s")
+        f"{step_rate:.0f} clips/s ({step_gflops:.3g} GFLOP/clip{share})",
+        f">= {GOALS['step']:.0f} clips/s",
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         reader = generated_shards(Path(tmp), s)
-        row(f"generated JPEG shards ({s.videos} videos x {s.frames} frames at {s.height}x{s.frame_width})",
-            f"written in {time.perf_counter() - start:.0f} s")
+        row(
+            f"generated JPEG shards ({s.videos} videos x {s.frames} frames at {s.height}x{s.frame_width})",
+            f"written in {time.perf_counter() - start:.0f} s",
+        )
         workers = 2 if cpu_dry_run else cores
         loader, sampler = shard_loader(reader, s.length, s.crop, s.batch, workers, device)
         rate, busy = loader_step_rate(step, loader, sampler, device, s.batch, s.steps)
-        row(f"end to end from the shards ({workers} loader workers)",
+        row(
+            f"end to end from the shards ({workers} loader workers)",
             f"{rate:.0f} clips/s = {100 * rate / step_rate:.0f} % of the step; step busy {100 * busy:.0f} %",
-            f">= {100 * GOALS['end_to_end_share']:.0f} % of the step")
-        rate = feature_rate(encoder.backbone, reader, runtime, s.length, s.crop, 4 * s.batch, workers, 8 * s.steps * s.batch)
-        row("feature extraction from the shards (forward, batch x4)", f"{rate:.0f} clips/s", f">= {GOALS['features']:.0f} clips/s")
-        grays = [to_gray(reader.read_clip(v, 0, s.tvl1_pairs + 1, "rgb").transpose(1, 2, 3, 0))
-                 for v in list(reader.videos)[: s.tvl1_videos]]
+            f">= {100 * GOALS['end_to_end_share']:.0f} % of the step",
+        )
+        rate = feature_rate(
+            encoder.backbone, reader, runtime, s.length, s.crop, 4 * s.batch, workers, 8 * s.steps * s.batch
+        )
+        row(
+            "feature extraction from the shards (forward, batch x4)",
+            f"{rate:.0f} clips/s",
+            f">= {GOALS['features']:.0f} clips/s",
+        )
+        grays = [
+            to_gray(reader.read_clip(v, 0, s.tvl1_pairs + 1, "rgb").transpose(1, 2, 3, 0))
+            for v in list(reader.videos)[: s.tvl1_videos]
+        ]
         reader.close()
     tvl1_batch = s.tvl1_videos  # with the warm start a call holds one pair per video: all of them at once
     rate, _ = torch_tvl1_rate(grays, p.motion.tvl1, device, tvl1_batch, compiled=s.compile)
     epe = real_tvl1_error(p.motion.tvl1, device, n_clips=2 if cpu_dry_run else 8)
-    row(f"TV-L1 torch backend, {s.height}x{s.frame_width}, {len(grays)} videos x {s.tvl1_pairs} pairs, batch {tvl1_batch}, "
+    row(
+        f"TV-L1 torch backend, {s.height}x{s.frame_width}, {len(grays)} videos x {s.tvl1_pairs} pairs, batch {tvl1_batch}, "
         f"compile={s.compile}",
-        f"{rate:.0f} pairs/s; EPE vs OpenCV {epe:.3f} px", f">= {GOALS['tvl1']:.0f} pairs/s, <= 0.1 px")
+        f"{rate:.0f} pairs/s; EPE vs OpenCV {epe:.3f} px",
+        f">= {GOALS['tvl1']:.0f} pairs/s, <= 0.1 px",
+    )
     row("torchrun, one process", torchrun_start("gloo" if cpu_dry_run else "nccl"), "ok")
     row("CUDA-only tests (pytest -m cuda)", cuda_tests(), "all pass")  # last: the measurements matter more
 

@@ -12,6 +12,7 @@ Asserts nothing.
 
     python bench/scale_dry_run.py [--videos 13320] [--shards 32] [--work /tmp/iic-scale]
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,10 @@ def write_lists(splits: Path, limit: int, lists: Path) -> list[str]:
     """
     lists.mkdir(parents=True, exist_ok=True)
     shutil.copy(splits / "classInd.txt", lists / "classInd.txt")
-    lines = {name: [line for line in (splits / name).read_text().splitlines() if line.strip()]
-             for name in ("trainlist01.txt", "testlist01.txt")}
+    lines = {
+        name: [line for line in (splits / name).read_text().splitlines() if line.strip()]
+        for name in ("trainlist01.txt", "testlist01.txt")
+    }
     total = sum(len(v) for v in lines.values())
     step = max(1, total // limit)
     paths = []
@@ -68,7 +71,7 @@ def write_videos(paths: list[str], root: Path, frames: int, height: int, width: 
         background = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
         for t in range(frames):
             clip[t] = np.roll(background, (i % 3 - 1) * t, axis=1)
-            clip[t, 4:12, (2 + t + i) % (width - 8):(2 + t + i) % (width - 8) + 8] = 255
+            clip[t, 4:12, (2 + t + i) % (width - 8) : (2 + t + i) % (width - 8) + 8] = 255
         source = root.parent / f"variant{i}.avi"
         write_video(clip, source, 25)
         sources.append(source)
@@ -97,8 +100,11 @@ def make_workspace(work: Path, root: Path, lists: Path, shards: int, height: int
     params["frames"].update(height=height, width=width, min_frames=min(16, frames))
     params["clip"].update(length=min(16, frames), crop=min(height, width) // 2)
     (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for command in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-qm", "dry run"]):
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-qm", "dry run"],
+    ):
         subprocess.run(command, cwd=workspace, check=True, capture_output=True)
     return workspace
 
@@ -171,20 +177,39 @@ def main(videos: int, shards: int, frames: int, height: int, width: int, splits:
         ("videos (usable after verify)", f"{len(paths):,} ({n_usable:,})", ""),
         ("dvc repro verify@ucf101, wall", f"{wall:.0f} s for {n_stages} stages", ""),
         ("dataset stage (index + sha256 of every file)", f"{stages.get('dataset@ucf101', float('nan')):.1f} s", ""),
-        ("frames stages, per video (ffmpeg start-up, decode, HDF5 write)", f"{1000 * frames_s / len(paths):.1f} ms",
-         f"Kinetics: {frames_s / len(paths) * KINETICS_VIDEOS / 3600:.1f} h of stage time"),
-        ("motion stages, per video (TV-L1 at this size, residuals, HDF5)", f"{1000 * motion_s / len(paths):.1f} ms", ""),
+        (
+            "frames stages, per video (ffmpeg start-up, decode, HDF5 write)",
+            f"{1000 * frames_s / len(paths):.1f} ms",
+            f"Kinetics: {frames_s / len(paths) * KINETICS_VIDEOS / 3600:.1f} h of stage time",
+        ),
+        (
+            "motion stages, per video (TV-L1 at this size, residuals, HDF5)",
+            f"{1000 * motion_s / len(paths):.1f} ms",
+            "",
+        ),
         ("frames shards / manifests", f"{size('frames/*.h5'):.1f} MB / {size('frames/*.json'):.2f} MB", ""),
         ("motion shards / manifests", f"{size('motion/*.h5'):.1f} MB / {size('motion/*.json'):.2f} MB", ""),
-        ("index / verified list", f"{size('dataset/index.json'):.2f} MB / {size('verified/videos.json'):.2f} MB",
-         f"Kinetics: about {size('dataset/index.json') * KINETICS_VIDEOS / len(paths):.0f} MB index"),
-        ("reader start-up, checksums remembered (every stage after the first)", f"{reader_s['warm']:.2f} s, peak {reader_mb:.0f} MB",
-         f"Kinetics: about {reader_s['warm'] * KINETICS_VIDEOS / len(paths):.1f} s (grows with the videos)"),
-        ("reader start-up, cold (every shard read and hashed)", f"{reader_s['cold']:.2f} s for {shard_mb:.0f} MB",
-         f"{shard_mb / reader_s['cold']:.0f} MB/s: UCF101 as jpeg shards (about 29 GB) {29e3 * reader_s['cold'] / shard_mb:.0f} s once"),
+        (
+            "index / verified list",
+            f"{size('dataset/index.json'):.2f} MB / {size('verified/videos.json'):.2f} MB",
+            f"Kinetics: about {size('dataset/index.json') * KINETICS_VIDEOS / len(paths):.0f} MB index",
+        ),
+        (
+            "reader start-up, checksums remembered (every stage after the first)",
+            f"{reader_s['warm']:.2f} s, peak {reader_mb:.0f} MB",
+            f"Kinetics: about {reader_s['warm'] * KINETICS_VIDEOS / len(paths):.1f} s (grows with the videos)",
+        ),
+        (
+            "reader start-up, cold (every shard read and hashed)",
+            f"{reader_s['cold']:.2f} s for {shard_mb:.0f} MB",
+            f"{shard_mb / reader_s['cold']:.0f} MB/s: UCF101 as jpeg shards (about 29 GB) {29e3 * reader_s['cold'] / shard_mb:.0f} s once",
+        ),
         ("dvc status", f"{status_s:.1f} s", ""),
-        ("no-op dvc repro verify@ucf101", f"{noop_s:.1f} s",
-         f"Kinetics ({2 * KINETICS_SHARDS + 2} stages): about {noop_s * (2 * KINETICS_SHARDS + 2) / (2 * shards + 2):.0f} s"),
+        (
+            "no-op dvc repro verify@ucf101",
+            f"{noop_s:.1f} s",
+            f"Kinetics ({2 * KINETICS_SHARDS + 2} stages): about {noop_s * (2 * KINETICS_SHARDS + 2) / (2 * shards + 2):.0f} s",
+        ),
     ]
     print(f"\nUCF101-size dry run, {shards} shards (goals: {GOALS})")
     print("| measure | this run | projection |\n|---|---|---|")

@@ -3,6 +3,7 @@
 Read speed and compressed size depend on the statistics of a uint8 flow stack, not on its
 accuracy, and TV-L1 over every benchmark frame would take minutes on 2 cores.
 """
+
 from __future__ import annotations
 
 import cv2

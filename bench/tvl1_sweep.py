@@ -9,6 +9,7 @@ defaults, overall and on the largest-motion clip (``hmdb51/jump_01``). Asserts n
 
 TV-L1 runs single-threaded, as in the motion stage's pool workers, so seconds are CPU-seconds.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,8 +72,10 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
     cv2.setNumThreads(1)
     configured = load_params(params_file).motion.tvl1
     h, w = 128, 171
-    grays = {f"{clip.parent.name}/{clip.stem}": middle_pairs(decode_frames(clip, h, w)[0], pairs)
-             for clip in real_clips(realdata)}
+    grays = {
+        f"{clip.parent.name}/{clip.stem}": middle_pairs(decode_frames(clip, h, w)[0], pairs)
+        for clip in real_clips(realdata)
+    }
     print(f"{len(grays)} clips, {pairs} pairs each, at {h}x{w}; reference: OpenCV's default TV-L1")
     reference, ref_seconds = {}, 0.0
     for name, gray in grays.items():
@@ -80,7 +83,9 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
         ref_seconds += seconds
     pairs_ucf = UCF101_VIDEOS * (UCF101_FRAMES_PER_VIDEO - 1)
     n_pairs = pairs * len(grays)
-    print(f"defaults: {ref_seconds / n_pairs:.3f} CPU-s/pair, UCF101 {ref_seconds / n_pairs * pairs_ucf / 3600:.0f} CPU-h\n")
+    print(
+        f"defaults: {ref_seconds / n_pairs:.3f} CPU-s/pair, UCF101 {ref_seconds / n_pairs * pairs_ucf / 3600:.0f} CPU-h\n"
+    )
     header = f"{'setting':32s} {'CPU-s/pair':>10s} {'UCF101 CPU-h':>12s} {'mean EPE':>8s} {'worst clip':>10s} {LARGEST_MOTION:>15s}  goals"
     print(header)
     for label, setting in candidates(configured).items():
@@ -94,8 +99,11 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
         mean_epe = float(np.mean(list(errors.values())))
         largest = errors.get(LARGEST_MOTION, float("nan"))
         met = hours <= GOALS["cpu_hours"] and mean_epe <= GOALS["mean_epe"] and largest <= GOALS["largest_motion_epe"]
-        print(f"{label:32s} {per_pair:10.3f} {hours:12.0f} {mean_epe:8.3f} {max(errors.values()):10.3f} {largest:15.3f}"
-              f"  {'met' if met else '-'}", flush=True)
+        print(
+            f"{label:32s} {per_pair:10.3f} {hours:12.0f} {mean_epe:8.3f} {max(errors.values()):10.3f} {largest:15.3f}"
+            f"  {'met' if met else '-'}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

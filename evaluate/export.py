@@ -5,6 +5,7 @@ at width 64 the R3D family loads strictly into torchvision once its classifier i
 (``model.fc = torch.nn.Identity()``): ``r3d18`` into ``torchvision.models.video.r3d_18()``,
 ``r3d`` and ``r21d`` into ``VideoResNet`` with ``[1, 1, 1, 1]`` layers (see ``torchvision_model``).
 """
+
 from __future__ import annotations
 
 import io
@@ -27,7 +28,7 @@ TORCHVISION_WIDTH = 64  # torchvision's video ResNets have a 64-channel stem
 def backbone_state(encoder_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The ``backbone.*`` tensors of an encoder state dict, prefix removed, contiguous (safetensors needs it)."""
     prefix = "backbone."
-    return {k[len(prefix):]: v.contiguous() for k, v in encoder_state.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v.contiguous() for k, v in encoder_state.items() if k.startswith(prefix)}
 
 
 def torchvision_model(arch: str) -> nn.Module:
@@ -57,10 +58,14 @@ def torchvision_model(arch: str) -> nn.Module:
 
 _TORCHVISION_CODE = {
     "r3d18": "from torchvision.models.video import r3d_18\nmodel = r3d_18()",
-    "r3d": ("from torchvision.models.video.resnet import BasicBlock, BasicStem, Conv3DSimple, VideoResNet\n"
-            "model = VideoResNet(BasicBlock, [Conv3DSimple] * 4, [1, 1, 1, 1], BasicStem)"),
-    "r21d": ("from torchvision.models.video.resnet import BasicBlock, Conv2Plus1D, R2Plus1dStem, VideoResNet\n"
-             "model = VideoResNet(BasicBlock, [Conv2Plus1D] * 4, [1, 1, 1, 1], R2Plus1dStem)"),
+    "r3d": (
+        "from torchvision.models.video.resnet import BasicBlock, BasicStem, Conv3DSimple, VideoResNet\n"
+        "model = VideoResNet(BasicBlock, [Conv3DSimple] * 4, [1, 1, 1, 1], BasicStem)"
+    ),
+    "r21d": (
+        "from torchvision.models.video.resnet import BasicBlock, Conv2Plus1D, R2Plus1dStem, VideoResNet\n"
+        "model = VideoResNet(BasicBlock, [Conv2Plus1D] * 4, [1, 1, 1, 1], R2Plus1dStem)"
+    ),
 }
 
 
@@ -75,7 +80,8 @@ def model_card(config: dict[str, Any], dataset: str, evaluations: dict[str, dict
         "",
         "Self-supervised with the inter-intra contrastive framework (Tao, Wang, Yamasaki, ACM MM 2020).",
         "",
-        "| | |", "|---|---|",
+        "| | |",
+        "|---|---|",
         f"| architecture | `{arch}`, stem width {width}, {8 * width}-d pooled output |",
         f"| input | (B, 3, {config['clip_length']}, {config['crop']}, {config['crop']}) float RGB in [0, 1], "
         "no mean/std normalisation |",
@@ -94,16 +100,27 @@ def model_card(config: dict[str, Any], dataset: str, evaluations: dict[str, dict
                     values = " / ".join(f"{100 * v:.1f}" for v in topk.values())
                     lines.append(f"| `{name}` retrieval top-{ks}, {model} {kind} | {values} |")
         finetune = results["finetune"]
-        lines.append(f"| `{name}` fine-tuned video top-1 | {100 * finetune['iic']['video_top1']:.1f} "
-                     f"(random init: {100 * finetune['random']['video_top1']:.1f}) |")
+        lines.append(
+            f"| `{name}` fine-tuned video top-1 | {100 * finetune['iic']['video_top1']:.1f} "
+            f"(random init: {100 * finetune['random']['video_top1']:.1f}) |"
+        )
     lines += ["", "## Load", "", "```python", "import torch", "from safetensors.torch import load_file"]
     if arch in _TORCHVISION_CODE and width == TORCHVISION_WIDTH:
-        lines += [_TORCHVISION_CODE[arch], "model.fc = torch.nn.Identity()  # or a new classifier",
-                  'model.load_state_dict(load_file("model.safetensors"))  # strict', "```"]
+        lines += [
+            _TORCHVISION_CODE[arch],
+            "model.fc = torch.nn.Identity()  # or a new classifier",
+            'model.load_state_dict(load_file("model.safetensors"))  # strict',
+            "```",
+        ]
     else:
-        lines += ["from train.models import build_backbone  # this project", f'model = build_backbone("{arch}", {width})',
-                  'model.load_state_dict(load_file("model.safetensors"))  # strict', "```",
-                  "", f"torchvision has no equivalent of `{arch}` at width {width} (its video ResNets are width 64)."]
+        lines += [
+            "from train.models import build_backbone  # this project",
+            f'model = build_backbone("{arch}", {width})',
+            'model.load_state_dict(load_file("model.safetensors"))  # strict',
+            "```",
+            "",
+            f"torchvision has no equivalent of `{arch}` at width {width} (its video ResNets are width 64).",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,5 @@
 """Per-video features: mean over evenly spaced clips of the last conv block's pooled map."""
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,16 @@ log = logging.getLogger(__name__)
 
 @torch.no_grad()
 def video_features(
-    encoder: Encoder, reader: ShardReader, video_ids: list[str], modality: str, length: int, crop: int,
-    n_clips: int, batch_size: int, workers: int, runtime: Runtime,
+    encoder: Encoder,
+    reader: ShardReader,
+    video_ids: list[str],
+    modality: str,
+    length: int,
+    crop: int,
+    n_clips: int,
+    batch_size: int,
+    workers: int,
+    runtime: Runtime,
 ) -> np.ndarray:
     """(N,D) float32 features, row i for video_ids[i]: the mean of its ``n_clips`` clip features.
 
@@ -46,14 +55,24 @@ def video_features(
     features = (sums / counts.unsqueeze(1)).numpy().astype(np.float32)
     bad = ~np.isfinite(features).all(axis=1)
     if bad.any():
-        raise NonFiniteError(f"{modality} features of {int(bad.sum())} of {len(video_ids)} videos are not finite "
-                             f"(e.g. {video_ids[int(np.argmax(bad))]}): the model's weights hold NaN or inf")
+        raise NonFiniteError(
+            f"{modality} features of {int(bad.sum())} of {len(video_ids)} videos are not finite "
+            f"(e.g. {video_ids[int(np.argmax(bad))]}): the model's weights hold NaN or inf"
+        )
     return features
 
 
 def extract_all(
-    encoder: Encoder, view2: str, reader: ShardReader, length: int, crop: int, n_clips: int,
-    batch_size: int, workers: int, runtime: Runtime, out: Path,
+    encoder: Encoder,
+    view2: str,
+    reader: ShardReader,
+    length: int,
+    crop: int,
+    n_clips: int,
+    batch_size: int,
+    workers: int,
+    runtime: Runtime,
+    out: Path,
 ) -> dict[str, np.ndarray]:
     """Features of both views (the one encoder on RGB and on ``view2``) for every video, as one .npz."""
     start = time.perf_counter()
@@ -68,13 +87,25 @@ def extract_all(
     }
     with atomic_path(out) as tmp, open(tmp, "wb") as f:
         np.savez(f, **result)
-    log.info("features: %d videos x %d clips, rgb %s + %s %s in %.0fs -> %s", len(ids), n_clips,
-             result["rgb"].shape[1], view2, result["view2"].shape[1], time.perf_counter() - start, out)
+    log.info(
+        "features: %d videos x %d clips, rgb %s + %s %s in %.0fs -> %s",
+        len(ids),
+        n_clips,
+        result["rgb"].shape[1],
+        view2,
+        result["view2"].shape[1],
+        time.perf_counter() - start,
+        out,
+    )
     return result
 
 
 def features_stage(
-    checkpoint: Path, reader: ShardReader, clip: ClipParams, features: FeaturesParams, runtime_params: RuntimeParams,
+    checkpoint: Path,
+    reader: ShardReader,
+    clip: ClipParams,
+    features: FeaturesParams,
+    runtime_params: RuntimeParams,
     out: dict[str, Path],
 ) -> None:
     """The dvc stage ``features``: the pretrained encoder's and a random-init encoder's features.
@@ -87,5 +118,15 @@ def features_stage(
     torch.manual_seed(features.random_init_seed)
     random_init = build_encoder(config)
     for name, encoder in (("iic", pretrained), ("random", random_init)):
-        extract_all(encoder, config["view2"], reader, clip.length, clip.crop, clip.eval_clips,
-                    features.batch_size, runtime_params.workers, runtime, out[name])
+        extract_all(
+            encoder,
+            config["view2"],
+            reader,
+            clip.length,
+            clip.crop,
+            clip.eval_clips,
+            features.batch_size,
+            runtime_params.workers,
+            runtime,
+            out[name],
+        )

@@ -1,4 +1,5 @@
 """A PNG strip of what preprocessing made: RGB, residual and flow (colour wheel) per frame."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -7,6 +7,7 @@ when the run is comparable: the dataset is UCF101 or HMDB51 split 1 (its format,
 official split-1 video counts) and the model, clip, frame size and method are the paper's.
 Otherwise the report says which settings differ.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,9 +35,17 @@ PAPER = {
 
 # What "the paper's settings" means here: setting -> the paper's value.
 PAPER_SETTINGS = {
-    "model.arch": "r3d", "model.width": 64, "clip.length": 16, "clip.crop": 112,
-    "frames.height": 128, "frames.width": 171, "pretrain.method": "cmc", "pretrain.modality": "res",
-    "pretrain.intra_neg": True, "pretrain.neg": "repeat", "pretrained on": ("ucf101", 1),
+    "model.arch": "r3d",
+    "model.width": 64,
+    "clip.length": 16,
+    "clip.crop": 112,
+    "frames.height": 128,
+    "frames.width": 171,
+    "pretrain.method": "cmc",
+    "pretrain.modality": "res",
+    "pretrain.intra_neg": True,
+    "pretrain.neg": "repeat",
+    "pretrained on": ("ucf101", 1),
 }
 
 
@@ -51,14 +60,29 @@ class Comparability:
         return not self.differences
 
 
-def paper_settings(model: ModelParams, clip_length: int, crop: int, frame_height: int, frame_width: int,
-                   pretrain: dict[str, Any], pretrain_source: tuple[str, int]) -> Comparability:
+def paper_settings(
+    model: ModelParams,
+    clip_length: int,
+    crop: int,
+    frame_height: int,
+    frame_width: int,
+    pretrain: dict[str, Any],
+    pretrain_source: tuple[str, int],
+) -> Comparability:
     """Compare the run with the paper's settings (``pretrain``: method, modality, intra_neg, neg)."""
-    ours = {"model.arch": model.arch, "model.width": model.width, "clip.length": clip_length, "clip.crop": crop,
-            "frames.height": frame_height, "frames.width": frame_width,
-            **{f"pretrain.{k}": v for k, v in pretrain.items()}, "pretrained on": pretrain_source}
-    differences = tuple(f"{key}: {ours[key]} (paper: {value})" for key, value in PAPER_SETTINGS.items()
-                        if ours[key] != value)
+    ours = {
+        "model.arch": model.arch,
+        "model.width": model.width,
+        "clip.length": clip_length,
+        "clip.crop": crop,
+        "frames.height": frame_height,
+        "frames.width": frame_width,
+        **{f"pretrain.{k}": v for k, v in pretrain.items()},
+        "pretrained on": pretrain_source,
+    }
+    differences = tuple(
+        f"{key}: {ours[key]} (paper: {value})" for key, value in PAPER_SETTINGS.items() if ours[key] != value
+    )
     return Comparability(differences)
 
 
@@ -83,15 +107,19 @@ def paper_row(source: tuple[str, int], retrieval: dict, settings: Comparability)
     return PAPER[dataset_format]
 
 
-def dataset_section(name: str, source: tuple[str, int], retrieval: dict, finetune: dict,
-                    settings: Comparability) -> tuple[list[str], dict]:
+def dataset_section(
+    name: str, source: tuple[str, int], retrieval: dict, finetune: dict, settings: Comparability
+) -> tuple[list[str], dict]:
     """Markdown lines and the JSON entry of one evaluation dataset."""
     lines = [f"## `{name}` ({source[0]} format, split {source[1]})", ""]
     paper = paper_row(source, retrieval, settings)
     kinds = [k for k, v in retrieval["iic"].items() if isinstance(v, dict)]
     ks = [k for k in retrieval["iic"][kinds[0]]]
-    lines += [f"Retrieval: {retrieval['iic']['queries']} test queries against {retrieval['iic']['gallery']} "
-              "train videos (top-k: a query counts when one of its k nearest has its class).", ""]
+    lines += [
+        f"Retrieval: {retrieval['iic']['queries']} test queries against {retrieval['iic']['gallery']} "
+        "train videos (top-k: a query counts when one of its k nearest has its class).",
+        "",
+    ]
     lines += ["| model | features | " + " | ".join(ks) + " |", "|---|---|" + "---|" * len(ks)]
     for model in ("iic", "random"):
         for kind in kinds:
@@ -112,22 +140,37 @@ def dataset_section(name: str, source: tuple[str, int], retrieval: dict, finetun
     return lines, entry
 
 
-def report_stage(pretrained_on: str, sources: dict[str, DatasetParams], outputs: dict[str, DatasetPaths],
-                   settings: Comparability, report_path: Path, data_path: Path) -> dict:
+def report_stage(
+    pretrained_on: str,
+    sources: dict[str, DatasetParams],
+    outputs: dict[str, DatasetPaths],
+    settings: Comparability,
+    report_path: Path,
+    data_path: Path,
+) -> dict:
     """Write the markdown report and its JSON twin for the evaluation datasets ``outputs``.
 
     ``sources``: every dataset of the experiment (their settings close the report: where each
     number came from).
     """
-    lines = ["# Results", "",
-             f"Pretrained on the train split of `{pretrained_on}`; evaluated on "
-             + ", ".join(f"`{n}`" for n in outputs) + ". Top-k in %.", ""]
+    lines = [
+        "# Results",
+        "",
+        f"Pretrained on the train split of `{pretrained_on}`; evaluated on "
+        + ", ".join(f"`{n}`" for n in outputs)
+        + ". Top-k in %.",
+        "",
+    ]
     if settings.comparable:
         lines += ["Settings are the paper's: its published numbers appear beside UCF101 and HMDB51 split 1.", ""]
     else:
-        lines += ["The paper's numbers (R3D, UCF101 split 1: retrieval top-1 random 9.9, IIC 36.5; fine-tuned "
-                  "top-1 UCF101 72.8, HMDB51 35.3) are shown only for a comparable run. This one differs in: "
-                  + "; ".join(settings.differences) + ".", ""]
+        lines += [
+            "The paper's numbers (R3D, UCF101 split 1: retrieval top-1 random 9.9, IIC 36.5; fine-tuned "
+            "top-1 UCF101 72.8, HMDB51 35.3) are shown only for a comparable run. This one differs in: "
+            + "; ".join(settings.differences)
+            + ".",
+            "",
+        ]
     data: dict[str, Any] = {"pretrained_on": pretrained_on, "paper_settings": settings.comparable, "datasets": {}}
     for name, out in outputs.items():
         retrieval = _read(out.retrieval_metrics)
@@ -140,8 +183,11 @@ def report_stage(pretrained_on: str, sources: dict[str, DatasetParams], outputs:
     lines += ["## Datasets", "", "| name | role | " + " | ".join(fields) + " |", "|---|---|" + "---|" * len(fields)]
     for name, source in sources.items():
         role = ", ".join(r for r, on in (("pretraining", name == pretrained_on), ("evaluation", name in outputs)) if on)
-        lines.append(f"| `{name}` | {role or 'unused'} | "
-                     + " | ".join(str(getattr(source, f.name)) for f in dataclasses.fields(DatasetParams)) + " |")
+        lines.append(
+            f"| `{name}` | {role or 'unused'} | "
+            + " | ".join(str(getattr(source, f.name)) for f in dataclasses.fields(DatasetParams))
+            + " |"
+        )
     lines.append("")
     data["sources"] = {name: dataclasses.asdict(source) for name, source in sources.items()}
     write_bytes(report_path, "\n".join(lines).encode())
@@ -155,7 +201,14 @@ def report_from_params(p: Any, report_path: Path, data_path: Path) -> dict:
     sources = {name: p.datasets[name].materialize() for name in p.datasets}
     pretrained_on = p.pretrain.dataset
     method = {k: getattr(p.pretrain, k) for k in ("method", "modality", "intra_neg", "neg")}
-    settings = paper_settings(p.model.materialize(), p.clip.length, p.clip.crop, p.frames.height, p.frames.width,
-                              method, (sources[pretrained_on].format, sources[pretrained_on].split))
+    settings = paper_settings(
+        p.model.materialize(),
+        p.clip.length,
+        p.clip.crop,
+        p.frames.height,
+        p.frames.width,
+        method,
+        (sources[pretrained_on].format, sources[pretrained_on].split),
+    )
     names = list(p.evaluate.datasets)
     return report_stage(pretrained_on, sources, {n: DatasetPaths(n) for n in names}, settings, report_path, data_path)

@@ -1,4 +1,5 @@
 """Video retrieval: test videos query train videos by cosine similarity; top-k accuracy."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,10 @@ def topk_neighbours(queries: torch.Tensor, gallery: torch.Tensor, k: int) -> tor
 
 
 def topk_accuracy(
-    queries: torch.Tensor, query_labels: torch.Tensor, gallery: torch.Tensor, gallery_labels: torch.Tensor,
+    queries: torch.Tensor,
+    query_labels: torch.Tensor,
+    gallery: torch.Tensor,
+    gallery_labels: torch.Tensor,
     ks: list[int],
 ) -> dict[str, float]:
     """Share of queries with at least one of their k nearest gallery videos in their class.
@@ -28,6 +32,7 @@ def topk_accuracy(
 
 def merge_features(rgb: np.ndarray, view2: np.ndarray) -> np.ndarray:
     """The paper's ``merge``: concatenate the (L2-normalised) RGB and view-2 features."""
+
     def unit(x: np.ndarray) -> np.ndarray:
         return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 

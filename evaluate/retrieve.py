@@ -1,4 +1,5 @@
 """The retrieve stage: top-k metrics as JSON for ``dvc metrics`` and the top-k table for ``dvc plots``."""
+
 from __future__ import annotations
 
 import logging
@@ -23,12 +24,16 @@ def retrieve_stage(feature_files: dict[str, Path], ks: list[int], metrics_path: 
         data = np.load(path)
         train, test = data["split"] == "train", data["split"] == "test"
         view2 = str(data["view2_modality"])
-        kinds = {"rgb": data["rgb"], view2 if view2 != "rgb" else "rgb2": data["view2"],
-                 "merge": merge_features(data["rgb"], data["view2"])}
+        kinds = {
+            "rgb": data["rgb"],
+            view2 if view2 != "rgb" else "rgb2": data["view2"],
+            "merge": merge_features(data["rgb"], data["view2"]),
+        }
         labels = torch.from_numpy(data["labels"])
         if not test.any() or not train.any():
-            raise InputError(f"{path}: {int(test.sum())} test queries and {int(train.sum())} train videos; "
-                             "retrieval needs both")
+            raise InputError(
+                f"{path}: {int(test.sum())} test queries and {int(train.sum())} train videos; retrieval needs both"
+            )
         metrics[model] = {}
         for kind, feats in kinds.items():
             if not np.isfinite(feats).all():
@@ -36,13 +41,25 @@ def retrieve_stage(feature_files: dict[str, Path], ks: list[int], metrics_path: 
             x = torch.from_numpy(feats)
             result = topk_accuracy(x[test], labels[test], x[train], labels[train], ks)
             metrics[model][kind] = result
-            rows += [{"model": model, "feature": kind, "model_feature": f"{model}/{kind}", "k": k,
-                      "accuracy": result[f"top{k}"]} for k in ks]
+            rows += [
+                {
+                    "model": model,
+                    "feature": kind,
+                    "model_feature": f"{model}/{kind}",
+                    "k": k,
+                    "accuracy": result[f"top{k}"],
+                }
+                for k in ks
+            ]
         metrics[model]["queries"] = int(test.sum())
         metrics[model]["gallery"] = int(train.sum())
         first = f"top{min(ks)}"
-        log.info("retrieval %s %s: %s", model, first,
-                 {k: round(v[first], 3) for k, v in metrics[model].items() if isinstance(v, dict)})
+        log.info(
+            "retrieval %s %s: %s",
+            model,
+            first,
+            {k: round(v[first], 3) for k, v in metrics[model].items() if isinstance(v, dict)},
+        )
     check_finite(metrics, "retrieval")
     write_json(metrics_path, metrics)
     write_csv(plot_path, rows)

@@ -7,6 +7,7 @@ output folder, a dependency hash or a later stage; SIGTERM removes it (``pipelin
 turns SIGTERM into SystemExit, so the ``finally`` below runs). Temporary names carry the
 writer's pid, so a later stage removes the ones whose writer is dead.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -8,6 +8,7 @@ its hash is taken to still have that hash; anything that rewrites the file (a re
 small JSON file in the scratch folder (no DVC output or dependency sees it); losing it only
 costs a rehash, and concurrent stages at worst drop each other's new entries.
 """
+
 from __future__ import annotations
 
 import hashlib

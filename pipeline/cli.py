@@ -6,6 +6,7 @@ person can fix (a bad key or value in params.yaml, a missing or stale input, an 
 dataset folder) prints one line naming the key or file and exits with status 2; the
 traceback only with ``--debug``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -70,8 +71,18 @@ def dataset(name: str) -> None:
     with stage("dataset", {"dataset": name}) as p:
         d, out = p.datasets[name], paths.dataset(name)
         options = FormatOptions(d.split, d.test_ratio, d.split_seed)
-        index_dataset(Path(d.root), Path(d.lists), d.format, options, p.shards.ids, d.max_reject_share,
-                      out.index, out.dataset_rejects, out.shard_list, (out.frames, out.motion))
+        index_dataset(
+            Path(d.root),
+            Path(d.lists),
+            d.format,
+            options,
+            p.shards.ids,
+            d.max_reject_share,
+            out.index,
+            out.dataset_rejects,
+            out.shard_list,
+            (out.frames, out.motion),
+        )
 
 
 @main.command()
@@ -83,9 +94,15 @@ def frames(name: str, shard_id: int) -> None:
 
     with stage("frames", {"dataset": name, "shard": shard_id}) as p:
         out = paths.dataset(name)
-        frames_stage(out.shard_list(shard_id), Path(p.datasets[name].root), out.frames_shard(shard_id),
-                     out.frames_manifest(shard_id), p.frames.materialize(), p.storage.materialize(),
-                     p.pool.materialize())
+        frames_stage(
+            out.shard_list(shard_id),
+            Path(p.datasets[name].root),
+            out.frames_shard(shard_id),
+            out.frames_manifest(shard_id),
+            p.frames.materialize(),
+            p.storage.materialize(),
+            p.pool.materialize(),
+        )
 
 
 @main.command()
@@ -97,9 +114,15 @@ def motion(name: str, shard_id: int) -> None:
 
     with stage("motion", {"dataset": name, "shard": shard_id}) as p:
         out = paths.dataset(name)
-        compute_motion_shard(out.frames_shard(shard_id), out.frames_manifest(shard_id), out.motion_shard(shard_id),
-                             out.motion_manifest(shard_id), p.motion.materialize(), p.storage.materialize(),
-                             p.pool.materialize())
+        compute_motion_shard(
+            out.frames_shard(shard_id),
+            out.frames_manifest(shard_id),
+            out.motion_shard(shard_id),
+            out.motion_manifest(shard_id),
+            p.motion.materialize(),
+            p.storage.materialize(),
+            p.pool.materialize(),
+        )
 
 
 @main.command()
@@ -110,15 +133,27 @@ def verify(name: str) -> None:
 
     with stage("verify", {"dataset": name}) as p:
         out = paths.dataset(name)
-        verify_dataset(out.index, out.dataset_rejects, out.frames, out.motion, p.shards.ids,
-                       p.datasets[name].max_reject_share, out.verified_videos, out.verified_rejects)
+        verify_dataset(
+            out.index,
+            out.dataset_rejects,
+            out.frames,
+            out.motion,
+            p.shards.ids,
+            p.datasets[name].max_reject_share,
+            out.verified_videos,
+            out.verified_rejects,
+        )
 
 
 @main.command()
 @DATASET
 @click.argument("video_id")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="PNG path (default artifacts/preview/<dataset>/<id>.png)")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="PNG path (default artifacts/preview/<dataset>/<id>.png)",
+)
 @click.option("--frames", "n_frames", type=int, default=8, show_default=True, help="frames in the strip")
 def preview(name: str, video_id: str, out: Path | None, n_frames: int) -> None:
     """Write a PNG of a video's RGB, residual and flow frames side by side."""
@@ -139,9 +174,17 @@ def pretrain(stop_after_epoch: int | None) -> None:
 
     with stage("pretrain") as p:
         data = paths.dataset(p.pretrain.dataset)
-        pretrain_stage(setup_from_params(p), p.runtime.materialize(), data.verified_videos, data.frames,
-                       data.motion, paths.PRETRAIN_CHECKPOINT, paths.PRETRAIN_RESUME / "last.pt",
-                       paths.PRETRAIN_LIVE, stop_after_epoch=stop_after_epoch)
+        pretrain_stage(
+            setup_from_params(p),
+            p.runtime.materialize(),
+            data.verified_videos,
+            data.frames,
+            data.motion,
+            paths.PRETRAIN_CHECKPOINT,
+            paths.PRETRAIN_RESUME / "last.pt",
+            paths.PRETRAIN_LIVE,
+            stop_after_epoch=stop_after_epoch,
+        )
 
 
 @main.command()
@@ -153,9 +196,14 @@ def features(name: str) -> None:
 
     with stage("features", {"dataset": name}) as p:
         data = paths.dataset(name)
-        features_stage(paths.PRETRAIN_CHECKPOINT, open_verified(data.verified_videos, data.frames, data.motion),
-                       p.clip.materialize(), p.features.materialize(), p.runtime.materialize(),
-                       {m: data.features_file(m) for m in ("iic", "random")})
+        features_stage(
+            paths.PRETRAIN_CHECKPOINT,
+            open_verified(data.verified_videos, data.frames, data.motion),
+            p.clip.materialize(),
+            p.features.materialize(),
+            p.runtime.materialize(),
+            {m: data.features_file(m) for m in ("iic", "random")},
+        )
 
 
 @main.command()
@@ -166,8 +214,12 @@ def retrieve(name: str) -> None:
 
     with stage("retrieve", {"dataset": name}) as p:
         data = paths.dataset(name)
-        retrieve_stage({m: data.features_file(m) for m in ("iic", "random")}, list(p.retrieve.topk),
-                         data.retrieval_metrics, data.retrieval_plot)
+        retrieve_stage(
+            {m: data.features_file(m) for m in ("iic", "random")},
+            list(p.retrieve.topk),
+            data.retrieval_metrics,
+            data.retrieval_plot,
+        )
 
 
 @main.command()
@@ -179,9 +231,15 @@ def finetune(name: str) -> None:
 
     with stage("finetune", {"dataset": name}) as p:
         data = paths.dataset(name)
-        finetune_stage(paths.PRETRAIN_CHECKPOINT, open_verified(data.verified_videos, data.frames, data.motion),
-                       p.finetune.materialize(), p.clip.materialize(), p.runtime.materialize(),
-                       data.finetune_metrics, data.finetune_live)
+        finetune_stage(
+            paths.PRETRAIN_CHECKPOINT,
+            open_verified(data.verified_videos, data.frames, data.motion),
+            p.finetune.materialize(),
+            p.clip.materialize(),
+            p.runtime.materialize(),
+            data.finetune_metrics,
+            data.finetune_live,
+        )
 
 
 @main.command()

@@ -1,4 +1,5 @@
 """Errors a person can fix: the CLI prints them as one line (traceback only with ``--debug``)."""
+
 from __future__ import annotations
 
 import math

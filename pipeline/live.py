@@ -6,6 +6,7 @@ One folder per training run (``artifacts/dvclive/pretrain``, ``.../finetune/iic`
 ``step`` = epoch - 1). A resumed run continues the step count; rows a killed run logged past
 its last checkpoint are dropped first, so every step appears once.
 """
+
 from __future__ import annotations
 
 import csv

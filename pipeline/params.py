@@ -5,6 +5,7 @@ fail at start with the dotted name of the key, before a stage writes anything, s
 ``params.yaml`` or in ``dvc exp run -S`` never silently falls back to a default or overwrites a
 good output. Every setting is read from ``params.yaml``: the schema has no defaults.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -113,8 +114,10 @@ def validate(p: Params) -> None:
             raise ConfigError(f"evaluate.datasets: {name!r} is not one of datasets ({', '.join(p.datasets)})")
     for name in p.evaluate.datasets:
         if p.datasets[name].format == "unlabeled":
-            raise ConfigError(f"evaluate.datasets: {name} is unlabeled (datasets.{name}.format): it can be pretrained "
-                              "on but has no classes to retrieve or fine-tune by; remove it from evaluate.datasets")
+            raise ConfigError(
+                f"evaluate.datasets: {name} is unlabeled (datasets.{name}.format): it can be pretrained "
+                "on but has no classes to retrieve or fine-tune by; remove it from evaluate.datasets"
+            )
     if len(set(p.evaluate.datasets)) != len(p.evaluate.datasets):
         raise ConfigError(f"evaluate.datasets: a dataset is listed twice in {p.evaluate.datasets}")
     if p.shards.ids != list(range(len(p.shards.ids))):
@@ -127,8 +130,10 @@ def validate(p: Params) -> None:
             if modality in ("u", "v"):
                 raise ConfigError(f"{key}: {modality} is a flow channel, but motion.flow is none (no flow is computed)")
     if p.motion.backend == "torch" and p.motion.tvl1.gamma != 0:
-        raise ConfigError("motion.tvl1.gamma: the torch backend does not implement OpenCV's illumination term; "
-                          "use 0 or motion.backend: opencv")
+        raise ConfigError(
+            "motion.tvl1.gamma: the torch backend does not implement OpenCV's illumination term; "
+            "use 0 or motion.backend: opencv"
+        )
     if p.clip.crop > min(p.frames.height, p.frames.width):
         raise ConfigError(f"clip.crop: {p.clip.crop} exceeds the stored frame size")
     if p.frames.min_frames < p.clip.length:

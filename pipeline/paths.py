@@ -3,6 +3,7 @@
 Per-dataset artifacts live under the dataset's name (a key of ``datasets`` in params.yaml), so
 each dataset's stages have their own outputs and DVC reruns one dataset's stages alone.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -2,6 +2,7 @@
 
 Library code never calls ``.cuda()``; it receives a ``Runtime`` and moves tensors with it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -64,7 +65,13 @@ def make_runtime(p: RuntimeParams) -> Runtime:
     on_cuda = device.type == "cuda"
     torch.backends.cudnn.benchmark = p.cudnn_benchmark and on_cuda
     runtime = Runtime(device, bf16=p.bf16 and on_cuda, channels_last=p.channels_last and on_cuda, compile=p.compile)
-    log.info("runtime: %s, bf16=%s, channels_last=%s, compile=%s", device, runtime.bf16, runtime.channels_last, runtime.compile)
+    log.info(
+        "runtime: %s, bf16=%s, channels_last=%s, compile=%s",
+        device,
+        runtime.bf16,
+        runtime.channels_last,
+        runtime.compile,
+    )
     return runtime
 
 

@@ -5,6 +5,7 @@ a ``Literal`` names the choices (each one also a registry's key: tests check tha
 Reading and validating the YAML is ``pipeline/params.py``; what one stage may read is
 ``pipeline/stage_params.py``.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """Plumbing shared by every CLI command: logging, signals, the stage's params view, the summary line."""
+
 from __future__ import annotations
 
 import contextlib
@@ -49,8 +50,12 @@ def resolve_template(text: str, item: dict[str, object], raw_params: dict) -> st
     return _TEMPLATE.sub(value, text)
 
 
-def declared_params(stage: str, dvc_yaml: str | Path = "dvc.yaml", item: dict[str, object] | None = None,
-                    params_file: str | Path = "params.yaml") -> frozenset[str]:
+def declared_params(
+    stage: str,
+    dvc_yaml: str | Path = "dvc.yaml",
+    item: dict[str, object] | None = None,
+    params_file: str | Path = "params.yaml",
+) -> frozenset[str]:
     """The params keys dvc.yaml lists for ``stage``, templates filled for one matrix entry ``item``."""
     with open(dvc_yaml) as f:
         stages = yaml.safe_load(f)["stages"]

@@ -4,6 +4,7 @@ DVC reruns a stage when a param listed under its ``params:`` changes, and only t
 that read an unlisted key would go stale without DVC noticing. ``StageParams`` refuses such
 a read at once and records every key read, so a test can check that nothing listed goes unread.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -4,6 +4,7 @@ validation and rejects, and one video list per shard.
 Labels in the index are 0-based (-1 for unlabeled data). Invalid entries are rejected with a
 reason, never raised.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,6 +25,7 @@ from preprocess.shards import VIDEO_SPLITS
 from preprocess.verify import check_reject_share
 
 log = logging.getLogger(__name__)
+
 
 def safe_relative(rel_path: str, two_level: bool = True) -> PurePosixPath | None:
     """The list path as a relative path inside the root, or None if it would leave the root
@@ -76,7 +78,11 @@ def video_id(rel: PurePosixPath) -> str:
 
 
 def build_index(
-    root: Path, lists_dir: Path, n_shards: int, fmt: str, options: FormatOptions,
+    root: Path,
+    lists_dir: Path,
+    n_shards: int,
+    fmt: str,
+    options: FormatOptions,
 ) -> tuple[list[dict], list[Reject]]:
     """Index split ``options.split`` of a dataset in format ``fmt`` (a key of ``FORMATS``).
 
@@ -103,7 +109,9 @@ def build_index(
             rejects.append(Reject(item.rel_path, f"unknown class {item.class_name!r}", item.source))
             continue
         if item.listed_label is not None and item.listed_label != labels.get(item.class_name):
-            rejects.append(Reject(item.rel_path, f"listed label {item.listed_label + 1} is not {item.class_name}'s", item.source))
+            rejects.append(
+                Reject(item.rel_path, f"listed label {item.listed_label + 1} is not {item.class_name}'s", item.source)
+            )
             continue
         path = resolve_video(root, rel, folder_cache) if layout.two_level else root / rel
         problem = "missing file" if path is None else file_problem(path, root_resolved)
@@ -159,8 +167,16 @@ def remove_leftover_shards(folders: Sequence[Path], shard_ids: Sequence[int]) ->
 
 
 def index_dataset(
-    root: Path, lists_dir: Path, fmt: str, options: FormatOptions, shard_ids: Sequence[int], max_reject_share: float,
-    index_path: Path, rejects_path: Path, shard_list: Callable[[int], Path], shard_folders: Sequence[Path],
+    root: Path,
+    lists_dir: Path,
+    fmt: str,
+    options: FormatOptions,
+    shard_ids: Sequence[int],
+    max_reject_share: float,
+    index_path: Path,
+    rejects_path: Path,
+    shard_list: Callable[[int], Path],
+    shard_folders: Sequence[Path],
 ) -> list[dict]:
     """The dataset stage: index, rejects report, one video list per shard; returns the index.
 
@@ -177,15 +193,24 @@ def index_dataset(
     unlabeled = all(e["label"] == -1 for e in entries)
     for split in ("train",) if unlabeled else VIDEO_SPLITS:  # unlabeled data: pretraining only
         if not any(e["split"] == split for e in entries):
-            raise InputError(f"the {split} split of {lists_dir} ({fmt}, split {options.split}) has no usable video; "
-                             f"see {rejects_path}")
+            raise InputError(
+                f"the {split} split of {lists_dir} ({fmt}, split {options.split}) has no usable video; "
+                f"see {rejects_path}"
+            )
     check_reject_share(rejects, len(entries) + len(rejects), max_reject_share, index_path, "dataset")
     for shard_id in shard_ids:
         write_json(shard_list(shard_id), [e for e in entries if e["shard"] == shard_id])
     write_json(index_path, entries)
     remove_leftover_shards(shard_folders, shard_ids)
     n_train = sum(e["split"] == "train" for e in entries)
-    log.info("dataset: %d videos indexed (%d train, %d test) in %d shards, %d rejected, %.1fs -> %s",
-             len(entries), n_train, len(entries) - n_train, len(shard_ids), len(rejects),
-             time.perf_counter() - start, index_path)
+    log.info(
+        "dataset: %d videos indexed (%d train, %d test) in %d shards, %d rejected, %.1fs -> %s",
+        len(entries),
+        n_train,
+        len(entries) - n_train,
+        len(shard_ids),
+        len(rejects),
+        time.perf_counter() - start,
+        index_path,
+    )
     return entries

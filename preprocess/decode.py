@@ -1,4 +1,5 @@
 """Decode a video with ffmpeg into uint8 RGB frames resized to the stored resolution."""
+
 from __future__ import annotations
 
 import functools

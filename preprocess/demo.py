@@ -11,6 +11,7 @@ The default experiment has two: ``demo`` (UCF101's lists, camera drifts and roll
 and evaluate on, and ``demo_transfer`` (HMDB51's per-class split files, another seed's
 appearances, zooms and diagonal drifts) to evaluate the transfer on, as UCF101 -> HMDB51.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -108,7 +109,10 @@ def _texture(look: np.random.Generator) -> Callable[[np.ndarray, np.ndarray], np
     def texture(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         ramp = 0.5 + (np.cos(angle) * x + np.sin(angle) * y) / 200
         out = c0 + (c1 - c0) * np.clip(ramp, 0, 1)[..., None]
-        out = out + (25 * np.sin(2 * np.pi * freq[0] * x + phase[0]) * np.sin(2 * np.pi * freq[1] * y + phase[1]))[..., None]
+        out = (
+            out
+            + (25 * np.sin(2 * np.pi * freq[0] * x + phase[0]) * np.sin(2 * np.pi * freq[1] * y + phase[1]))[..., None]
+        )
         for (bx, by), colour, radius in zip(blobs, blob_colour, blob_radius, strict=True):
             out = out + colour * np.exp(-((x - bx) ** 2 + (y - by) ** 2) / (2 * radius**2))[..., None]
         return out
@@ -186,8 +190,11 @@ def write_lists(videos: list[DemoVideo], motions: list[str], layout: str, lists_
     lists_dir.mkdir(parents=True, exist_ok=True)
     if layout == "hmdb51":
         for name in motions:
-            lines = [f"{PurePosixPath(v.rel_path).name} {1 if v.split == 'train' else 2} \n"
-                     for v in videos if v.class_name == name]
+            lines = [
+                f"{PurePosixPath(v.rel_path).name} {1 if v.split == 'train' else 2} \n"
+                for v in videos
+                if v.class_name == name
+            ]
             (lists_dir / f"{name}_test_split1.txt").write_text("".join(lines))
         return
     (lists_dir / "classInd.txt").write_text("".join(f"{i + 1} {n}\n" for i, n in enumerate(motions)))
@@ -204,6 +211,13 @@ def generate_demo(p: DemoParams, videos_dir: Path, lists_dir: Path) -> list[Demo
         write_video(render_video(video, p), videos_dir / video.rel_path, p.fps)
     write_lists(videos, p.motions, p.layout, lists_dir)
     n_test = sum(v.split == "test" for v in videos)
-    log.info("demo: %d videos (%d train, %d test), %d classes, %s lists in %s", len(videos), len(videos) - n_test,
-             n_test, len(p.motions), p.layout, videos_dir)
+    log.info(
+        "demo: %d videos (%d train, %d test), %d classes, %s lists in %s",
+        len(videos),
+        len(videos) - n_test,
+        n_test,
+        len(p.motions),
+        p.layout,
+        videos_dir,
+    )
     return videos

@@ -4,6 +4,7 @@ Flow is stored as (T,H,W,2) uint8 aligned with the frames: entry t is the flow f
 t-1 to frame t, entry 0 is zero motion. Values are clipped to +-bound pixels and mapped
 linearly onto 0..255, so the round-trip error is at most bound/255 per component.
 """
+
 from __future__ import annotations
 
 import cv2

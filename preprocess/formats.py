@@ -15,6 +15,7 @@ the line number and the reason, never an exception.
 | kinetics_csv | ``label,youtube_id,time_start,time_end,split`` with ``<label>/<youtube_id>_<start:06d>_<end:06d>.mp4`` files |
 | unlabeled | every video under the root, any depth, all in the train split; pretraining only |
 """
+
 from __future__ import annotations
 
 import csv
@@ -75,8 +76,13 @@ def read_lines(path: Path) -> tuple[list[tuple[int, str]], list[Reject]]:
         try:
             text = raw.decode("utf-8").strip()
         except UnicodeDecodeError:
-            rejects.append(Reject(raw.decode("latin-1").strip(), "not UTF-8 text (a Latin-1 list?); save the list as UTF-8",
-                                  f"{path.name}:{number}"))
+            rejects.append(
+                Reject(
+                    raw.decode("latin-1").strip(),
+                    "not UTF-8 text (a Latin-1 list?); save the list as UTF-8",
+                    f"{path.name}:{number}",
+                )
+            )
             continue
         if text:
             lines.append((number, text))
@@ -128,8 +134,14 @@ def _hmdb51(root: Path, lists: Path, o: FormatOptions) -> Layout:
                 rejects.append(Reject(text, "expected '<video> 0|1|2'", f"{path.name}:{number}"))
                 continue
             if code != "0":  # 0: not used by this split
-                listed.append(Listed(f"{class_name}/{name}", "train" if code == "1" else "test", class_name,
-                                     source=f"{path.name}:{number}"))
+                listed.append(
+                    Listed(
+                        f"{class_name}/{name}",
+                        "train" if code == "1" else "test",
+                        class_name,
+                        source=f"{path.name}:{number}",
+                    )
+                )
     return Layout(classes, listed, rejects)
 
 
@@ -165,15 +177,19 @@ def _list(root: Path, lists: Path, o: FormatOptions) -> Layout:
         return Layout(None, listed, rejects)
     n_classes = len(names) if names is not None else max(label for label in labels if label is not None) + 1
     classes = names if names is not None else [str(i) for i in range(n_classes)]
-    listed = [dataclasses.replace(e, class_name=None if e.listed_label is None else classes[e.listed_label])
-              for e in listed]
+    listed = [
+        dataclasses.replace(e, class_name=None if e.listed_label is None else classes[e.listed_label]) for e in listed
+    ]
     return Layout(classes, listed, rejects)
 
 
 def _videos_under(folder: Path) -> list[str]:
     """'/'-separated paths of every video file name under ``folder`` (any depth), sorted."""
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                  if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
+    return sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def video_group(video_id: str) -> str:
@@ -219,8 +235,9 @@ def _kinetics_csv(root: Path, lists: Path, o: FormatOptions) -> Layout:
             continue
         label, youtube_id, start, end, split = (c.strip() for c in row[:5])
         if not (start.isdigit() and end.isdigit()) or split not in splits:
-            rejects.append(Reject(text, "time_start/time_end are not integers or the split is unknown",
-                                  f"{path.name}:{number}"))
+            rejects.append(
+                Reject(text, "time_start/time_end are not integers or the split is unknown", f"{path.name}:{number}")
+            )
             continue
         name = f"{youtube_id}_{int(start):06d}_{int(end):06d}.mp4"
         rel = f"{label}/{name}"

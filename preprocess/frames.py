@@ -5,6 +5,7 @@ process alone writes the shard, so a worker crash cannot leave a half-written fi
 Undecodable and too-short videos are recorded in the manifest's rejects; the share of
 rejects is judged over the whole dataset by the verify stage.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,13 @@ def _decode_task(path: Path, height: int, width: int, min_frames: int, timeout: 
 
 
 def extract_frames_shard(
-    entries: list[dict], root: Path, shard_path: Path, manifest_path: Path,
-    frames: FramesParams, storage: StorageParams, pool: PoolParams,
+    entries: list[dict],
+    root: Path,
+    shard_path: Path,
+    manifest_path: Path,
+    frames: FramesParams,
+    storage: StorageParams,
+    pool: PoolParams,
 ) -> dict:
     """Decode every video of one shard into ``shard_path``; returns the manifest.
 
@@ -47,12 +53,16 @@ def extract_frames_shard(
     """
     start = time.perf_counter()
     root = root.resolve()  # pool workers (on other machines with Dask) need absolute paths
-    tasks = (delayed(_decode_task)(root / e["path"], frames.height, frames.width, frames.min_frames,
-                                   frames.decode_timeout) for e in entries)
+    tasks = (
+        delayed(_decode_task)(root / e["path"], frames.height, frames.width, frames.min_frames, frames.decode_timeout)
+        for e in entries
+    )
     videos, rejects = [], []
     with cpu_pool(pool), ShardWriter(shard_path, storage.encoding, storage.jpeg_quality) as writer:
         results = Parallel(n_jobs=frames.n_jobs, return_as="generator")(tasks)
-        for entry, (video, message) in tqdm(zip(entries, results, strict=True), total=len(entries), desc=f"frames {shard_path.name}"):
+        for entry, (video, message) in tqdm(
+            zip(entries, results, strict=True), total=len(entries), desc=f"frames {shard_path.name}"
+        ):
             if video is None:
                 rejects.append({"id": entry["id"], "path": entry["path"], "reason": message})
                 continue
@@ -63,14 +73,27 @@ def extract_frames_shard(
                 log.warning("%s decoded with errors, kept %d frames: %s", entry["path"], len(video), message)
             videos.append(record)
     manifest = write_manifest(shard_path, manifest_path, videos, rejects)
-    log.info("frames %s: %d videos, %d frames, %d rejected (%s), %.1fs -> %s",
-             shard_path.name, len(videos), sum(v["frames"] for v in videos), len(rejects),
-             "; ".join(f"{r['path']}: {r['reason']}" for r in rejects[:3]) or "none",
-             time.perf_counter() - start, shard_path)
+    log.info(
+        "frames %s: %d videos, %d frames, %d rejected (%s), %.1fs -> %s",
+        shard_path.name,
+        len(videos),
+        sum(v["frames"] for v in videos),
+        len(rejects),
+        "; ".join(f"{r['path']}: {r['reason']}" for r in rejects[:3]) or "none",
+        time.perf_counter() - start,
+        shard_path,
+    )
     return manifest
 
 
-def frames_stage(shard_list: Path, root: Path, shard_path: Path, manifest_path: Path,
-                 frames: FramesParams, storage: StorageParams, pool: PoolParams) -> dict:
+def frames_stage(
+    shard_list: Path,
+    root: Path,
+    shard_path: Path,
+    manifest_path: Path,
+    frames: FramesParams,
+    storage: StorageParams,
+    pool: PoolParams,
+) -> dict:
     """The dvc stage ``frames@k``: the shard's video list (from the dataset stage) into a shard."""
     return extract_frames_shard(read_json(shard_list), root, shard_path, manifest_path, frames, storage, pool)

@@ -6,6 +6,7 @@ stage process reads ``motion.torch.batch`` videos at a time and runs the PyTorch
 their frame pairs in batches, on the GPU when there is one. Either way the parent process
 alone writes the motion shard, in the same format.
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,9 +73,11 @@ def _torch_results(frames_shard: Path, entries: list[dict], motion: MotionParams
     device = resolve_device(motion.torch.device, "motion.torch.device")
     if device.type == "cpu" and motion.n_jobs > 0:
         torch.set_num_threads(motion.n_jobs)  # motion.n_jobs is the stage's CPU budget whichever the backend
-    log.info("motion: PyTorch TV-L1 on %s, %d pairs per call, compile=%s", device, motion.torch.batch, motion.torch.compile)
+    log.info(
+        "motion: PyTorch TV-L1 on %s, %d pairs per call, compile=%s", device, motion.torch.batch, motion.torch.compile
+    )
     for start in range(0, len(entries), motion.torch.batch):
-        chunk = entries[start:start + motion.torch.batch]
+        chunk = entries[start : start + motion.torch.batch]
         videos: dict[str, np.ndarray] = {}
         reasons: dict[str, str] = {}
         for entry in chunk:
@@ -83,7 +86,9 @@ def _torch_results(frames_shard: Path, entries: list[dict], motion: MotionParams
             except ValueError as exc:
                 reasons[entry["id"]] = f"motion failed: {exc}"
         grays = [to_gray(rgb) for rgb in videos.values()]
-        flows = dict(zip(videos, videos_flow(grays, motion.tvl1, device, motion.torch.batch, motion.torch.compile), strict=True))
+        flows = dict(
+            zip(videos, videos_flow(grays, motion.tvl1, device, motion.torch.batch, motion.torch.compile), strict=True)
+        )
         for entry in chunk:
             video_id = entry["id"]
             if video_id in reasons:
@@ -93,8 +98,13 @@ def _torch_results(frames_shard: Path, entries: list[dict], motion: MotionParams
 
 
 def compute_motion_shard(
-    frames_shard: Path, frames_manifest: Path, shard_path: Path, manifest_path: Path,
-    motion: MotionParams, storage: StorageParams, pool: PoolParams,
+    frames_shard: Path,
+    frames_manifest: Path,
+    shard_path: Path,
+    manifest_path: Path,
+    motion: MotionParams,
+    storage: StorageParams,
+    pool: PoolParams,
 ) -> dict:
     """Residuals and flow of every video of one frames shard into ``shard_path``.
 
@@ -108,8 +118,12 @@ def compute_motion_shard(
     videos, rejects = [], []
     attrs = {"flow": motion.flow, "flow_bound": motion.bound, "flow_backend": motion.backend}
     with cpu_pool(pool), ShardWriter(shard_path, storage.encoding, storage.jpeg_quality, attrs) as writer:
-        results = _torch_results(frames_shard, entries, motion) if batched else _opencv_results(frames_shard, entries, motion)
-        for entry, (modalities, message) in tqdm(zip(entries, results, strict=True), total=len(entries), desc=f"motion {shard_path.name}"):
+        results = (
+            _torch_results(frames_shard, entries, motion) if batched else _opencv_results(frames_shard, entries, motion)
+        )
+        for entry, (modalities, message) in tqdm(
+            zip(entries, results, strict=True), total=len(entries), desc=f"motion {shard_path.name}"
+        ):
             if modalities is None:
                 rejects.append({"id": entry["id"], "path": entry["path"], "reason": message})
                 continue
@@ -118,6 +132,15 @@ def compute_motion_shard(
             videos.append(entry)
     manifest = write_manifest(shard_path, manifest_path, videos, rejects)
     pairs = sum(max(v["frames"] - 1, 0) for v in videos) if motion.flow != "none" else 0
-    log.info("motion %s: %d videos, %d %s flow pairs (%s), %d rejected, %.1fs -> %s", shard_path.name, len(videos), pairs,
-             motion.flow, motion.backend, len(rejects), time.perf_counter() - start, shard_path)
+    log.info(
+        "motion %s: %d videos, %d %s flow pairs (%s), %d rejected, %.1fs -> %s",
+        shard_path.name,
+        len(videos),
+        pairs,
+        motion.flow,
+        motion.backend,
+        len(rejects),
+        time.perf_counter() - start,
+        shard_path,
+    )
     return manifest

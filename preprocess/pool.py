@@ -8,6 +8,7 @@ costs its task a rerun elsewhere (Dask reschedules it). Tasks receive absolute p
 Dask, every worker must see the dataset root and ``artifacts/`` at the same path (a shared
 filesystem).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -38,6 +39,10 @@ def cpu_pool(pool: PoolParams) -> Iterator[None]:
         raise ConfigError(f"pool.scheduler: cannot reach {pool.scheduler} ({exc})") from None
     with client, parallel_config(backend="dask"):
         workers = client.scheduler_info(n_workers=-1)["workers"]
-        log.info("pool: dask cluster %s, %d workers, %d threads", pool.scheduler, len(workers),
-                 sum(w["nthreads"] for w in workers.values()))
+        log.info(
+            "pool: dask cluster %s, %d workers, %d threads",
+            pool.scheduler,
+            len(workers),
+            sum(w["nthreads"] for w in workers.values()),
+        )
         yield

@@ -6,6 +6,7 @@ on the clip with a wrap-around at the first frame, an artefact this removes.
 Stored as uint8 ``round((d255 + 255) / 2)`` where d255 is the difference in uint8 units, so
 that ``stored / 255`` is the [0, 1] residual up to 0.5/255.
 """
+
 from __future__ import annotations
 
 import numpy as np

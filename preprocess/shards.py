@@ -10,6 +10,7 @@ Readers open exactly the shards they are given (never a glob of a folder, which 
 the leftovers of removed shards), check each shard file against its manifest's size and
 sha256 when they open it, and fail naming the file when one is missing, stale or corrupt.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -76,7 +77,9 @@ class ShardWriter:
                 ds[i] = encode_jpeg(frame, self.jpeg_quality)
         else:
             ds = self._file.create_dataset(
-                name, data=frames, chunks=(1, *frames.shape[1:]),
+                name,
+                data=frames,
+                chunks=(1, *frames.shape[1:]),
                 compression="lzf" if self.encoding == "lzf" else None,
             )
         ds.attrs["shape"] = frames.shape
@@ -87,7 +90,11 @@ class ShardWriter:
 
 
 def read_frames(
-    ds: h5py.Dataset, encoding: str, channels: int, start: int, stop: int,
+    ds: h5py.Dataset,
+    encoding: str,
+    channels: int,
+    start: int,
+    stop: int,
     crop: tuple[int, int, int, int] | None = None,
 ) -> np.ndarray:
     """Frames [start, stop) of one stored stack as (T,H,W,C) uint8, optionally cropped.
@@ -159,8 +166,9 @@ class ShardReader:
     its workers.
     """
 
-    def __init__(self, frames_dir: Path, motion_dir: Path | None, shard_ids: Sequence[int],
-                 videos: Sequence[dict] | None = None):
+    def __init__(
+        self, frames_dir: Path, motion_dir: Path | None, shard_ids: Sequence[int], videos: Sequence[dict] | None = None
+    ):
         self.folders = {"rgb": Path(frames_dir)}
         if motion_dir is not None:
             self.folders.update({m: Path(motion_dir) for m in MOTION_MODALITIES})
@@ -175,8 +183,12 @@ class ShardReader:
                 self.shard_sha256[kind][shard_id] = manifest["sha256"]
         if videos is None:
             # Every video of the given shards that has every modality (motion may reject too).
-            wanted = [(sid, v) for sid in shard_ids for v in held["frames"][sid].values()
-                      if all(v["id"] in held[k][sid] for k in held)]
+            wanted = [
+                (sid, v)
+                for sid in shard_ids
+                for v in held["frames"][sid].values()
+                if all(v["id"] in held[k][sid] for k in held)
+            ]
         else:
             wanted = [(int(v["shard"]), v) for v in videos]
         self.videos: dict[str, dict] = {}
@@ -184,8 +196,10 @@ class ShardReader:
         for shard_id, video in wanted:
             for kind in held:
                 if video["id"] not in held[kind].get(shard_id, {}):
-                    raise InputError(f"{folders[kind] / f'{shard_id}.json'} does not hold {video['id']}, which the "
-                                     f"index lists: the shard is stale; run `dvc repro`")
+                    raise InputError(
+                        f"{folders[kind] / f'{shard_id}.json'} does not hold {video['id']}, which the "
+                        f"index lists: the shard is stale; run `dvc repro`"
+                    )
             self.videos[video["id"]] = {**held["frames"][shard_id][video["id"]], **video}
             self._file_of[video["id"]] = f"{shard_id}.h5"
         self._handles: dict[Path, h5py.File] = {}
@@ -218,7 +232,11 @@ class ShardReader:
         return int(shape[1]), int(shape[2])
 
     def read_clip(
-        self, video_id: str, start: int, length: int, modality: str,
+        self,
+        video_id: str,
+        start: int,
+        length: int,
+        modality: str,
         crop: tuple[int, int, int, int] | None = None,
     ) -> np.ndarray:
         """Frames [start, start+length) of one modality as (C,T,H,W) uint8.
@@ -236,4 +254,3 @@ class ShardReader:
         for handle in self._handles.values():
             handle.close()
         self._handles = {}
-

@@ -25,6 +25,7 @@ illumination term.
 batch runs together, warm-started from pair t-1 as the OpenCV path does video by video;
 without it, any pairs batch together.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -56,7 +57,9 @@ def pyramid_sizes(height: int, width: int, nscales: int, scale_step: float) -> l
     return sizes
 
 
-def _linear_axis(n_in: int, n_out: int, inverse_scale: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _linear_axis(
+    n_in: int, n_out: int, inverse_scale: float, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Source indices (lo, hi) and weight of hi along one axis, OpenCV's INTER_LINEAR mapping.
 
     src = (dst + 0.5) * inverse_scale - 0.5, clamped into the image (replicated border).
@@ -139,7 +142,7 @@ def median_blur(field: torch.Tensor, ksize: int) -> torch.Tensor:
     r = ksize // 2
     _, h, w = field.shape
     padded = F.pad(field[:, None], (r, r, r, r), mode="replicate")[:, 0]
-    values = [padded[:, dy:dy + h, dx:dx + w] for dy in range(ksize) for dx in range(ksize)]
+    values = [padded[:, dy : dy + h, dx : dx + w] for dy in range(ksize) for dx in range(ksize)]
     for a, b in median_network(len(values)):
         values[a], values[b] = torch.minimum(values[a], values[b]), torch.maximum(values[a], values[b])
     return values[len(values) // 2].contiguous()
@@ -164,7 +167,10 @@ def remap_cubic(images: torch.Tensor, map_x: torch.Tensor, map_y: torch.Tensor) 
     b, c, h, w = images.shape
     fixed_x = torch.round(map_x * REMAP_SUBPIXELS).long()
     fixed_y = torch.round(map_y * REMAP_SUBPIXELS).long()
-    ix, iy = torch.div(fixed_x, REMAP_SUBPIXELS, rounding_mode="floor"), torch.div(fixed_y, REMAP_SUBPIXELS, rounding_mode="floor")
+    ix, iy = (
+        torch.div(fixed_x, REMAP_SUBPIXELS, rounding_mode="floor"),
+        torch.div(fixed_y, REMAP_SUBPIXELS, rounding_mode="floor"),
+    )
     wx = cubic_weights((fixed_x - ix * REMAP_SUBPIXELS).float() / REMAP_SUBPIXELS)  # (B,H,W,4)
     wy = cubic_weights((fixed_y - iy * REMAP_SUBPIXELS).float() / REMAP_SUBPIXELS)
     flat = images.reshape(b, c, h * w)
@@ -209,9 +215,16 @@ class _WarpData:
     data_step_ok: torch.Tensor  # 0 where |grad I1|^2 is ~0: no data step there (OpenCV's float-epsilon guard)
 
 
-def _inner_iteration(u1: torch.Tensor, u2: torch.Tensor, duals: tuple[torch.Tensor, ...], d: _WarpData,
-                     keep: torch.Tensor | None, l_t: float, theta: float, taut: float
-                     ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]:
+def _inner_iteration(
+    u1: torch.Tensor,
+    u2: torch.Tensor,
+    duals: tuple[torch.Tensor, ...],
+    d: _WarpData,
+    keep: torch.Tensor | None,
+    l_t: float,
+    theta: float,
+    taut: float,
+) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]:
     """One V, U, P step for every pair where ``keep`` (B,1,1) is true (all pairs if None).
 
     Returns the flow (u1, u2), the duals (p11, p12, p21, p22) and each pair's sum of squared
@@ -220,8 +233,9 @@ def _inner_iteration(u1: torch.Tensor, u2: torch.Tensor, duals: tuple[torch.Tens
     p11, p12, p21, p22 = duals
     # V: the pointwise thresholding step of the data term.
     rho = d.rho_c + d.i1wx * u1 + d.i1wy * u2
-    step = torch.where(rho < -d.threshold, l_t,
-                       torch.where(rho > d.threshold, -l_t, -rho / d.safe_grad * d.data_step_ok))
+    step = torch.where(
+        rho < -d.threshold, l_t, torch.where(rho > d.threshold, -l_t, -rho / d.safe_grad * d.data_step_ok)
+    )
     v1, v2 = u1 + step * d.i1wx, u2 + step * d.i1wy
     # U: the primal step.
     new_u1 = v1 + theta * divergence(p11, p12)
@@ -233,8 +247,12 @@ def _inner_iteration(u1: torch.Tensor, u2: torch.Tensor, duals: tuple[torch.Tens
     u2x, u2y = forward_gradient(u2)
     norm1 = 1 + taut * torch.sqrt(u1x * u1x + u1y * u1y)
     norm2 = 1 + taut * torch.sqrt(u2x * u2x + u2y * u2y)
-    duals = (_masked(keep, (p11 + taut * u1x) / norm1, p11), _masked(keep, (p12 + taut * u1y) / norm1, p12),
-             _masked(keep, (p21 + taut * u2x) / norm2, p21), _masked(keep, (p22 + taut * u2y) / norm2, p22))
+    duals = (
+        _masked(keep, (p11 + taut * u1x) / norm1, p11),
+        _masked(keep, (p12 + taut * u1y) / norm1, p12),
+        _masked(keep, (p21 + taut * u2x) / norm2, p21),
+        _masked(keep, (p22 + taut * u2y) / norm2, p22),
+    )
     return u1, u2, duals, moved
 
 
@@ -242,8 +260,9 @@ def _inner_iteration(u1: torch.Tensor, u2: torch.Tensor, duals: tuple[torch.Tens
 _compiled_inner_iteration = torch.compile(_inner_iteration, dynamic=True)
 
 
-def _solve_level(i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor,
-                 p: TVL1Params, compiled: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _solve_level(
+    i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor, p: TVL1Params, compiled: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """TV-L1 at one pyramid level: (B,H,W) images and starting flow -> refined flow (OpenCV's procOneScale)."""
     b, h, w = i0.shape
     scaled_epsilon = p.epsilon * p.epsilon * h * w
@@ -258,8 +277,14 @@ def _solve_level(i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch
         i1w, i1wx, i1wy = warped.unbind(1)
         grad = i1wx * i1wx + i1wy * i1wy
         gradient_ok = grad > FLOAT_EPSILON
-        data = _WarpData(i1wx, i1wy, rho_c=i1w - i1wx * u1 - i1wy * u2 - i0, threshold=l_t * grad,
-                         safe_grad=torch.where(gradient_ok, grad, 1.0), data_step_ok=gradient_ok.float())
+        data = _WarpData(
+            i1wx,
+            i1wy,
+            rho_c=i1w - i1wx * u1 - i1wy * u2 - i0,
+            threshold=l_t * grad,
+            safe_grad=torch.where(gradient_ok, grad, 1.0),
+            data_step_ok=gradient_ok.float(),
+        )
         active = torch.ones(b, dtype=torch.bool, device=i0.device)
         for _outer in range(p.outer_iterations):
             keep = _mask_of(active)
@@ -277,8 +302,9 @@ def _solve_level(i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch
     return u1, u2
 
 
-def tvl1_flow(i0: torch.Tensor, i1: torch.Tensor, p: TVL1Params, initial_flow: torch.Tensor | None = None,
-              compiled: bool = False) -> torch.Tensor:
+def tvl1_flow(
+    i0: torch.Tensor, i1: torch.Tensor, p: TVL1Params, initial_flow: torch.Tensor | None = None, compiled: bool = False
+) -> torch.Tensor:
     """Flow from i0 to i1 for a batch of frame pairs.
 
     i0, i1: (B,H,W) grey levels in 0..255 (uint8 or float) on one device.
@@ -316,8 +342,9 @@ def tvl1_flow(i0: torch.Tensor, i1: torch.Tensor, p: TVL1Params, initial_flow: t
     return torch.stack([u1, u2], dim=-1)
 
 
-def videos_flow(grays: Sequence[np.ndarray], p: TVL1Params, device: torch.device, batch: int,
-                compiled: bool = False) -> list[np.ndarray]:
+def videos_flow(
+    grays: Sequence[np.ndarray], p: TVL1Params, device: torch.device, batch: int, compiled: bool = False
+) -> list[np.ndarray]:
     """TV-L1 flow of every consecutive frame pair of several videos of one size, ``batch`` pairs per call.
 
     grays: videos as (T_i,H,W) uint8. Returns one (T_i,H,W,2) float32 array per video, entry 0
@@ -329,24 +356,37 @@ def videos_flow(grays: Sequence[np.ndarray], p: TVL1Params, device: torch.device
         for t in range(1, max((len(g) for g in grays), default=0)):
             having = [i for i, g in enumerate(grays) if len(g) > t]
             for start in range(0, len(having), batch):
-                chunk = having[start:start + batch]
-                flow = _flow_on(device, p, [grays[i][t - 1] for i in chunk], [grays[i][t] for i in chunk],
-                                [flows[i][t - 1] for i in chunk], compiled)
+                chunk = having[start : start + batch]
+                flow = _flow_on(
+                    device,
+                    p,
+                    [grays[i][t - 1] for i in chunk],
+                    [grays[i][t] for i in chunk],
+                    [flows[i][t - 1] for i in chunk],
+                    compiled,
+                )
                 for i, f in zip(chunk, flow, strict=True):
                     flows[i][t] = f
     else:
         pairs = [(i, t) for i, g in enumerate(grays) for t in range(1, len(g))]
         for start in range(0, len(pairs), batch):
-            chunk = pairs[start:start + batch]
-            flow = _flow_on(device, p, [grays[i][t - 1] for i, t in chunk], [grays[i][t] for i, t in chunk], None,
-                            compiled)
+            chunk = pairs[start : start + batch]
+            flow = _flow_on(
+                device, p, [grays[i][t - 1] for i, t in chunk], [grays[i][t] for i, t in chunk], None, compiled
+            )
             for (i, t), f in zip(chunk, flow, strict=True):
                 flows[i][t] = f
     return flows
 
 
-def _flow_on(device: torch.device, p: TVL1Params, first: list[np.ndarray], second: list[np.ndarray],
-             initial: list[np.ndarray] | None, compiled: bool) -> np.ndarray:
+def _flow_on(
+    device: torch.device,
+    p: TVL1Params,
+    first: list[np.ndarray],
+    second: list[np.ndarray],
+    initial: list[np.ndarray] | None,
+    compiled: bool,
+) -> np.ndarray:
     """One batched call: lists of (H,W) frames (and (H,W,2) starting flows) -> (B,H,W,2) float32 on the CPU."""
     i0 = torch.from_numpy(np.stack(first)).to(device)
     i1 = torch.from_numpy(np.stack(second)).to(device)

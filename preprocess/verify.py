@@ -7,6 +7,7 @@ the list of usable videos with the checksum of every shard file. The training an
 stages read exactly that list (``open_verified``), so they never see a leftover shard, a
 video the index no longer lists, or a shard rebuilt after it was verified.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,7 +23,9 @@ from preprocess.shards import VIDEO_SPLITS, ShardReader, checked_manifest
 log = logging.getLogger(__name__)
 
 
-def check_reject_share(rejects: Sequence[dict], n_total: int, max_share: float, artifact: Path, stage_kind: str) -> None:
+def check_reject_share(
+    rejects: Sequence[dict], n_total: int, max_share: float, artifact: Path, stage_kind: str
+) -> None:
     """Fail only past the configured share of rejects, naming some; below it, say how many were
     rejected. A reject is a dict with "path", or a formats.Reject.
 
@@ -45,8 +48,14 @@ def check_reject_share(rejects: Sequence[dict], n_total: int, max_share: float, 
 
 
 def verify_dataset(
-    index_path: Path, dataset_rejects_path: Path, frames_dir: Path, motion_dir: Path, shard_ids: list[int],
-    max_reject_share: float, videos_path: Path, rejects_path: Path,
+    index_path: Path,
+    dataset_rejects_path: Path,
+    frames_dir: Path,
+    motion_dir: Path,
+    shard_ids: list[int],
+    max_reject_share: float,
+    videos_path: Path,
+    rejects_path: Path,
 ) -> dict:
     """Write the usable videos (``videos_path``) and every stage's rejects (``rejects_path``).
 
@@ -60,8 +69,10 @@ def verify_dataset(
         by_shard.setdefault(int(entry["shard"]), []).append(entry)
     unknown = sorted(set(by_shard) - set(shard_ids))
     if unknown:
-        raise InputError(f"{index_path} assigns videos to shards {unknown} that shards.ids does not list; "
-                         f"rerun `dvc repro {stage_of(index_path, 'dataset')}`")
+        raise InputError(
+            f"{index_path} assigns videos to shards {unknown} that shards.ids does not list; "
+            f"rerun `dvc repro {stage_of(index_path, 'dataset')}`"
+        )
     usable: list[dict] = []
     checksums: dict[str, dict[int, str]] = {"frames": {}, "motion": {}}
     for shard_id in shard_ids:
@@ -74,12 +85,15 @@ def verify_dataset(
         built = set(decoded) | {r["id"] for r in frames["rejects"]}
         if built != listed:
             stray = sorted(built ^ listed)
-            raise InputError(f"{frames_dir / f'{shard_id}.json'} does not match the index ({len(stray)} videos "
-                             f"differ, e.g. {stray[0]}): the shard is stale; run `dvc repro {frames_stage}`")
+            raise InputError(
+                f"{frames_dir / f'{shard_id}.json'} does not match the index ({len(stray)} videos "
+                f"differ, e.g. {stray[0]}): the shard is stale; run `dvc repro {frames_stage}`"
+            )
         with_motion = {v["id"] for v in motion["videos"]}
         if with_motion | {r["id"] for r in motion["rejects"]} != set(decoded):
-            raise InputError(f"{motion_dir / f'{shard_id}.json'} does not match its frames shard: "
-                             f"run `dvc repro {motion_stage}`")
+            raise InputError(
+                f"{motion_dir / f'{shard_id}.json'} does not match its frames shard: run `dvc repro {motion_stage}`"
+            )
         rejects += [{**r, "stage": frames_stage} for r in frames["rejects"]]
         rejects += [{**r, "stage": motion_stage} for r in motion["rejects"]]
         usable += [decoded[v] for v in sorted(with_motion)]
@@ -92,8 +106,13 @@ def verify_dataset(
         raise InputError(f"no usable {missing[0]} video left after preprocessing; see {rejects_path}")
     verified = {"shards": shard_ids, "sha256": checksums, "videos": usable}
     write_json(videos_path, verified)
-    log.info("verify: %d usable videos (%s), %d rejected over all stages -> %s", len(usable),
-             ", ".join(f"{n} {s}" for s, n in sorted(splits.items())), len(rejects), videos_path)
+    log.info(
+        "verify: %d usable videos (%s), %d rejected over all stages -> %s",
+        len(usable),
+        ", ".join(f"{n} {s}" for s, n in sorted(splits.items())),
+        len(rejects),
+        videos_path,
+    )
     return verified
 
 
@@ -105,5 +124,7 @@ def open_verified(videos_path: Path, frames_dir: Path, motion_dir: Path) -> Shar
     reader = ShardReader(frames_dir, motion_dir, verified["shards"], verified["videos"])
     recorded = {kind: {int(k): v for k, v in sums.items()} for kind, sums in verified["sha256"].items()}
     if reader.shard_sha256 != recorded:
-        raise InputError(f"a shard changed after {videos_path} was written; run `dvc repro {stage_of(videos_path, 'verify')}`")
+        raise InputError(
+            f"a shard changed after {videos_path} was written; run `dvc repro {stage_of(videos_path, 'verify')}`"
+        )
     return reader

@@ -1,4 +1,5 @@
 """Shared fixtures: the real clips and split lists in ../shared, and the repository params."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """Tiny real HDF5 shards (frames + motion) of synthetic moving-bar videos, for training tests."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,10 +21,13 @@ def bar_video(label: int, frames: int, size: int, background: int) -> np.ndarray
     return video
 
 
-def _write_shard(frames_dir: Path, motion_dir: Path, shard_id: int, records: list[dict], videos: dict,
-                 frames_rejects: list[dict]) -> None:
-    with ShardWriter(frames_dir / f"{shard_id}.h5", "raw", 90) as fw, \
-            ShardWriter(motion_dir / f"{shard_id}.h5", "raw", 90, {"flow_bound": 20.0}) as mw:
+def _write_shard(
+    frames_dir: Path, motion_dir: Path, shard_id: int, records: list[dict], videos: dict, frames_rejects: list[dict]
+) -> None:
+    with (
+        ShardWriter(frames_dir / f"{shard_id}.h5", "raw", 90) as fw,
+        ShardWriter(motion_dir / f"{shard_id}.h5", "raw", 90, {"flow_bound": 20.0}) as mw,
+    ):
         for record in records:
             video = videos[record["id"]]
             fw.add(record["id"], "rgb", video)
@@ -43,28 +47,56 @@ def make_tiny_shards(folder: Path, n_videos: int = 12, frames: int = 20, size: i
         label = i % n_classes
         vid = f"C{label}/v{i}"
         videos[vid] = bar_video(label, frames, size, int(rng.integers(0, 120)))
-        records.append({"id": vid, "path": f"{vid}.avi", "label": label, "class": f"C{label}", "frames": frames,
-                        "split": "train" if i < n_videos * 2 // 3 else "test", "shard": 0})
+        records.append(
+            {
+                "id": vid,
+                "path": f"{vid}.avi",
+                "label": label,
+                "class": f"C{label}",
+                "frames": frames,
+                "split": "train" if i < n_videos * 2 // 3 else "test",
+                "shard": 0,
+            }
+        )
     _write_shard(folder / "frames", folder / "motion", 0, records, videos, [])
     return folder
 
 
-def make_sharded_dataset(folder: Path, n_videos: int, n_shards: int, rejected: frozenset[int] = frozenset(),
-                         seed: int = 0, frames: int = 20, size: int = 24) -> dict[str, Path]:
+def make_sharded_dataset(
+    folder: Path,
+    n_videos: int,
+    n_shards: int,
+    rejected: frozenset[int] = frozenset(),
+    seed: int = 0,
+    frames: int = 20,
+    size: int = 24,
+) -> dict[str, Path]:
     """An indexed dataset as the dataset, frames and motion stages leave it.
 
     Videos in ``rejected`` (by number) are listed by the index but rejected by the frames stage.
     Returns the paths {"index", "rejects", "frames", "motion"}.
     """
     rng = np.random.default_rng(seed)
-    out = {"index": folder / "dataset/index.json", "rejects": folder / "dataset/rejects.json",
-           "frames": folder / "frames", "motion": folder / "motion"}
+    out = {
+        "index": folder / "dataset/index.json",
+        "rejects": folder / "dataset/rejects.json",
+        "frames": folder / "frames",
+        "motion": folder / "motion",
+    }
     index, videos = [], {}
     for i in range(n_videos):
         label = i % 3
         vid = f"C{label}/v{i:03d}"
-        index.append({"id": vid, "path": f"{vid}.avi", "class": f"C{label}", "label": label,
-                      "split": "test" if i % 4 == 3 else "train", "shard": shard_of(vid, n_shards)})
+        index.append(
+            {
+                "id": vid,
+                "path": f"{vid}.avi",
+                "class": f"C{label}",
+                "label": label,
+                "split": "test" if i % 4 == 3 else "train",
+                "shard": shard_of(vid, n_shards),
+            }
+        )
         videos[vid] = bar_video(label, frames, size, int(rng.integers(0, 120)))
     write_json(out["index"], index)
     write_json(out["rejects"], [])
@@ -72,6 +104,8 @@ def make_sharded_dataset(folder: Path, n_videos: int, n_shards: int, rejected: f
         entries = [e for e in index if e["shard"] == shard_id]
         bad = {f"C{i % 3}/v{i:03d}" for i in rejected}
         kept = [{**e, "frames": frames} for e in entries if e["id"] not in bad]
-        rejects = [{"id": e["id"], "path": e["path"], "reason": "cannot decode: test"} for e in entries if e["id"] in bad]
+        rejects = [
+            {"id": e["id"], "path": e["path"], "reason": "cannot decode: test"} for e in entries if e["id"] in bad
+        ]
         _write_shard(out["frames"], out["motion"], shard_id, kept, videos, rejects)
     return out

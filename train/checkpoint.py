@@ -4,6 +4,7 @@
 state for resumption}. One encoder serves both views (format 1 held one per view). Loaded with
 ``weights_only=True``; the model is rebuilt from ``config``, so a checkpoint needs no params.yaml.
 """
+
 from __future__ import annotations
 
 import io

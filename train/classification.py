@@ -1,4 +1,5 @@
 """Recognition metrics: clip and video top-k accuracy, and the confusion matrix."""
+
 from __future__ import annotations
 
 import logging

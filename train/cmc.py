@@ -6,6 +6,7 @@ divided by the temperature; the label is 0. Symmetric for view 2. Without intra-
 this is CMC: [positive, K negatives]. Identical features give a loss of log(2K+2) and
 log(K+1) respectively.
 """
+
 from __future__ import annotations
 
 import torch
@@ -53,8 +54,16 @@ class CMCObjective(nn.Module):
     bank is read before it is written, so a video's positive is never its own current feature.
     """
 
-    def __init__(self, n_videos: int, dim: int, k: int, temperature: float, momentum: float,
-                 intra_neg: bool, generator: torch.Generator):
+    def __init__(
+        self,
+        n_videos: int,
+        dim: int,
+        k: int,
+        temperature: float,
+        momentum: float,
+        intra_neg: bool,
+        generator: torch.Generator,
+    ):
         super().__init__()
         self.k, self.temperature, self.momentum, self.intra_neg = k, temperature, momentum, intra_neg
         self.view1 = MemoryBank(n_videos, dim, generator)
@@ -64,8 +73,13 @@ class CMCObjective(nn.Module):
             self.intra2 = MemoryBank(n_videos, dim, generator)
 
     def forward(
-        self, f1: torch.Tensor, f2: torch.Tensor, index: torch.Tensor, generator: torch.Generator,
-        n1: torch.Tensor | None = None, n2: torch.Tensor | None = None,
+        self,
+        f1: torch.Tensor,
+        f2: torch.Tensor,
+        index: torch.Tensor,
+        generator: torch.Generator,
+        n1: torch.Tensor | None = None,
+        n2: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """f1, f2: (B,D) unit-norm view features; n1, n2: (B,D) their intra-negatives; index: (B,)."""
         b = f1.shape[0]
@@ -91,8 +105,13 @@ class CMCObjective(nn.Module):
         """Nothing to update after the optimizer step: the banks are updated in ``forward``."""
 
     def logits(
-        self, encode: Encode, x1: torch.Tensor, x2: torch.Tensor, index: torch.Tensor,
-        generator: torch.Generator, make_negative: MakeNegative | None,
+        self,
+        encode: Encode,
+        x1: torch.Tensor,
+        x2: torch.Tensor,
+        index: torch.Tensor,
+        generator: torch.Generator,
+        make_negative: MakeNegative | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Clips of both views -> logits and labels (the ``Objective`` protocol).
 

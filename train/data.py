@@ -4,6 +4,7 @@ Workers return uint8 clips (cheap to pass between processes); ``to_model_input``
 into float on the device. Every random choice of a sample comes from a generator seeded by
 (seed, epoch, sample index), so results do not depend on the number of loader workers.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,7 +22,9 @@ class ClipWindow:
     left: int
 
 
-def random_window(n_frames: int, height: int, width: int, length: int, crop: int, rng: np.random.Generator) -> ClipWindow:
+def random_window(
+    n_frames: int, height: int, width: int, length: int, crop: int, rng: np.random.Generator
+) -> ClipWindow:
     """A random start and a random crop, for training."""
     return ClipWindow(
         int(rng.integers(0, n_frames - length + 1)),
@@ -53,8 +56,16 @@ class ClipDataset(torch.utils.data.Dataset):
     """
 
     def __init__(
-        self, reader: ShardReader, video_ids: list[str], modalities: tuple[str, ...], length: int, crop: int,
-        train: bool, seed: int, eval_clips: int = 1, second_rgb: bool = False,
+        self,
+        reader: ShardReader,
+        video_ids: list[str],
+        modalities: tuple[str, ...],
+        length: int,
+        crop: int,
+        train: bool,
+        seed: int,
+        eval_clips: int = 1,
+        second_rgb: bool = False,
     ):
         self.reader, self.video_ids, self.modalities = reader, list(video_ids), modalities
         self.length, self.crop, self.train, self.seed, self.eval_clips = length, crop, train, seed, eval_clips
@@ -88,7 +99,9 @@ class ClipDataset(torch.utils.data.Dataset):
         if self.second_rgb:
             if rng is None:
                 raise ValueError("a second RGB window is a training-time view")
-            out["rgb_second"] = self._read(vid, random_window(n_frames, height, width, self.length, self.crop, rng), "rgb")
+            out["rgb_second"] = self._read(
+                vid, random_window(n_frames, height, width, self.length, self.crop, rng), "rgb"
+            )
         return out
 
 

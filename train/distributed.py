@@ -4,6 +4,7 @@ collectives the objectives and the epoch logs use.
 Each function is the identity (or rank 0 of 1) without a process group, so single-process
 code and tests run the same lines as a DDP rank.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ The pretrained backbone loads strictly: a missing or unexpected key fails (only 
 classifier is fresh). The best epoch on a validation part of the train split is kept and
 tested at video level (mean of ``eval_clips`` clip scores).
 """
+
 from __future__ import annotations
 
 import copy
@@ -52,7 +53,7 @@ def load_backbone_strict(backbone: Backbone, encoder_state: dict[str, torch.Tens
     The encoder's projection head (``head.*``) is the only part left out, by design.
     """
     prefix = "backbone."
-    state = {k[len(prefix):]: v for k, v in encoder_state.items() if k.startswith(prefix)}
+    state = {k[len(prefix) :]: v for k, v in encoder_state.items() if k.startswith(prefix)}
     leftover = sorted(k for k in encoder_state if not k.startswith(prefix) and not k.startswith("head."))
     if leftover:
         raise KeyError(f"unexpected keys in the pretrained encoder: {leftover}")
@@ -68,8 +69,10 @@ def split_validation(train_ids: list[str], n_val: int, seed: int) -> tuple[list[
     validation part past ``n_val``. Videos without a group name are groups of one.
     """
     if not 0 < n_val < len(train_ids):
-        raise ConfigError(f"finetune.val_videos: {n_val} must be between 1 and {len(train_ids) - 1} "
-                          f"(the train split has {len(train_ids)} videos)")
+        raise ConfigError(
+            f"finetune.val_videos: {n_val} must be between 1 and {len(train_ids) - 1} "
+            f"(the train split has {len(train_ids)} videos)"
+        )
     members: dict[str, list[str]] = {}
     for video_id in sorted(train_ids):
         members.setdefault(video_group(video_id), []).append(video_id)
@@ -80,8 +83,9 @@ def split_validation(train_ids: list[str], n_val: int, seed: int) -> tuple[list[
             break
         val += members[groups[i]]
     if len(val) == len(train_ids):
-        raise ConfigError(f"finetune.val_videos: {n_val} leaves no training video: the train split has "
-                          f"{len(groups)} groups")
+        raise ConfigError(
+            f"finetune.val_videos: {n_val} leaves no training video: the train split has {len(groups)} groups"
+        )
     held_out = set(val)
     return [v for v in sorted(train_ids) if v not in held_out], sorted(val)
 
@@ -101,8 +105,9 @@ def selection_key(val_loss: float, val_accuracy: float, select_by: str) -> tuple
 
 
 @torch.no_grad()
-def evaluate_clips(model: nn.Module, loader: torch.utils.data.DataLoader, modality: str,
-                   runtime: Runtime) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def evaluate_clips(
+    model: nn.Module, loader: torch.utils.data.DataLoader, modality: str, runtime: Runtime
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(clip softmax scores (N,C), clip labels (N,), video of each clip (N,)) over every clip."""
     model.eval()
     scores, labels, videos = [], [], []
@@ -119,8 +124,13 @@ def evaluate_clips(model: nn.Module, loader: torch.utils.data.DataLoader, modali
 
 
 def train_one_epoch(
-    model: nn.Module, loader: torch.utils.data.DataLoader, optimizer: torch.optim.Optimizer, modality: str,
-    runtime: Runtime, epoch: int, desc: str,
+    model: nn.Module,
+    loader: torch.utils.data.DataLoader,
+    optimizer: torch.optim.Optimizer,
+    modality: str,
+    runtime: Runtime,
+    epoch: int,
+    desc: str,
 ) -> float:
     """One pass of supervised training; the mean training loss. A non-finite loss raises,
     naming the epoch (1-based) and batch."""
@@ -132,8 +142,10 @@ def train_one_epoch(
         loss = F.cross_entropy(logits.float(), batch["label"].to(runtime.device))
         value = loss.item()
         if not math.isfinite(value):
-            raise NonFiniteError(f"fine-tuning loss is {value} at epoch {epoch + 1}, batch {batch_number}; "
-                                 f"check finetune.lr and the pretrained weights")
+            raise NonFiniteError(
+                f"fine-tuning loss is {value} at epoch {epoch + 1}, batch {batch_number}; "
+                f"check finetune.lr and the pretrained weights"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -142,8 +154,15 @@ def train_one_epoch(
 
 
 def finetune(
-    reader: ShardReader, setup: FinetuneParams, clip: ClipParams, config: dict[str, Any],
-    encoder_state: dict | None, runtime: Runtime, workers: int, n_classes: int, name: str,
+    reader: ShardReader,
+    setup: FinetuneParams,
+    clip: ClipParams,
+    config: dict[str, Any],
+    encoder_state: dict | None,
+    runtime: Runtime,
+    workers: int,
+    n_classes: int,
+    name: str,
     on_epoch: Callable[[dict[str, float], bool], None] | None = None,
 ) -> dict[str, Any]:
     """Train a classifier; return its test metrics and the test predictions.
@@ -160,45 +179,68 @@ def finetune(
     model = runtime.prepare_model(Classifier(backbone, n_classes, setup.dropout))
     fit_ids, val_ids = split_validation(split_ids(reader, "train"), setup.val_videos, setup.seed)
     test_ids = split_ids(reader, "test")
-    log.info("finetune %s: %d training videos, %d held out for validation (whole groups), %d test videos",
-             name, len(fit_ids), len(val_ids), len(test_ids))
+    log.info(
+        "finetune %s: %d training videos, %d held out for validation (whole groups), %d test videos",
+        name,
+        len(fit_ids),
+        len(val_ids),
+        len(test_ids),
+    )
     fit_set = ClipDataset(reader, fit_ids, (setup.modality,), clip.length, clip.crop, train=True, seed=setup.seed)
     val_set = ClipDataset(reader, val_ids, (setup.modality,), clip.length, clip.crop, train=False, seed=0, eval_clips=1)
     sampler = EpochSampler(len(fit_ids), setup.seed)
     # Persistent workers: starting loader processes every epoch would cost more than the
     # demo's epochs themselves.
-    loader = torch.utils.data.DataLoader(fit_set, batch_size=setup.batch_size, sampler=sampler, num_workers=workers,
-                                         persistent_workers=workers > 0)
-    val_loader = torch.utils.data.DataLoader(val_set, batch_size=setup.batch_size, num_workers=workers,
-                                             persistent_workers=workers > 0)
-    optimizer = torch.optim.SGD(model.parameters(), lr=setup.lr, momentum=setup.momentum, weight_decay=setup.weight_decay)
+    loader = torch.utils.data.DataLoader(
+        fit_set, batch_size=setup.batch_size, sampler=sampler, num_workers=workers, persistent_workers=workers > 0
+    )
+    val_loader = torch.utils.data.DataLoader(
+        val_set, batch_size=setup.batch_size, num_workers=workers, persistent_workers=workers > 0
+    )
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=setup.lr, momentum=setup.momentum, weight_decay=setup.weight_decay
+    )
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=setup.plateau_factor, patience=setup.plateau_patience, min_lr=setup.min_lr)
+        optimizer, mode="min", factor=setup.plateau_factor, patience=setup.plateau_patience, min_lr=setup.min_lr
+    )
     trained = runtime.maybe_compile(model)
     best = {"key": (float("inf"),), "epoch": 0, "state": copy.deepcopy(model.state_dict())}
     history = []
     for epoch in range(setup.epochs):
         sampler.set_epoch(epoch)
-        train_loss = train_one_epoch(trained, loader, optimizer, setup.modality, runtime, epoch,
-                                     f"finetune {name} {epoch + 1}/{setup.epochs}")
+        train_loss = train_one_epoch(
+            trained, loader, optimizer, setup.modality, runtime, epoch, f"finetune {name} {epoch + 1}/{setup.epochs}"
+        )
         scores, labels, _ = evaluate_clips(model, val_loader, setup.modality, runtime)
         val_loss = F.nll_loss(scores.clamp_min(1e-12).log(), labels).item()
         val_acc = topk_correct(scores, labels, 1).float().mean().item()
         plateau.step(val_loss)
-        row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "val_top1": val_acc,
-               "lr": optimizer.param_groups[0]["lr"]}
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_top1": val_acc,
+            "lr": optimizer.param_groups[0]["lr"],
+        }
         history.append(row)
         if on_epoch is not None:
             on_epoch(row, False)
         key = selection_key(val_loss, val_acc, setup.select_by)
         if key < best["key"]:
             best = {"key": key, "epoch": epoch + 1, "state": copy.deepcopy(model.state_dict())}
-        log.info("finetune %s epoch %d: train loss %.4f, val loss %.4f, val top1 %.3f",
-                 name, epoch + 1, train_loss, val_loss, val_acc)
+        log.info(
+            "finetune %s epoch %d: train loss %.4f, val loss %.4f, val top1 %.3f",
+            name,
+            epoch + 1,
+            train_loss,
+            val_loss,
+            val_acc,
+        )
 
     model.load_state_dict(best["state"])
-    test_set = ClipDataset(reader, test_ids, (setup.modality,), clip.length, clip.crop, train=False, seed=0,
-                           eval_clips=clip.eval_clips)
+    test_set = ClipDataset(
+        reader, test_ids, (setup.modality,), clip.length, clip.crop, train=False, seed=0, eval_clips=clip.eval_clips
+    )
     test_loader = torch.utils.data.DataLoader(test_set, batch_size=setup.batch_size, num_workers=workers)
     scores, labels, videos = evaluate_clips(model, test_loader, setup.modality, runtime)
     per_video = video_scores(scores, videos, len(test_ids))
@@ -211,8 +253,14 @@ def finetune(
         "best_epoch": best["epoch"],
         "test_videos": len(test_ids),
     }
-    log.info("finetune %s: video top1 %.3f (best epoch %d, %d test videos) in %.0fs", name, metrics["video_top1"],
-             best["epoch"], len(test_ids), time.perf_counter() - start)
+    log.info(
+        "finetune %s: video top1 %.3f (best epoch %d, %d test videos) in %.0fs",
+        name,
+        metrics["video_top1"],
+        best["epoch"],
+        len(test_ids),
+        time.perf_counter() - start,
+    )
     return {"metrics": metrics, "predicted": per_video.argmax(1), "actual": video_labels, "history": history}
 
 
@@ -223,8 +271,13 @@ def class_names(reader: ShardReader) -> list[str]:
 
 
 def finetune_stage(
-    checkpoint_path: Path, reader: ShardReader, setup: FinetuneParams, clip: ClipParams,
-    runtime_params: RuntimeParams, metrics_path: Path, live_dir: Callable[[str], Path],
+    checkpoint_path: Path,
+    reader: ShardReader,
+    setup: FinetuneParams,
+    clip: ClipParams,
+    runtime_params: RuntimeParams,
+    metrics_path: Path,
+    live_dir: Callable[[str], Path],
 ) -> dict[str, Any]:
     """The dvc stage ``finetune``: from the pretrained backbone and from random init, each with a
     live log (``live_dir(name)``: curves and the test confusion), then the metrics."""
@@ -238,10 +291,22 @@ def finetune_stage(
     for name, state in (("iic", checkpoint["encoder"]), ("random", None)):
         live = EpochLog(live_dir(name))
         try:
-            results[name] = finetune(reader, setup, clip, checkpoint["config"], state, runtime, runtime_params.workers,
-                                     len(names), name, on_epoch=live)
-            live.confusion([names[i] for i in results[name]["actual"].tolist()],
-                           [names[i] for i in results[name]["predicted"].tolist()])
+            results[name] = finetune(
+                reader,
+                setup,
+                clip,
+                checkpoint["config"],
+                state,
+                runtime,
+                runtime_params.workers,
+                len(names),
+                name,
+                on_epoch=live,
+            )
+            live.confusion(
+                [names[i] for i in results[name]["actual"].tolist()],
+                [names[i] for i in results[name]["predicted"].tolist()],
+            )
             matrix = confusion_matrix(results[name]["predicted"], results[name]["actual"], len(names))
             log.info("finetune %s confusion (rows actual):\n%s", name, matrix.numpy())
         finally:

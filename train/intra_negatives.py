@@ -3,6 +3,7 @@
 Pure tensor functions on a whole (B,C,T,H,W) batch at once, on the batch's device, with an
 explicit generator (no per-sample Python loop).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -4,6 +4,7 @@ Every objective implements the ``Objective`` protocol of ``train/objective.py``;
 each one's logits is in its module's docstring (``train/cmc.py``, ``train/moco.py``,
 ``train/simclr.py``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -20,8 +21,10 @@ from train.simclr import SimCLRObjective
 
 def _cmc(encoder: nn.Module, n_videos: int, p: PretrainParams, global_batch: int, g: torch.Generator) -> nn.Module:
     if p.nce_k > n_videos - 1:
-        raise ConfigError(f"pretrain.nce_k: {p.nce_k} negatives but only {n_videos - 1} other train videos; "
-                          f"use at most {n_videos - 1}")
+        raise ConfigError(
+            f"pretrain.nce_k: {p.nce_k} negatives but only {n_videos - 1} other train videos; "
+            f"use at most {n_videos - 1}"
+        )
     return CMCObjective(n_videos, p.feat_dim, p.nce_k, p.nce_t, p.nce_m, p.intra_neg, g)
 
 
@@ -43,7 +46,8 @@ METHODS: dict[str, Callable[[nn.Module, int, PretrainParams, int, torch.Generato
 }
 
 
-def build_objective(encoder: nn.Module, n_videos: int, p: PretrainParams, global_batch: int,
-                    generator: torch.Generator) -> nn.Module:
+def build_objective(
+    encoder: nn.Module, n_videos: int, p: PretrainParams, global_batch: int, generator: torch.Generator
+) -> nn.Module:
     """The objective of ``p.method``; its size checks fail with the key's name."""
     return METHODS[p.method](encoder, n_videos, p, global_batch, generator)

@@ -15,6 +15,7 @@ features give log(2K+2) and log(K+1). Queries come from the shared encoder (with
 keys never carry gradients. Under DDP the queues receive the keys of every rank, so they stay
 identical on all ranks.
 """
+
 from __future__ import annotations
 
 import copy
@@ -47,8 +48,16 @@ class KeyQueue(nn.Module):
 class MoCoObjective(nn.Module):
     """Key encoder and queues; ``logits`` as in the module docstring."""
 
-    def __init__(self, encoder: nn.Module, dim: int, k: int, temperature: float, momentum: float,
-                 intra_neg: bool, generator: torch.Generator):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        dim: int,
+        k: int,
+        temperature: float,
+        momentum: float,
+        intra_neg: bool,
+        generator: torch.Generator,
+    ):
         super().__init__()
         self.temperature, self.momentum, self.intra_neg = temperature, momentum, intra_neg
         self.key_encoder = copy.deepcopy(encoder)
@@ -70,8 +79,13 @@ class MoCoObjective(nn.Module):
             key.copy_(query)
 
     def forward(
-        self, q1: torch.Tensor, q2: torch.Tensor, k1: torch.Tensor, k2: torch.Tensor,
-        kn1: torch.Tensor | None = None, kn2: torch.Tensor | None = None,
+        self,
+        q1: torch.Tensor,
+        q2: torch.Tensor,
+        k1: torch.Tensor,
+        k2: torch.Tensor,
+        kn1: torch.Tensor | None = None,
+        kn2: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q*, k*, kn*: (B,D) unit-norm queries, keys and intra-negative keys. Reads the queues, then
         enqueues this batch's keys (gathered from every rank)."""
@@ -93,8 +107,13 @@ class MoCoObjective(nn.Module):
         return logits1, logits2, torch.zeros(b, dtype=torch.long, device=q1.device)
 
     def logits(
-        self, encode: Encode, x1: torch.Tensor, x2: torch.Tensor, index: torch.Tensor,
-        generator: torch.Generator, make_negative: MakeNegative | None,
+        self,
+        encode: Encode,
+        x1: torch.Tensor,
+        x2: torch.Tensor,
+        index: torch.Tensor,
+        generator: torch.Generator,
+        make_negative: MakeNegative | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         q1, q2 = encode(x1), encode(x2)  # (B,D) queries, one forward per view
         with torch.no_grad():

@@ -6,6 +6,7 @@ positive at column 0, so that cross-entropy is the loss; ``after_step`` runs aft
 optimizer step (MoCo's key encoder follows there). The layout of each method's logits is in
 its module's docstring.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -25,8 +26,13 @@ class Objective(Protocol):
     """The interface pretraining calls; every method of ``train/methods.py`` implements it."""
 
     def logits(
-        self, encode: Encode, x1: torch.Tensor, x2: torch.Tensor, index: torch.Tensor,
-        generator: torch.Generator, make_negative: MakeNegative | None,
+        self,
+        encode: Encode,
+        x1: torch.Tensor,
+        x2: torch.Tensor,
+        index: torch.Tensor,
+        generator: torch.Generator,
+        make_negative: MakeNegative | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x1, x2: (B,3,T,H,W) clips of view 1 and 2; index: (B,) their videos' train positions;
         make_negative: None without intra-negatives. Returns (B,L) logits per view and (B,) labels."""
@@ -38,8 +44,11 @@ class Objective(Protocol):
 
 
 def nce_logits(
-    anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor,
-    intra: torch.Tensor | None, temperature: float,
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    negatives: torch.Tensor,
+    intra: torch.Tensor | None,
+    temperature: float,
 ) -> torch.Tensor:
     """Logits of one view, positive first.
 

@@ -11,6 +11,7 @@ A resume state is used only for the same configuration *and* the same inputs (th
 fingerprint: the video list and the checksums of the shards), so data rebuilt after a kill
 restarts training instead of finishing a hybrid. A non-finite loss stops training at once.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,8 +51,13 @@ class PretrainSetup:
 
     def config(self) -> dict[str, Any]:
         """Flat plain-value config stored in checkpoints; the encoder is rebuilt from it."""
-        return {**dataclasses.asdict(self.model), **dataclasses.asdict(self.pretrain),
-                "view2": self.pretrain.modality, "clip_length": self.clip_length, "crop": self.crop}
+        return {
+            **dataclasses.asdict(self.model),
+            **dataclasses.asdict(self.pretrain),
+            "view2": self.pretrain.modality,
+            "clip_length": self.clip_length,
+            "crop": self.crop,
+        }
 
 
 def resume_state(path: Path, config: dict[str, Any], inputs: str, epochs: int) -> dict[str, Any] | None:
@@ -79,8 +85,12 @@ def resume_state(path: Path, config: dict[str, Any], inputs: str, epochs: int) -
 
 
 def batch_loss(
-    batch: dict, setup: PretrainSetup, encoder: torch.nn.Module, objective: Objective,
-    runtime: Runtime, generator: torch.Generator,
+    batch: dict,
+    setup: PretrainSetup,
+    encoder: torch.nn.Module,
+    objective: Objective,
+    runtime: Runtime,
+    generator: torch.Generator,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss of one batch and its statistics (positive probability per view).
 
@@ -109,8 +119,15 @@ def batch_loss(
 
 
 def train_one_epoch(
-    loader: torch.utils.data.DataLoader, setup: PretrainSetup, encoder: torch.nn.Module, objective: torch.nn.Module,
-    optimizer: torch.optim.Optimizer, runtime: Runtime, generator: torch.Generator, epoch: int, show: bool,
+    loader: torch.utils.data.DataLoader,
+    setup: PretrainSetup,
+    encoder: torch.nn.Module,
+    objective: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    runtime: Runtime,
+    generator: torch.Generator,
+    epoch: int,
+    show: bool,
 ) -> dict[str, float]:
     """One pass over the loader; the mean loss and positive probabilities of the epoch.
 
@@ -120,11 +137,15 @@ def train_one_epoch(
     encoder.train()
     totals = {"loss": 0.0, "p_pos_view1": 0.0, "p_pos_view2": 0.0}
     n_batches = 0
-    for batch in tqdm(loader, desc=f"pretrain epoch {epoch + 1}/{setup.pretrain.epochs}", disable=not show, leave=False):
+    for batch in tqdm(
+        loader, desc=f"pretrain epoch {epoch + 1}/{setup.pretrain.epochs}", disable=not show, leave=False
+    ):
         loss, stats = batch_loss(batch, setup, encoder, objective, runtime, generator)
         if not math.isfinite(stats["loss"]):
-            raise NonFiniteError(f"pretraining loss is {stats['loss']} at epoch {epoch + 1}, batch {n_batches + 1}; "
-                                 f"check pretrain.lr and pretrain.nce_t")
+            raise NonFiniteError(
+                f"pretraining loss is {stats['loss']} at epoch {epoch + 1}, batch {n_batches + 1}; "
+                f"check pretrain.lr and pretrain.nce_t"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -136,9 +157,14 @@ def train_one_epoch(
 
 
 def pretrain(
-    reader: ShardReader, setup: PretrainSetup, runtime: Runtime,
-    checkpoint_path: Path, resume_path: Path, workers: int,
-    stop_after_epoch: int | None = None, on_epoch: Callable[[dict[str, float], bool], None] | None = None,
+    reader: ShardReader,
+    setup: PretrainSetup,
+    runtime: Runtime,
+    checkpoint_path: Path,
+    resume_path: Path,
+    workers: int,
+    stop_after_epoch: int | None = None,
+    on_epoch: Callable[[dict[str, float], bool], None] | None = None,
 ) -> dict[str, Any]:
     """Train on the train split without labels; write the final checkpoint (curves included).
 
@@ -152,8 +178,9 @@ def pretrain(
     train_ids = split_ids(reader, "train")
     config["train_videos"] = len(train_ids)
     if len(train_ids) < t.batch_size * world:
-        raise ConfigError(f"pretrain.batch_size: {len(train_ids)} train videos cannot fill one batch of "
-                          f"{t.batch_size} per rank")
+        raise ConfigError(
+            f"pretrain.batch_size: {len(train_ids)} train videos cannot fill one batch of {t.batch_size} per rank"
+        )
     inputs = reader.fingerprint
 
     seed_everything(t.seed)
@@ -179,29 +206,59 @@ def pretrain(
     trained = runtime.maybe_compile(encoder)
     if world > 1:
         trained = torch.nn.parallel.DistributedDataParallel(trained)
-    dataset = ClipDataset(reader, train_ids, ("rgb",) if t.modality == "rgb" else ("rgb", t.modality),
-                          setup.clip_length, setup.crop, train=True, seed=t.seed, second_rgb=t.modality == "rgb")
+    dataset = ClipDataset(
+        reader,
+        train_ids,
+        ("rgb",) if t.modality == "rgb" else ("rgb", t.modality),
+        setup.clip_length,
+        setup.crop,
+        train=True,
+        seed=t.seed,
+        second_rgb=t.modality == "rgb",
+    )
     sampler = EpochSampler(len(train_ids), t.seed, rank, world)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=t.batch_size, sampler=sampler, num_workers=workers, drop_last=True,
-        pin_memory=runtime.device.type == "cuda", persistent_workers=workers > 0,
+        dataset,
+        batch_size=t.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=True,
+        pin_memory=runtime.device.type == "cuda",
+        persistent_workers=workers > 0,
     )
     start = time.perf_counter()
     for epoch in range(start_epoch, t.epochs):
         sampler.set_epoch(epoch)
-        means = mean_over_ranks(train_one_epoch(loader, setup, trained, objective, optimizer, runtime, generator, epoch,
-                                             rank == 0), runtime.device)
+        means = mean_over_ranks(
+            train_one_epoch(loader, setup, trained, objective, optimizer, runtime, generator, epoch, rank == 0),
+            runtime.device,
+        )
         scheduler.step()
         row = {"epoch": epoch + 1, **means, "lr": optimizer.param_groups[0]["lr"]}
         curves.append(row)
-        log.info("epoch %d: loss %.4f, p(pos) view1 %.4f view2 %.4f", epoch + 1, row["loss"], row["p_pos_view1"], row["p_pos_view2"])
+        log.info(
+            "epoch %d: loss %.4f, p(pos) view1 %.4f view2 %.4f",
+            epoch + 1,
+            row["loss"],
+            row["p_pos_view1"],
+            row["p_pos_view2"],
+        )
         last = epoch + 1 == t.epochs
         if rank == 0 and ((epoch + 1) % t.checkpoint_every == 0) and not last:
-            save_checkpoint(resume_path, {
-                "config": config, "inputs": inputs, "epoch": epoch + 1, "curves": curves,
-                "encoder": encoder.state_dict(), "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-            })
+            save_checkpoint(
+                resume_path,
+                {
+                    "config": config,
+                    "inputs": inputs,
+                    "epoch": epoch + 1,
+                    "curves": curves,
+                    "encoder": encoder.state_dict(),
+                    "objective": objective.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "generator": generator.get_state(),
+                },
+            )
         if rank == 0 and on_epoch is not None:
             on_epoch(row, state is not None)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and not last:
@@ -209,24 +266,40 @@ def pretrain(
             return {"config": config, "curves": curves, "stopped": True}
 
     if rank == 0:
-        save_checkpoint(checkpoint_path, {"config": config, "epoch": t.epochs, "curves": curves,
-                                          "encoder": encoder.state_dict()})
+        save_checkpoint(
+            checkpoint_path, {"config": config, "epoch": t.epochs, "curves": curves, "encoder": encoder.state_dict()}
+        )
         resume_path.unlink(missing_ok=True)  # finished: a later rerun starts from scratch
         clips = (t.epochs - start_epoch) * len(sampler) // t.batch_size * t.batch_size * world
-        log.info("pretrained %s on %d videos: %d clips in %.0fs on %d process(es) -> %s", config["arch"],
-                 len(train_ids), clips, time.perf_counter() - start, world, checkpoint_path)
+        log.info(
+            "pretrained %s on %d videos: %d clips in %.0fs on %d process(es) -> %s",
+            config["arch"],
+            len(train_ids),
+            clips,
+            time.perf_counter() - start,
+            world,
+            checkpoint_path,
+        )
     return {"config": config, "curves": curves, "stopped": False}
 
 
 def setup_from_params(p: Any) -> PretrainSetup:
     """The stage's params (a StageParams view) as a PretrainSetup."""
-    return PretrainSetup(model=p.model.materialize(), pretrain=p.pretrain.materialize(),
-                         clip_length=p.clip.length, crop=p.clip.crop)
+    return PretrainSetup(
+        model=p.model.materialize(), pretrain=p.pretrain.materialize(), clip_length=p.clip.length, crop=p.clip.crop
+    )
 
 
 def pretrain_stage(
-    setup: PretrainSetup, runtime_params: RuntimeParams, verified: Path, frames_dir: Path, motion_dir: Path,
-    checkpoint_path: Path, resume_path: Path, live_dir: Path, stop_after_epoch: int | None = None,
+    setup: PretrainSetup,
+    runtime_params: RuntimeParams,
+    verified: Path,
+    frames_dir: Path,
+    motion_dir: Path,
+    checkpoint_path: Path,
+    resume_path: Path,
+    live_dir: Path,
+    stop_after_epoch: int | None = None,
 ) -> dict[str, Any]:
     """The dvc stage ``pretrain``: join torchrun if launched by it, open the verified videos, train
     with a live log of every epoch (DVCLive, rank 0)."""
@@ -238,8 +311,16 @@ def pretrain_stage(
     runtime = make_runtime(runtime_params)
     live = EpochLog(live_dir)
     try:
-        return pretrain(reader, setup, runtime, checkpoint_path, resume_path, runtime_params.workers,
-                        stop_after_epoch=stop_after_epoch, on_epoch=live)
+        return pretrain(
+            reader,
+            setup,
+            runtime,
+            checkpoint_path,
+            resume_path,
+            runtime_params.workers,
+            stop_after_epoch=stop_after_epoch,
+            on_epoch=live,
+        )
     finally:
         live.close()
         leave_distributed()

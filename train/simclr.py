@@ -12,6 +12,7 @@ give log(4G-1) and log(2G-1). Under DDP the negatives span the global batch: emb
 gathered with gradients (torch.distributed.nn.functional.all_gather); anchors are this
 rank's clips.
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,8 +23,12 @@ from train.objective import Encode, MakeNegative
 
 
 def ntxent_logits(
-    anchor: torch.Tensor, own: torch.Tensor, other: torch.Tensor, intra: torch.Tensor | None,
-    offset: int, temperature: float,
+    anchor: torch.Tensor,
+    own: torch.Tensor,
+    other: torch.Tensor,
+    intra: torch.Tensor | None,
+    offset: int,
+    temperature: float,
 ) -> torch.Tensor:
     """Logits of the anchors of one view, positive first.
 
@@ -52,7 +57,11 @@ class SimCLRObjective(nn.Module):
         self.temperature, self.intra_neg = temperature, intra_neg
 
     def forward(
-        self, z1: torch.Tensor, z2: torch.Tensor, n1: torch.Tensor | None = None, n2: torch.Tensor | None = None,
+        self,
+        z1: torch.Tensor,
+        z2: torch.Tensor,
+        n1: torch.Tensor | None = None,
+        n2: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z1, z2: (B,D) unit-norm embeddings of this rank's clips; n1, n2: their intra-negatives."""
         all1, offset = gather_with_grad(z1)
@@ -66,8 +75,13 @@ class SimCLRObjective(nn.Module):
         """Nothing to update: SimCLR has no state."""
 
     def logits(
-        self, encode: Encode, x1: torch.Tensor, x2: torch.Tensor, index: torch.Tensor,
-        generator: torch.Generator, make_negative: MakeNegative | None,
+        self,
+        encode: Encode,
+        x1: torch.Tensor,
+        x2: torch.Tensor,
+        index: torch.Tensor,
+        generator: torch.Generator,
+        make_negative: MakeNegative | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if make_negative is not None:  # one forward per view, clips and intra-negatives together
             z1, n1 = encode(torch.cat([x1, make_negative(x1, generator)])).chunk(2)

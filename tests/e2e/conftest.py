@@ -1,4 +1,5 @@
 """A temporary copy of the repository with a tiny configuration, driven with real git and DVC."""
+
 from __future__ import annotations
 
 import os
@@ -17,10 +18,24 @@ from tests.conftest import REPO
 # of three videos: groups 1 and 3 train, so fine-tuning can hold one of them out for validation.
 TINY = {
     "demo": {
-        "demo": {"motions": ["DriftRight", "DriftLeft", "RollClockwise"], "videos": 12, "frames": 20, "height": 48,
-                 "width": 64, "clips_per_group": 1, "test_every": 2},
-        "demo_transfer": {"motions": ["ZoomIn", "ZoomOut", "DriftUpRight"], "videos": 12, "frames": 20, "height": 48,
-                          "width": 64, "clips_per_group": 1, "test_every": 2},
+        "demo": {
+            "motions": ["DriftRight", "DriftLeft", "RollClockwise"],
+            "videos": 12,
+            "frames": 20,
+            "height": 48,
+            "width": 64,
+            "clips_per_group": 1,
+            "test_every": 2,
+        },
+        "demo_transfer": {
+            "motions": ["ZoomIn", "ZoomOut", "DriftUpRight"],
+            "videos": 12,
+            "frames": 20,
+            "height": 48,
+            "width": 64,
+            "clips_per_group": 1,
+            "test_every": 2,
+        },
     },
     "evaluate": {"datasets": ["demo"]},  # the tests add demo_transfer, as a user adds HMDB51
     "shards": {"ids": [0, 1]},
@@ -77,8 +92,13 @@ def git(workdir: Path, *args: str) -> str:
 
 def tiny_project(workdir: Path) -> Path:
     """A git repository at ``workdir`` holding the project's tracked files and the tiny params (not reproduced)."""
-    tracked = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                             capture_output=True, text=True, check=True).stdout.split("\0")
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     for rel in filter(None, tracked):
         source = REPO / rel
         if source.is_file():

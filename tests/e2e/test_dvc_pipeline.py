@@ -3,6 +3,7 @@
 Each test builds on the state the previous one left in the session's tiny repository, so
 they run in file order.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,16 @@ SHARDS = (0, 1)
 
 def preprocessing(*names: str) -> set[str]:
     """Every stage that makes the named datasets' verified shards."""
-    return {s for n in names for s in (f"demo@{n}", f"dataset@{n}", f"verify@{n}",
-                                       *(f"{kind}@{n}-{i}" for kind in ("frames", "motion") for i in SHARDS))}
+    return {
+        s
+        for n in names
+        for s in (
+            f"demo@{n}",
+            f"dataset@{n}",
+            f"verify@{n}",
+            *(f"{kind}@{n}-{i}" for kind in ("frames", "motion") for i in SHARDS),
+        )
+    }
 
 
 def evaluation(*names: str) -> set[str]:
@@ -74,24 +83,36 @@ def test_each_stage_reads_exactly_the_params_dvc_tracks_for_it(tiny_repo):
     assert set(read) == set(locked)
     for stage, entry in locked.items():
         tracked = {k for key, v in entry.get("params", {}).get("params.yaml", {}).items() for k in _leaves(v, key)}
-        assert read[stage] == tracked, f"{stage}: tracked but unread {tracked - read[stage]}, read but untracked {read[stage] - tracked}"
+        assert read[stage] == tracked, (
+            f"{stage}: tracked but unread {tracked - read[stage]}, read but untracked {read[stage] - tracked}"
+        )
 
 
-@pytest.mark.parametrize("change, expected, if_metrics_changed", [
-    # New flow reruns everything that reads the motion shards. Pretraining on residuals does not
-    # use flow, so it reproduces the same checkpoint bit for bit, the features come out
-    # byte-identical and DVC rightly skips retrieve, whose only data input they are.
-    ({"motion": {"tvl1.warps": 3}}, {f"motion@{n}-{i}" for n in DATASETS for i in SHARDS}
-     | {"verify@demo", "verify@demo_transfer", "pretrain", "features@demo", "finetune@demo"}, {"report", "export"}),
-    ({"pretrain": {"epochs": 3}}, LEARNING, set()),
-    ({"retrieve": {"topk": [1, 5]}}, {"retrieve@demo", "report", "export"}, set()),
-    # The report and the card follow fine-tuning only when its metrics file changed.
-    ({"finetune": {"lr": 0.002}}, {"finetune@demo"}, {"report", "export"}),
-    # One dataset's settings rerun that dataset's stages only (identical index: nothing after
-    # it), and the report, which records every dataset's settings (and the card, which quotes it).
-    ({"datasets": {"demo_transfer.max_reject_share": 0.2}},
-     {"dataset@demo_transfer", "verify@demo_transfer", "report", "export"}, set()),
-])
+@pytest.mark.parametrize(
+    "change, expected, if_metrics_changed",
+    [
+        # New flow reruns everything that reads the motion shards. Pretraining on residuals does not
+        # use flow, so it reproduces the same checkpoint bit for bit, the features come out
+        # byte-identical and DVC rightly skips retrieve, whose only data input they are.
+        (
+            {"motion": {"tvl1.warps": 3}},
+            {f"motion@{n}-{i}" for n in DATASETS for i in SHARDS}
+            | {"verify@demo", "verify@demo_transfer", "pretrain", "features@demo", "finetune@demo"},
+            {"report", "export"},
+        ),
+        ({"pretrain": {"epochs": 3}}, LEARNING, set()),
+        ({"retrieve": {"topk": [1, 5]}}, {"retrieve@demo", "report", "export"}, set()),
+        # The report and the card follow fine-tuning only when its metrics file changed.
+        ({"finetune": {"lr": 0.002}}, {"finetune@demo"}, {"report", "export"}),
+        # One dataset's settings rerun that dataset's stages only (identical index: nothing after
+        # it), and the report, which records every dataset's settings (and the card, which quotes it).
+        (
+            {"datasets": {"demo_transfer.max_reject_share": 0.2}},
+            {"dataset@demo_transfer", "verify@demo_transfer", "report", "export"},
+            set(),
+        ),
+    ],
+)
 def test_a_param_change_reruns_exactly_the_stages_downstream(tiny_repo, change, expected, if_metrics_changed):
     before = (tiny_repo / "artifacts/metrics/demo/finetune.json").read_bytes()
     set_params(tiny_repo, change)
@@ -116,7 +137,9 @@ def test_a_new_video_in_an_evaluation_dataset_reruns_that_dataset_only(tiny_repo
     ran = ran_stages(run(["dvc", "repro"], tiny_repo))
     assert "pretrain" not in ran and not any(s.endswith(("@demo", "@demo-0", "@demo-1")) for s in ran), ran
     assert {"demo@demo_transfer", "dataset@demo_transfer", "verify@demo_transfer"} | evaluation("demo_transfer") <= ran
-    assert len([s for s in ran if s.startswith("frames@")]) == 1 and len([s for s in ran if s.startswith("motion@")]) == 1
+    assert (
+        len([s for s in ran if s.startswith("frames@")]) == 1 and len([s for s in ran if s.startswith("motion@")]) == 1
+    )
 
 
 def test_changing_the_pretraining_dataset_reruns_pretraining_and_every_evaluation(tiny_repo):
@@ -137,8 +160,11 @@ def test_adding_one_video_reruns_one_shard(tiny_repo):
     assert len([s for s in ran if s.startswith("frames@")]) == 1
     assert len([s for s in ran if s.startswith("motion@")]) == 1
     # The new video joins training and every evaluation.
-    assert {s for s in ran if not s.startswith(("demo@", "dataset@", "frames@", "motion@", "verify@"))} == \
-        {"pretrain", "report", "export"} | evaluation(*DATASETS)
+    assert {s for s in ran if not s.startswith(("demo@", "dataset@", "frames@", "motion@", "verify@"))} == {
+        "pretrain",
+        "report",
+        "export",
+    } | evaluation(*DATASETS)
 
 
 def test_push_clone_pull_then_nothing_to_rerun(tiny_repo, tmp_path):
@@ -150,8 +176,9 @@ def test_push_clone_pull_then_nothing_to_rerun(tiny_repo, tmp_path):
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(tiny_repo), str(clone))
     # Metrics and plot tables are in git: a fresh clone shows them before pulling anything.
-    assert json.loads(run(["dvc", "metrics", "show", "--json"], clone)) == \
-        json.loads(run(["dvc", "metrics", "show", "--json"], tiny_repo))
+    assert json.loads(run(["dvc", "metrics", "show", "--json"], clone)) == json.loads(
+        run(["dvc", "metrics", "show", "--json"], tiny_repo)
+    )
     assert "iic.rgb.top1" in run(["dvc", "exp", "show", "--no-pager", "--md"], clone).splitlines()[0]
     assert (clone / "artifacts/report.md").read_text() == (tiny_repo / "artifacts/report.md").read_text()
     run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], clone)
@@ -173,8 +200,13 @@ def test_push_clone_pull_then_nothing_to_rerun(tiny_repo, tmp_path):
     # The exported backbone is a DVC model artifact: registered with a version (a GTO tag, as
     # `gto register` makes it), then fetched by name from the repository and its remote.
     git(tiny_repo, "tag", "-a", "iic-backbone@v1.0.0", "-m", "Registering artifact iic-backbone version v1.0.0")
-    run(["dvc", "artifacts", "get", str(tiny_repo), "iic-backbone", "-o", str(tmp_path / "weights.safetensors")], tmp_path)
-    assert (tmp_path / "weights.safetensors").read_bytes() == (tiny_repo / "artifacts/export/model.safetensors").read_bytes()
+    run(
+        ["dvc", "artifacts", "get", str(tiny_repo), "iic-backbone", "-o", str(tmp_path / "weights.safetensors")],
+        tmp_path,
+    )
+    assert (tmp_path / "weights.safetensors").read_bytes() == (
+        tiny_repo / "artifacts/export/model.safetensors"
+    ).read_bytes()
     shutil.rmtree(remote)
 
 
@@ -184,8 +216,14 @@ def test_killed_pretraining_resumes_from_its_checkpoint(tiny_repo, tmp_path):
     set_params(tiny_repo, {"pretrain": {"epochs": 6}})  # a configuration DVC has not run yet
     resume = tiny_repo / "artifacts/pretrain_resume/last.pt"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    proc = subprocess.Popen(["dvc", "repro", "pretrain"], cwd=tiny_repo, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        ["dvc", "repro", "pretrain"],
+        cwd=tiny_repo,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while not resume.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -222,7 +260,8 @@ def test_errors_a_person_makes_print_one_line(tiny_repo, tmp_path):
     git(tmp_path, "clone", "-q", str(tiny_repo), str(clone))
     code, err = _fails([sys.executable, "-m", "pipeline", "pretrain"], clone)
     assert code == 2 and err.strip().splitlines() == [
-        "error: artifacts/data/demo/verified/videos.json: missing; run `dvc repro verify@demo` (--debug for the traceback)"]
+        "error: artifacts/data/demo/verified/videos.json: missing; run `dvc repro verify@demo` (--debug for the traceback)"
+    ]
     set_params(clone, {"pretrain": {"epoch": 3}})
     code, err = _fails([sys.executable, "-m", "pipeline", "pretrain"], clone)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "unknown key pretrain.epoch" in err

@@ -1,4 +1,5 @@
 """The README's several-GPU command, on the CPU: `torchrun --nproc_per_node=2 -m pipeline pretrain`."""
+
 from __future__ import annotations
 
 import re
@@ -18,15 +19,28 @@ def test_pretraining_under_torchrun_on_two_gloo_ranks(tmp_path):
     project = tiny_project(tmp_path / "project")
     set_params(project, {"pretrain": {"batch_size": 2}})  # per rank: 2 x 2 of the 6 train videos
     run(["dvc", "repro", "verify@demo"], project)
-    output = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                  "-m", "pipeline", "pretrain"], project)
+    output = run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "pipeline",
+            "pretrain",
+        ],
+        project,
+    )
     for epoch in (1, 2):
         logged = re.findall(rf"epoch {epoch}: loss ([0-9.]+)", output)
         assert len(logged) == 2 and logged[0] == logged[1], logged  # each rank logs the global mean
     assert output.count("pretrained r3d on 6 videos") == 1  # rank 0 writes and says so
     assert "on 2 process(es)" in output
     checkpoint = load_checkpoint(project / "artifacts/pretrain/model.pt")
-    assert [f"{row['loss']:.4f}" for row in checkpoint["curves"]] == re.findall(r"epoch \d: loss ([0-9.]+)", output)[::2]
+    assert [f"{row['loss']:.4f}" for row in checkpoint["curves"]] == re.findall(r"epoch \d: loss ([0-9.]+)", output)[
+        ::2
+    ]
     config, _encoder = load_encoder(project / "artifacts/pretrain/model.pt")
     assert config["train_videos"] == 6
     assert not (project / "artifacts/pretrain_resume/last.pt").exists()  # a finished run leaves no resume state

@@ -1,4 +1,5 @@
 """Exported weights load strictly into torchvision and give the same features."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,15 +12,30 @@ from safetensors.torch import load_file
 from evaluate.export import export_stage, torchvision_model
 from train.checkpoint import build_encoder, save_checkpoint
 
-RETRIEVAL = {"iic": {"rgb": {"top1": 0.25, "top5": 0.5}, "res": {"top1": 0.5, "top5": 0.75}, "queries": 4, "gallery": 8}}
+RETRIEVAL = {
+    "iic": {"rgb": {"top1": 0.25, "top5": 0.5}, "res": {"top1": 0.5, "top5": 0.75}, "queries": 4, "gallery": 8}
+}
 FINETUNE = {"iic": {"video_top1": 0.5}, "random": {"video_top1": 0.25}}
 
 
 def _export(tmp_path, arch, width):
     torch.manual_seed(0)
-    config = {"arch": arch, "width": width, "feat_dim": 8, "method": "cmc", "view2": "res", "clip_length": 16, "crop": 112,
-              "intra_neg": True, "neg": "repeat", "train_videos": 48, "epochs": 1, "batch_size": 8, "lr": 0.01,
-              "seed": 632}
+    config = {
+        "arch": arch,
+        "width": width,
+        "feat_dim": 8,
+        "method": "cmc",
+        "view2": "res",
+        "clip_length": 16,
+        "crop": 112,
+        "intra_neg": True,
+        "neg": "repeat",
+        "train_videos": 48,
+        "epochs": 1,
+        "batch_size": 8,
+        "lr": 0.01,
+        "seed": 632,
+    }
     encoder = build_encoder(config)
     save_checkpoint(tmp_path / "model.pt", {"config": config, "encoder": encoder.state_dict()})
     report = {"datasets": {"demo": {"retrieval": RETRIEVAL, "finetune": FINETUNE}}}

@@ -1,4 +1,5 @@
 """The experiment report: every evaluation dataset, and the paper's numbers only beside a comparable run."""
+
 from __future__ import annotations
 
 import json
@@ -14,16 +15,34 @@ PAPER_METHOD = {"method": "cmc", "modality": "res", "intra_neg": True, "neg": "r
 
 
 def _source(fmt: str) -> DatasetParams:
-    return DatasetParams(format=fmt, root=f"/data/{fmt}", lists=f"/data/{fmt}/lists", split=1, test_ratio=0.3,
-                         split_seed=0, max_reject_share=0.05)
+    return DatasetParams(
+        format=fmt,
+        root=f"/data/{fmt}",
+        lists=f"/data/{fmt}/lists",
+        split=1,
+        test_ratio=0.3,
+        split_seed=0,
+        max_reject_share=0.05,
+    )
 
 
 def _metrics(folder: DatasetPaths, gallery: int, queries: int, top1: float) -> None:
     scores = {"top1": top1, "top5": min(1.0, 2 * top1)}
-    retrieval = {m: {"rgb": scores, "res": scores, "merge": scores, "queries": queries, "gallery": gallery}
-                 for m in ("iic", "random")}
-    finetune = {m: {"clip_top1": top1, "clip_top5": 0.9, "video_top1": top1, "video_top5": 0.9, "best_epoch": 3,
-                    "test_videos": queries} for m in ("iic", "random")}
+    retrieval = {
+        m: {"rgb": scores, "res": scores, "merge": scores, "queries": queries, "gallery": gallery}
+        for m in ("iic", "random")
+    }
+    finetune = {
+        m: {
+            "clip_top1": top1,
+            "clip_top5": 0.9,
+            "video_top1": top1,
+            "video_top5": 0.9,
+            "best_epoch": 3,
+            "test_videos": queries,
+        }
+        for m in ("iic", "random")
+    }
     for path, data in ((folder.retrieval_metrics, retrieval), (folder.finetune_metrics, finetune)):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data))
@@ -66,5 +85,11 @@ def test_the_paper_column_appears_only_for_official_split_1_with_the_papers_sett
 def test_a_missing_evaluation_names_the_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError, match=r"artifacts/metrics/demo/retrieval\.json: missing"):
-        report_stage("demo", {"demo": _source("ucf101")}, {"demo": DatasetPaths("demo")}, _paper_run(),
-                       tmp_path / "r.md", tmp_path / "r.json")
+        report_stage(
+            "demo",
+            {"demo": _source("ucf101")},
+            {"demo": DatasetPaths("demo")},
+            _paper_run(),
+            tmp_path / "r.md",
+            tmp_path / "r.json",
+        )

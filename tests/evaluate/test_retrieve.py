@@ -1,4 +1,5 @@
 """Non-finite features and metrics fail their stage; nothing is written before the failure."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,15 @@ CPU = Runtime(torch.device("cpu"), bf16=False, channels_last=False, compile=Fals
 
 
 def _features(path, split, rgb):
-    np.savez(path, ids=np.array([f"v{i}" for i in range(len(split))]), labels=np.arange(len(split)) % 2,
-             split=np.array(split), rgb=rgb, view2=np.ones_like(rgb), view2_modality=np.array("res"))
+    np.savez(
+        path,
+        ids=np.array([f"v{i}" for i in range(len(split))]),
+        labels=np.arange(len(split)) % 2,
+        split=np.array(split),
+        rgb=rgb,
+        view2=np.ones_like(rgb),
+        view2_modality=np.array("res"),
+    )
     return path
 
 

@@ -1,4 +1,5 @@
 """Atomic writes keep temporary files out of every output folder, and kills leave nothing trusted."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Remembered checksums: an unchanged file is read once; any rewrite is hashed again."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Static checks of dvc.yaml against params.yaml and the code (the dynamic check is in tests/e2e)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -47,8 +48,13 @@ def _entries(*kinds: str) -> dict[str, dict]:
 
 def test_metrics_and_plots_are_declared_and_tracked_in_git():
     metrics = _entries("metrics")
-    assert {"artifacts/metrics/${item.dataset}/retrieval.json", "artifacts/metrics/${item.dataset}/finetune.json"} <= set(metrics)
-    top_level = {f for p in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"] for spec in p.values() for f in spec["y"]}
+    assert {
+        "artifacts/metrics/${item.dataset}/retrieval.json",
+        "artifacts/metrics/${item.dataset}/finetune.json",
+    } <= set(metrics)
+    top_level = {
+        f for p in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"] for spec in p.values() for f in spec["y"]
+    }
     outs = _entries("outs", "plots")
     # Every plotted file is an output, or lies in an output folder (DVCLive's plots/).
     assert all(any(f == o or f.startswith(o + "/") for o in outs) for f in top_level), top_level
@@ -64,11 +70,15 @@ def test_metrics_and_plots_are_declared_and_tracked_in_git():
 
 def test_a_matrix_stage_declares_the_params_of_its_own_dataset(tmp_path):
     """``datasets.${item.dataset}.root`` and ``datasets.${pretrain.dataset}.root`` name one dataset's key."""
-    frames = declared_params("frames", REPO / "dvc.yaml", {"dataset": "demo_transfer", "shard": 2}, REPO / "params.yaml")
+    frames = declared_params(
+        "frames", REPO / "dvc.yaml", {"dataset": "demo_transfer", "shard": 2}, REPO / "params.yaml"
+    )
     assert "datasets.demo_transfer.root" in frames and not any(k.startswith("datasets.demo.") for k in frames)
     dataset = declared_params("dataset", REPO / "dvc.yaml", {"dataset": "demo"}, REPO / "params.yaml")
     assert {k for k in dataset if k.startswith("datasets.")} == {
-        f"datasets.demo.{k}" for k in ("format", "root", "lists", "split", "test_ratio", "split_seed", "max_reject_share")}
+        f"datasets.demo.{k}"
+        for k in ("format", "root", "lists", "split", "test_ratio", "split_seed", "max_reject_share")
+    }
     export = declared_params("export", REPO / "dvc.yaml", None, REPO / "params.yaml")
     assert "datasets.demo.root" in export  # pretrain.dataset is demo
 
@@ -90,8 +100,13 @@ def _project_imports(module: str, seen: set[str]) -> set[str]:
     if not path.is_file():
         path = REPO / module.replace(".", "/") / "__init__.py"
     for node in ast.walk(ast.parse(path.read_text())):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-            [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else []
+        names = (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module]
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+            else []
+        )
         for name in names:
             if name.split(".")[0] in ("preprocess", "train", "evaluate") and name not in seen:
                 seen.add(name)

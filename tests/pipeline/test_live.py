@@ -1,4 +1,5 @@
 """DVCLive logs: one row per epoch, a resumed run continues the step count without repeats."""
+
 from __future__ import annotations
 
 import csv

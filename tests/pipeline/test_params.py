@@ -61,17 +61,47 @@ def test_stage_view_refuses_unlisted_keys_and_records_reads(params):
     assert read == {"frames.height", "motion.tvl1.lambda"}
 
 
-@pytest.mark.parametrize("key, value", [
-    ("pretrain.epochs", -1), ("pretrain.epochs", 0), ("finetune.epochs", -1), ("pretrain.batch_size", 0),
-    ("features.batch_size", 0), ("finetune.batch_size", 0), ("pretrain.nce_t", 0), ("pretrain.nce_t", -0.1),
-    ("pretrain.nce_k", 0), ("pretrain.nce_m", 1.0), ("motion.bound", 0), ("motion.bound", -20.0),
-    ("pretrain.checkpoint_every", 0), ("retrieve.topk", []), ("retrieve.topk", [0, 5]), ("retrieve.topk", [1, 1]),
-    ("finetune.dropout", 1.0), ("finetune.dropout", -0.1), ("finetune.val_videos", 0), ("clip.eval_clips", 0),
-    ("runtime.workers", -1), ("frames.n_jobs", 0), ("motion.n_jobs", 0), ("datasets.demo.max_reject_share", 1.5),
-    ("datasets.demo.max_reject_share", -0.1), ("pretrain.lr", 0), ("finetune.lr", -1.0), ("pretrain.lr", float("nan")),
-    ("datasets.demo_transfer.split", 4), ("demo.demo.test_every", 1), ("frames.decode_timeout", 0), ("storage.jpeg_quality", 101), ("pretrain.lr_steps", [140, 120]),
-    ("finetune.plateau_factor", 1.0), ("model.width", 0), ("pretrain.modality", "flow"),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("pretrain.epochs", -1),
+        ("pretrain.epochs", 0),
+        ("finetune.epochs", -1),
+        ("pretrain.batch_size", 0),
+        ("features.batch_size", 0),
+        ("finetune.batch_size", 0),
+        ("pretrain.nce_t", 0),
+        ("pretrain.nce_t", -0.1),
+        ("pretrain.nce_k", 0),
+        ("pretrain.nce_m", 1.0),
+        ("motion.bound", 0),
+        ("motion.bound", -20.0),
+        ("pretrain.checkpoint_every", 0),
+        ("retrieve.topk", []),
+        ("retrieve.topk", [0, 5]),
+        ("retrieve.topk", [1, 1]),
+        ("finetune.dropout", 1.0),
+        ("finetune.dropout", -0.1),
+        ("finetune.val_videos", 0),
+        ("clip.eval_clips", 0),
+        ("runtime.workers", -1),
+        ("frames.n_jobs", 0),
+        ("motion.n_jobs", 0),
+        ("datasets.demo.max_reject_share", 1.5),
+        ("datasets.demo.max_reject_share", -0.1),
+        ("pretrain.lr", 0),
+        ("finetune.lr", -1.0),
+        ("pretrain.lr", float("nan")),
+        ("datasets.demo_transfer.split", 4),
+        ("demo.demo.test_every", 1),
+        ("frames.decode_timeout", 0),
+        ("storage.jpeg_quality", 101),
+        ("pretrain.lr_steps", [140, 120]),
+        ("finetune.plateau_factor", 1.0),
+        ("model.width", 0),
+        ("pretrain.modality", "flow"),
+    ],
+)
 def test_a_value_out_of_range_fails_at_start_with_its_key(tmp_path, key, value):
     """Every one of these used to run (and write outputs) before failing or producing NaN."""
     raw = _raw()
@@ -144,7 +174,9 @@ def test_flow_views_are_refused_when_no_flow_is_computed(tmp_path, key):
     raw[section][leaf] = "u"
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
-    with pytest.raises(ConfigError, match=rf"{key.replace('.', chr(92) + '.')}: u is a flow channel, but motion.flow is none"):
+    with pytest.raises(
+        ConfigError, match=rf"{key.replace('.', chr(92) + '.')}: u is a flow channel, but motion.flow is none"
+    ):
         load_params(path)
     raw[section][leaf] = "res"
     path.write_text(yaml.safe_dump(raw))
@@ -159,17 +191,28 @@ def _load_with(tmp_path, edit):
     return load_params(path)
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda r: r["pretrain"].update(dataset="ucf101"), r"pretrain\.dataset: 'ucf101' is not one of datasets"),
-    (lambda r: r["evaluate"].update(datasets=["demo", "hmdb"]), r"evaluate\.datasets: 'hmdb' is not one of datasets"),
-    (lambda r: r["evaluate"].update(datasets=["demo", "demo"]), r"evaluate\.datasets: a dataset is listed twice"),
-    (lambda r: r["evaluate"].update(datasets=[]), r"evaluate\.datasets: must not be empty"),
-    (lambda r: r["datasets"].update({"UCF-101": r["datasets"]["demo"]}), r"datasets: 'UCF-101' is not a valid name"),
-    (lambda r: r.update(datasets={}), r"datasets: expected a non-empty mapping"),
-    (lambda r: r["datasets"]["demo_transfer"].update(format="unlabeled"),
-     r"evaluate\.datasets: demo_transfer is unlabeled .* remove it from evaluate\.datasets"),
-    (lambda r: r["datasets"]["demo"].pop("split"), r"missing key datasets\.demo\.split"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda r: r["pretrain"].update(dataset="ucf101"), r"pretrain\.dataset: 'ucf101' is not one of datasets"),
+        (
+            lambda r: r["evaluate"].update(datasets=["demo", "hmdb"]),
+            r"evaluate\.datasets: 'hmdb' is not one of datasets",
+        ),
+        (lambda r: r["evaluate"].update(datasets=["demo", "demo"]), r"evaluate\.datasets: a dataset is listed twice"),
+        (lambda r: r["evaluate"].update(datasets=[]), r"evaluate\.datasets: must not be empty"),
+        (
+            lambda r: r["datasets"].update({"UCF-101": r["datasets"]["demo"]}),
+            r"datasets: 'UCF-101' is not a valid name",
+        ),
+        (lambda r: r.update(datasets={}), r"datasets: expected a non-empty mapping"),
+        (
+            lambda r: r["datasets"]["demo_transfer"].update(format="unlabeled"),
+            r"evaluate\.datasets: demo_transfer is unlabeled .* remove it from evaluate\.datasets",
+        ),
+        (lambda r: r["datasets"]["demo"].pop("split"), r"missing key datasets\.demo\.split"),
+    ],
+)
 def test_the_experiment_names_only_known_datasets(tmp_path, edit, message):
     with pytest.raises(ConfigError, match=message):
         _load_with(tmp_path, edit)

@@ -1,4 +1,5 @@
 """Fixtures shared by the preprocessing tests."""
+
 from __future__ import annotations
 
 import shutil

@@ -34,10 +34,15 @@ def read_class_index(path: Path) -> dict[str, int]:
 
 @pytest.mark.parametrize(
     "dataset, split, n_train, n_test, n_classes",
-    [("ucf101", 1, 9537, 3783, 101), ("ucf101", 2, 9586, 3734, 101), ("ucf101", 3, 9624, 3696, 101),
-     # HMDB51: 70 train and 30 test videos per class. The files lack a final newline, so
-     # `wc -l` says 3,569 / 1,529; the lists hold 3,570 / 1,530 entries.
-     ("hmdb51", 1, 3570, 1530, 51), ("hmdb51", 2, 3570, 1530, 51)],
+    [
+        ("ucf101", 1, 9537, 3783, 101),
+        ("ucf101", 2, 9586, 3734, 101),
+        ("ucf101", 3, 9624, 3696, 101),
+        # HMDB51: 70 train and 30 test videos per class. The files lack a final newline, so
+        # `wc -l` says 3,569 / 1,529; the lists hold 3,570 / 1,530 entries.
+        ("hmdb51", 1, 3570, 1530, 51),
+        ("hmdb51", 2, 3570, 1530, 51),
+    ],
 )
 def test_official_split_counts_and_labels(dataset, split, n_train, n_test, n_classes):
     entries = read_split(SPLITS / dataset, split)
@@ -90,8 +95,16 @@ def _tiny_dataset(tmp_path: Path, lines_train: list[str], lines_test: list[str])
 def test_bad_list_entries_are_rejected_with_reasons_and_valid_ones_kept(tmp_path):
     root, lists = _tiny_dataset(
         tmp_path,
-        ["Walk/a.avi 1", "Walk/../../etc/passwd 1", "/abs/Walk/x.avi 1", "Jump/j.avi 1", "Walk/missing.avi 1",
-         "Run/empty.avi 2", "Walk/a.avi 1", "Run/r.avi 1"],
+        [
+            "Walk/a.avi 1",
+            "Walk/../../etc/passwd 1",
+            "/abs/Walk/x.avi 1",
+            "Jump/j.avi 1",
+            "Walk/missing.avi 1",
+            "Run/empty.avi 2",
+            "Walk/a.avi 1",
+            "Run/r.avi 1",
+        ],
         ["Run/b.avi", "Walk/a.avi"],
     )
     (tmp_path / "etc").mkdir()
@@ -122,21 +135,31 @@ def test_reject_share_fails_only_past_the_threshold_and_names_the_videos_the_sta
     rejects = [{"path": f"A/v{i}.avi", "reason": "missing file"} for i in range(2)]
     index = Path("artifacts/data/hmdb51/index.json")
     check_reject_share(rejects[:1], 20, 0.05, index, "dataset")  # 5% is allowed
-    with pytest.raises(InputError, match=r"^dataset@hmdb51: 2 of 20 .*datasets.hmdb51.max_reject_share=5.0%: A/v0.avi, A/v1.avi"):
+    with pytest.raises(
+        InputError, match=r"^dataset@hmdb51: 2 of 20 .*datasets.hmdb51.max_reject_share=5.0%: A/v0.avi, A/v1.avi"
+    ):
         check_reject_share(rejects, 20, 0.05, index, "dataset")
 
 
-@pytest.mark.parametrize("video_id, n_shards, expected", [
-    ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01", 4, shard_of("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01", 4)),
-])
+@pytest.mark.parametrize(
+    "video_id, n_shards, expected",
+    [
+        ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01", 4, shard_of("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01", 4)),
+    ],
+)
 def test_shard_assignment_is_a_stable_hash(video_id, n_shards, expected):
     # Stable across processes: Python's hash() is salted per process, sha1 is not.
     import subprocess
     import sys
 
     code = f"from preprocess.dataset import shard_of; print(shard_of({video_id!r}, {n_shards}))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONHASHSEED": "123"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "123"},
+    )
     assert int(out.stdout) == expected
 
 
@@ -179,9 +202,18 @@ def test_real_ucf101_clips_index_in_their_official_layout(tmp_path):
 
 def _index(tmp_path, root, lists, shard_ids=(0, 1), max_share=1.0):
     out = tmp_path / "out"
-    return index_dataset(root, lists, "ucf101", FormatOptions(1, 0.3, 0), list(shard_ids), max_share,
-                         out / "index.json", out / "rejects.json",
-                         lambda k: out / "shards" / f"{k}.json", [tmp_path / "frames"])
+    return index_dataset(
+        root,
+        lists,
+        "ucf101",
+        FormatOptions(1, 0.3, 0),
+        list(shard_ids),
+        max_share,
+        out / "index.json",
+        out / "rejects.json",
+        lambda k: out / "shards" / f"{k}.json",
+        [tmp_path / "frames"],
+    )
 
 
 def test_an_empty_test_split_fails_in_the_dataset_stage_before_the_index_is_written(tmp_path):

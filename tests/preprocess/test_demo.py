@@ -29,7 +29,9 @@ def test_demo_layout_splits_by_group_and_adds_one_video_at_a_time(params):
 
 
 def test_appearance_is_per_group_and_motion_is_per_class(params):
-    p = replace(params.demo["demo"], motions=MOTION_NAMES[:6], videos=24, clips_per_group=2, frames=16, height=48, width=64)
+    p = replace(
+        params.demo["demo"], motions=MOTION_NAMES[:6], videos=24, clips_per_group=2, frames=16, height=48, width=64
+    )
     videos = demo_videos(p)
     group1 = [v for v in videos if v.group == 1 and v.clip == 1]
     group2 = [v for v in videos if v.group == 2 and v.clip == 1]
@@ -46,7 +48,9 @@ def test_appearance_is_per_group_and_motion_is_per_class(params):
 def test_classes_of_one_shot_share_the_first_frame(params):
     """Drift and roll start from the same frame in every class of a (group, clip) shot, so
     only the motion tells them apart; another shot starts elsewhere."""
-    p = replace(params.demo["demo"], motions=MOTION_NAMES[:6], videos=24, clips_per_group=2, frames=4, height=48, width=64)
+    p = replace(
+        params.demo["demo"], motions=MOTION_NAMES[:6], videos=24, clips_per_group=2, frames=4, height=48, width=64
+    )
     videos = demo_videos(p)
     shot = [v for v in videos if v.group == 1 and v.clip == 1]
     other = next(v for v in videos if v.group == 1 and v.clip == 2)
@@ -56,13 +60,17 @@ def test_classes_of_one_shot_share_the_first_frame(params):
     assert same < 5 < elsewhere  # sensor noise only (sigma 3) against a different placement
 
 
-@pytest.mark.parametrize("class_name, axis, sign", [("DriftRight", 1, 1), ("DriftLeft", 1, -1), ("DriftDown", 0, 1), ("DriftUp", 0, -1)])
+@pytest.mark.parametrize(
+    "class_name, axis, sign", [("DriftRight", 1, 1), ("DriftLeft", 1, -1), ("DriftDown", 0, 1), ("DriftUp", 0, -1)]
+)
 def test_drift_classes_move_the_scene_their_way(params, class_name, axis, sign):
     p = replace(params.demo["demo"], motions=MOTION_NAMES[:4], videos=4, frames=8, height=48, width=64)
     video = next(v for v in demo_videos(p) if v.class_name == class_name)
     frames = render_video(video, p).astype(float).mean(-1)
     # The shift that best aligns frame 7 to frame 0 has the class's direction.
-    errors = {s: np.abs(np.roll(frames[0], s, axis=axis)[8:-8, 8:-8] - frames[7][8:-8, 8:-8]).mean() for s in range(-8, 9)}
+    errors = {
+        s: np.abs(np.roll(frames[0], s, axis=axis)[8:-8, 8:-8] - frames[7][8:-8, 8:-8]).mean() for s in range(-8, 9)
+    }
     best = min(errors, key=errors.get)
     assert np.sign(best) == sign and abs(best) >= 3
 

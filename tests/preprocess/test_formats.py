@@ -1,4 +1,5 @@
 """Every input format on real footage, the official HMDB51 split files, and each bad line as a reject."""
+
 from __future__ import annotations
 
 import os
@@ -129,8 +130,9 @@ def test_unlabeled_format_indexes_every_video_for_pretraining(tmp_path):
     root = tmp_path / "unlabeled"
     shutil.copytree(REAL_CLIPS[0].parents[1] / "unlabeled", root)
     entries, rejects = build_index(root, root, 2, "unlabeled", OPTIONS)
-    assert rejects == [] and len(entries) == len([c for c in REAL_CLIPS if c.parent.parent.name == "unlabeled"
-                                                    or c.parent.name == "unlabeled"])
+    assert rejects == [] and len(entries) == len(
+        [c for c in REAL_CLIPS if c.parent.parent.name == "unlabeled" or c.parent.name == "unlabeled"]
+    )
     assert {(e["split"], e["label"], e["class"]) for e in entries} == {("train", -1, None)}
 
 
@@ -166,6 +168,7 @@ def test_official_hmdb51_split_files_give_3570_and_1530(hmdb51_split_files):
 
 
 # Each bad line: rejected naming the list file, the line and the reason, while the rest goes on.
+
 
 def _list_dataset(tmp_path: Path, train_lines: list[str], files: list[str]) -> tuple[Path, Path]:
     root, lists = tmp_path / "videos", tmp_path / "lists"
@@ -212,7 +215,9 @@ def test_a_utf8_bom_is_ignored(tmp_path):
 
 
 def test_a_non_integer_label_is_a_reject(tmp_path):
-    kept, rejects = _index(*_list_dataset(tmp_path, ["walk/a.mp4 0", "walk/b.mp4 one"], ["walk/a.mp4", "walk/b.mp4", "run/t.mp4"]))
+    kept, rejects = _index(
+        *_list_dataset(tmp_path, ["walk/a.mp4 0", "walk/b.mp4 one"], ["walk/a.mp4", "walk/b.mp4", "run/t.mp4"])
+    )
     assert kept == {"walk/a.mp4", "run/t.mp4"}
     assert [(r.source, r.reason) for r in rejects] == [("train.txt:2", "the label 'one' is not an integer")]
 
@@ -222,7 +227,9 @@ def test_a_directory_named_like_a_video_is_a_reject(tmp_path):
     (root / "walk/folder.mp4").mkdir()
     kept, rejects = _index(root, lists)
     assert kept == {"walk/a.mp4", "run/t.mp4"}
-    assert [(r.path, r.source, r.reason) for r in rejects] == [("walk/folder.mp4", "train.txt:2", "a directory, not a video file")]
+    assert [(r.path, r.source, r.reason) for r in rejects] == [
+        ("walk/folder.mp4", "train.txt:2", "a directory, not a video file")
+    ]
 
 
 def test_a_dangling_symlink_is_a_reject(tmp_path):
@@ -234,7 +241,9 @@ def test_a_dangling_symlink_is_a_reject(tmp_path):
 
 
 def test_a_symlink_that_leaves_the_root_is_a_reject(tmp_path):
-    root, lists = _list_dataset(tmp_path, ["walk/a.mp4 0", "walk/out.mp4 0", "walk/in.mp4 0"], ["walk/a.mp4", "run/t.mp4"])
+    root, lists = _list_dataset(
+        tmp_path, ["walk/a.mp4 0", "walk/out.mp4 0", "walk/in.mp4 0"], ["walk/a.mp4", "run/t.mp4"]
+    )
     (tmp_path / "secret.mp4").write_bytes(b"outside")
     os.symlink(tmp_path / "secret.mp4", root / "walk/out.mp4")
     os.symlink(root / "walk/a.mp4", root / "walk/in.mp4")  # inside the root: fine (a second name)
@@ -253,8 +262,11 @@ def test_a_latin1_list_line_is_a_reject_and_the_rest_goes_on(tmp_path):
 
 
 def test_files_differing_only_by_extension_keep_their_own_ids(tmp_path):
-    root, lists = _list_dataset(tmp_path, ["walk/a.mp4 0", "walk/a.avi 0", "walk/b.mp4 0"],
-                                ["walk/a.mp4", "walk/a.avi", "walk/b.mp4", "run/t.mp4"])
+    root, lists = _list_dataset(
+        tmp_path,
+        ["walk/a.mp4 0", "walk/a.avi 0", "walk/b.mp4 0"],
+        ["walk/a.mp4", "walk/a.avi", "walk/b.mp4", "run/t.mp4"],
+    )
     entries, rejects = build_index(root, lists, 2, "list", OPTIONS)
     assert rejects == []
     assert sorted(e["id"] for e in entries) == ["run/t", "walk/a.avi", "walk/a.mp4", "walk/b"]

@@ -1,4 +1,5 @@
 """The frames and motion stages' shard work on every real clip, with broken inputs mixed in."""
+
 from __future__ import annotations
 
 import h5py
@@ -23,7 +24,9 @@ def test_frames_stage_keeps_every_real_clip_and_rejects_each_broken_one(real_dat
     entries, rejects = build_index(root, lists, 1, "ucf101", OPTIONS)
     assert [r.reason for r in rejects] == ["empty file"]
     frames = replace(params.frames, height=128, width=171)
-    manifest = extract_frames_shard(entries, root, tmp_path / "0.h5", tmp_path / "0.json", frames, params.storage, params.pool)
+    manifest = extract_frames_shard(
+        entries, root, tmp_path / "0.h5", tmp_path / "0.json", frames, params.storage, params.pool
+    )
     kept = {v["path"] for v in manifest["videos"]}
     assert kept == {f"{p.parent.name}/{p.name}" for p in REAL_CLIPS}
     reasons = {r["path"]: r["reason"] for r in manifest["rejects"]}
@@ -48,8 +51,13 @@ def test_motion_stage_on_every_real_clip(params, tmp_path):
             records.append({"id": f"c/{i}", "path": clip.name, "frames": len(frames)})
     write_manifest(frames_dir / "0.h5", frames_dir / "0.json", records, [])
     manifest = compute_motion_shard(
-        frames_dir / "0.h5", frames_dir / "0.json", motion_dir / "0.h5", motion_dir / "0.json",
-        params.motion, params.storage, params.pool,
+        frames_dir / "0.h5",
+        frames_dir / "0.json",
+        motion_dir / "0.h5",
+        motion_dir / "0.json",
+        params.motion,
+        params.storage,
+        params.pool,
     )
     assert manifest["rejects"] == [] and len(manifest["videos"]) == len(REAL_CLIPS)
     reader = ShardReader(frames_dir, motion_dir, [0])
@@ -70,8 +78,15 @@ def test_motion_refuses_a_corrupt_frames_shard(params, tmp_path, rng):
     data[-200] ^= 0xFF
     (frames_dir / "0.h5").write_bytes(bytes(data))
     with pytest.raises(InputError, match=r"frames/0\.h5: checksum differs"):
-        compute_motion_shard(frames_dir / "0.h5", frames_dir / "0.json", tmp_path / "m/0.h5", tmp_path / "m/0.json",
-                             params.motion, params.storage, params.pool)
+        compute_motion_shard(
+            frames_dir / "0.h5",
+            frames_dir / "0.json",
+            tmp_path / "m/0.h5",
+            tmp_path / "m/0.json",
+            params.motion,
+            params.storage,
+            params.pool,
+        )
     assert not (tmp_path / "m").exists()
 
 
@@ -84,8 +99,15 @@ def test_flow_none_writes_residuals_only_and_the_same_residuals(params, tmp_path
     write_manifest(frames_dir / "0.h5", frames_dir / "0.json", [{"id": "c/0", "path": "c/0.avi", "frames": 6}], [])
     for flow in ("tvl1", "none"):
         motion = replace(params.motion, flow=flow)
-        compute_motion_shard(frames_dir / "0.h5", frames_dir / "0.json", tmp_path / flow / "0.h5",
-                             tmp_path / flow / "0.json", motion, params.storage, params.pool)
+        compute_motion_shard(
+            frames_dir / "0.h5",
+            frames_dir / "0.json",
+            tmp_path / flow / "0.h5",
+            tmp_path / flow / "0.json",
+            motion,
+            params.storage,
+            params.pool,
+        )
     with h5py.File(tmp_path / "none/0.h5") as none, h5py.File(tmp_path / "tvl1/0.h5") as tvl1:
         assert set(none["videos/c/0"]) == {"res"} and set(tvl1["videos/c/0"]) == {"res", "u", "v"}
         np.testing.assert_array_equal(none["videos/c/0/res"][:], tvl1["videos/c/0/res"][:])

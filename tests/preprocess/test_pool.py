@@ -1,5 +1,6 @@
 """The frames and motion pool on a real dask.distributed cluster: the same bytes as loky, and
 a worker killed mid-shard costs only its task a rerun."""
+
 from __future__ import annotations
 
 import os
@@ -41,8 +42,15 @@ def test_dask_shards_are_byte_identical_to_loky(params, real_dataset, cluster, t
     for name, pool in (("loky", params.pool), ("dask", dask)):
         out = tmp_path / name
         _frames(params, root, entries, out / "frames", pool)
-        compute_motion_shard(out / "frames/0.h5", out / "frames/0.json", out / "motion/0.h5", out / "motion/0.json",
-                             motion, params.storage, pool)
+        compute_motion_shard(
+            out / "frames/0.h5",
+            out / "frames/0.json",
+            out / "motion/0.h5",
+            out / "motion/0.json",
+            motion,
+            params.storage,
+            pool,
+        )
     for kind in ("frames/0.h5", "frames/0.json", "motion/0.h5", "motion/0.json"):
         assert (tmp_path / "loky" / kind).read_bytes() == (tmp_path / "dask" / kind).read_bytes(), kind
 
@@ -58,8 +66,15 @@ def test_a_worker_killed_mid_shard_is_survived(params, real_dataset, cluster, tm
 
     def run():
         try:
-            compute_motion_shard(tmp_path / "frames/0.h5", tmp_path / "frames/0.json", tmp_path / "dask/0.h5",
-                                 tmp_path / "dask/0.json", motion, params.storage, dask)
+            compute_motion_shard(
+                tmp_path / "frames/0.h5",
+                tmp_path / "frames/0.json",
+                tmp_path / "dask/0.h5",
+                tmp_path / "dask/0.json",
+                motion,
+                params.storage,
+                dask,
+            )
         except Exception as exc:  # reported below
             errors.append(exc)
 
@@ -75,13 +90,23 @@ def test_a_worker_killed_mid_shard_is_survived(params, real_dataset, cluster, tm
         stage.join(timeout=300)
         assert pids[busy] not in client.run(os.getpid).values()  # it really died (the nanny restarted it)
     assert not errors, errors
-    compute_motion_shard(tmp_path / "frames/0.h5", tmp_path / "frames/0.json", tmp_path / "loky/0.h5",
-                         tmp_path / "loky/0.json", motion, params.storage, params.pool)
+    compute_motion_shard(
+        tmp_path / "frames/0.h5",
+        tmp_path / "frames/0.json",
+        tmp_path / "loky/0.h5",
+        tmp_path / "loky/0.json",
+        motion,
+        params.storage,
+        params.pool,
+    )
     assert (tmp_path / "dask/0.h5").read_bytes() == (tmp_path / "loky/0.h5").read_bytes()
 
 
 def test_dask_without_a_scheduler_is_a_config_error(params):
-    with pytest.raises(ConfigError, match="pool.scheduler"), cpu_pool(replace(params.pool, backend="dask", scheduler="")):
+    with (
+        pytest.raises(ConfigError, match="pool.scheduler"),
+        cpu_pool(replace(params.pool, backend="dask", scheduler="")),
+    ):
         pass
     unreachable = replace(params.pool, backend="dask", scheduler="tcp://127.0.0.1:9", connect_timeout=2)
     with pytest.raises(ConfigError, match="cannot reach tcp://127.0.0.1:9"), cpu_pool(unreachable):

@@ -90,5 +90,5 @@ def test_reader_opens_files_lazily_in_loader_workers(tmp_path, rng):
     reader.read_clip("A/v0", 0, 1, "rgb")  # opens a handle in this process
     loader = torch.utils.data.DataLoader(_Clips(reader), batch_size=4, num_workers=2)
     batches = torch.cat(list(loader))
-    expected = torch.stack([torch.from_numpy(videos[f"A/v{i % 2}"][i:i + 2].transpose(3, 0, 1, 2)) for i in range(8)])
+    expected = torch.stack([torch.from_numpy(videos[f"A/v{i % 2}"][i : i + 2].transpose(3, 0, 1, 2)) for i in range(8)])
     assert torch.equal(batches, expected)

@@ -1,5 +1,6 @@
 """The PyTorch TV-L1 against OpenCV's DualTVL1OpticalFlow: its building blocks to float rounding,
 its flow on real frame pairs, its batching, and the motion stage's torch backend."""
+
 from __future__ import annotations
 
 import cv2
@@ -109,7 +110,7 @@ def _real_pairs(n_pairs: int) -> dict[str, np.ndarray]:
     for clip in REAL_CLIPS:
         frames, _ = decode_frames(clip, 128, 171)
         mid = len(frames) // 2
-        grays[clip.stem] = to_gray(frames[mid: mid + n_pairs + 1])
+        grays[clip.stem] = to_gray(frames[mid : mid + n_pairs + 1])
     return grays
 
 
@@ -139,8 +140,8 @@ def test_a_batch_equals_its_pairs_one_by_one_when_they_stop_at_different_iterati
     i1 = torch.from_numpy(np.stack([g[1] for g in picked]))
     batched = tvl1_flow(i0, i1, tvl1)
     for k in range(len(picked)):
-        alone = tvl1_flow(i0[k:k + 1], i1[k:k + 1], tvl1)
-        torch.testing.assert_close(batched[k:k + 1], alone, atol=1e-4, rtol=0)
+        alone = tvl1_flow(i0[k : k + 1], i1[k : k + 1], tvl1)
+        torch.testing.assert_close(batched[k : k + 1], alone, atol=1e-4, rtol=0)
 
 
 @pytest.mark.slow  # compiling takes ~20 s on 2 cores
@@ -157,7 +158,9 @@ def test_the_compiled_inner_iteration_gives_the_eager_flow(params):
 @pytest.mark.parametrize("warm_start", [True, False])
 def test_videos_flow_batches_videos_of_different_lengths_as_sequential_calls(params, rng, warm_start):
     tvl1 = replace(params.motion.tvl1, nscales=2, use_initial_flow=warm_start)
-    texture = cv2.GaussianBlur(rng.random((40, 48)).astype(np.float32), (0, 0), 2)  # smooth: a 2 px shift stays trackable
+    texture = cv2.GaussianBlur(
+        rng.random((40, 48)).astype(np.float32), (0, 0), 2
+    )  # smooth: a 2 px shift stays trackable
     base = cv2.normalize(texture, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
     videos = [np.stack([np.roll(base, (t, 2 * t), (0, 1)) for t in range(n)]) for n in (4, 2, 3)]
     batched = videos_flow(videos, tvl1, CPU, batch=2)
@@ -201,8 +204,15 @@ def test_motion_stage_torch_backend_writes_the_opencv_backend_shard_up_to_flow_r
     for backend in ("opencv", "torch"):
         motion = replace(params.motion, backend=backend, torch=replace(params.motion.torch, device="cpu", batch=2))
         out = tmp_path / backend
-        manifest = compute_motion_shard(frames_dir / "0.h5", frames_dir / "0.json", out / "0.h5", out / "0.json",
-                                        motion, params.storage, params.pool)
+        manifest = compute_motion_shard(
+            frames_dir / "0.h5",
+            frames_dir / "0.json",
+            out / "0.h5",
+            out / "0.json",
+            motion,
+            params.storage,
+            params.pool,
+        )
         assert manifest["rejects"] == [] and [v["id"] for v in manifest["videos"]] == [r["id"] for r in records]
         with h5py.File(out / "0.h5", "r") as shard:
             assert shard.attrs["flow_backend"] == backend  # which code made the flow travels with it

@@ -1,4 +1,5 @@
 """The verify stage and the verified reader: exactly the indexed videos, checked shards, one reject share."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,8 +12,16 @@ from tests.shards_fixture import make_sharded_dataset
 
 
 def _verify(d, tmp_path, shard_ids, max_share=0.05):
-    return verify_dataset(d["index"], d["rejects"], d["frames"], d["motion"], shard_ids, max_share,
-                          tmp_path / "verified/videos.json", tmp_path / "verified/rejects.json")
+    return verify_dataset(
+        d["index"],
+        d["rejects"],
+        d["frames"],
+        d["motion"],
+        shard_ids,
+        max_share,
+        tmp_path / "verified/videos.json",
+        tmp_path / "verified/rejects.json",
+    )
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """The checkpoint format: byte-reproducible, loaded with weights_only."""
+
 from __future__ import annotations
 
 import hashlib

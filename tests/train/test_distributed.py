@@ -1,4 +1,5 @@
 """DDP logic on CPU: two gloo processes keep identical memory banks (the NCCL path's CPU twin)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -85,24 +86,46 @@ def _ddp_step_worker(rank: int, world: int, port: int, out: str) -> None:
     from train.pretrain import PretrainSetup, batch_loss
 
     with _gloo(rank, world, port):
-        pretrain = PretrainParams(dataset="demo", method="cmc", modality="res", intra_neg=True, neg="repeat", nce_k=4, nce_t=0.07, nce_m=0.5, moco_m=0.99,
-                                  feat_dim=8, epochs=1, batch_size=2, lr=0.1, momentum=0.9, weight_decay=1e-4,
-                                  lr_steps=[1], lr_decay=0.2, seed=0, checkpoint_every=1)
+        pretrain = PretrainParams(
+            dataset="demo",
+            method="cmc",
+            modality="res",
+            intra_neg=True,
+            neg="repeat",
+            nce_k=4,
+            nce_t=0.07,
+            nce_m=0.5,
+            moco_m=0.99,
+            feat_dim=8,
+            epochs=1,
+            batch_size=2,
+            lr=0.1,
+            momentum=0.9,
+            weight_decay=1e-4,
+            lr_steps=[1],
+            lr_decay=0.2,
+            seed=0,
+            checkpoint_every=1,
+        )
         setup = PretrainSetup(ModelParams(arch="r3d", width=4), pretrain, 8, 16)
         torch.manual_seed(0)  # the same initial weights on every rank, as DDP requires
         encoder = build_encoder(setup.config())
         ddp = torch.nn.parallel.DistributedDataParallel(encoder)
         objective = CMCObjective(8, 8, 4, 0.07, 0.5, True, torch.Generator().manual_seed(0))
         g = torch.Generator().manual_seed(10 + rank)  # each rank reads different clips
-        batch = {"rgb": torch.randint(0, 256, (2, 3, 8, 16, 16), dtype=torch.uint8, generator=g),
-                 "res": torch.randint(0, 256, (2, 3, 8, 16, 16), dtype=torch.uint8, generator=g),
-                 "index": torch.tensor([0, 1]) + 2 * rank}
+        batch = {
+            "rgb": torch.randint(0, 256, (2, 3, 8, 16, 16), dtype=torch.uint8, generator=g),
+            "res": torch.randint(0, 256, (2, 3, 8, 16, 16), dtype=torch.uint8, generator=g),
+            "index": torch.tensor([0, 1]) + 2 * rank,
+        }
         cpu = Runtime(torch.device("cpu"), bf16=False, channels_last=False, compile=False)
         optimizer = torch.optim.SGD(encoder.parameters(), lr=0.1)
         loss, _ = batch_loss(batch, setup, ddp, objective, cpu, torch.Generator().manual_seed(3))
         loss.backward()  # the shared encoder ran twice (one forward per view) before this one backward
         optimizer.step()
-        torch.save({"encoder": encoder.state_dict(), "grad": encoder.backbone.stem[0].weight.grad}, f"{out}/step{rank}.pt")
+        torch.save(
+            {"encoder": encoder.state_dict(), "grad": encoder.backbone.stem[0].weight.grad}, f"{out}/step{rank}.pt"
+        )
 
 
 def test_ddp_step_of_the_shared_encoder_keeps_ranks_identical(tmp_path):
@@ -120,8 +143,15 @@ def _moco_worker(rank: int, world: int, port: int, out: str) -> None:
 
     with _gloo(rank, world, port):
         torch.manual_seed(0)
-        objective = MoCoObjective(build_encoder({"arch": "r3d", "width": 4, "feat_dim": 8}), 8, 10, 0.07, 0.99, True,
-                                  torch.Generator().manual_seed(0))
+        objective = MoCoObjective(
+            build_encoder({"arch": "r3d", "width": 4, "feat_dim": 8}),
+            8,
+            10,
+            0.07,
+            0.99,
+            True,
+            torch.Generator().manual_seed(0),
+        )
         q1, q2, k1, k2 = _features(100 + rank, 3, 8)
         kn1, kn2, _, _ = _features(200 + rank, 3, 8)
         objective(q1, q2, k1, k2, kn1, kn2)
@@ -159,5 +189,5 @@ def test_simclr_negatives_span_the_global_batch(tmp_path):
     logits1, _, _ = SimCLRObjective(0.07, True)(z1, z2, n1, n2)
     assert logits1.shape == (6, 4 * 6 - 1)
     for rank, got in enumerate(saved):
-        torch.testing.assert_close(got["logits1"], logits1[3 * rank: 3 * rank + 3])
+        torch.testing.assert_close(got["logits1"], logits1[3 * rank : 3 * rank + 3])
         assert got["grad"].abs().sum() > 0

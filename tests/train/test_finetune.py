@@ -74,11 +74,25 @@ def test_video_group_reads_ucf101_names_and_falls_back_to_the_video():
 def test_finetune_tests_every_video_at_video_level(tmp_path):
     folder = make_tiny_shards(tmp_path)
     reader = ShardReader(folder / "frames", folder / "motion", [0])
-    setup = FinetuneParams(modality="rgb", dropout=0.5, epochs=2, batch_size=3, lr=0.01, momentum=0.9,
-                           weight_decay=5e-4, val_videos=2, select_by="accuracy", plateau_factor=0.1, plateau_patience=1, min_lr=1e-5, seed=0)
+    setup = FinetuneParams(
+        modality="rgb",
+        dropout=0.5,
+        epochs=2,
+        batch_size=3,
+        lr=0.01,
+        momentum=0.9,
+        weight_decay=5e-4,
+        val_videos=2,
+        select_by="accuracy",
+        plateau_factor=0.1,
+        plateau_patience=1,
+        min_lr=1e-5,
+        seed=0,
+    )
     clip = ClipParams(length=16, crop=24, eval_clips=3)
-    result = finetune(reader, setup, clip, CONFIG, build_encoder(CONFIG).state_dict(), CPU, workers=0, n_classes=3,
-                      name="t")
+    result = finetune(
+        reader, setup, clip, CONFIG, build_encoder(CONFIG).state_dict(), CPU, workers=0, n_classes=3, name="t"
+    )
     metrics = result["metrics"]
     assert metrics["test_videos"] == 4 == len(result["predicted"])
     for key in ("clip_top1", "clip_top5", "video_top1", "video_top5"):

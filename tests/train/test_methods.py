@@ -1,4 +1,5 @@
 """MoCo and SimCLR with and without intra-negatives: analytic values, loop references, state updates."""
+
 from __future__ import annotations
 
 import math

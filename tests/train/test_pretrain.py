@@ -28,9 +28,24 @@ def reader(tmp_path_factory):
 
 def _setup(arch: str = "r3d", **changes) -> PretrainSetup:
     pretrain = PretrainParams(
-        dataset="demo", method="cmc", modality="res", intra_neg=True, neg="repeat", nce_k=5, nce_t=0.07, nce_m=0.5, moco_m=0.99,
-        feat_dim=8, epochs=1,
-        batch_size=4, lr=0.01, momentum=0.9, weight_decay=1e-4, lr_steps=[2], lr_decay=0.2, seed=1,
+        dataset="demo",
+        method="cmc",
+        modality="res",
+        intra_neg=True,
+        neg="repeat",
+        nce_k=5,
+        nce_t=0.07,
+        nce_m=0.5,
+        moco_m=0.99,
+        feat_dim=8,
+        epochs=1,
+        batch_size=4,
+        lr=0.01,
+        momentum=0.9,
+        weight_decay=1e-4,
+        lr_steps=[2],
+        lr_decay=0.2,
+        seed=1,
         checkpoint_every=1,
     )
     return PretrainSetup(ModelParams(arch=arch, width=4), dataclasses.replace(pretrain, **changes), 16, 24)
@@ -44,8 +59,15 @@ COMBOS += [(m, False, "repeat") for m in ("res", "u", "v", "rgb")]
 def test_one_training_epoch_per_modality_and_negative_kind(reader, tmp_path, modality, intra_neg, neg):
     setup = _setup(modality=modality, intra_neg=intra_neg, neg=neg)
     rows = []
-    result = pretrain(reader, setup, CPU, tmp_path / "model.pt", tmp_path / "resume.pt", workers=0,
-                      on_epoch=lambda row, resumed: rows.append((row, resumed)))
+    result = pretrain(
+        reader,
+        setup,
+        CPU,
+        tmp_path / "model.pt",
+        tmp_path / "resume.pt",
+        workers=0,
+        on_epoch=lambda row, resumed: rows.append((row, resumed)),
+    )
     row = result["curves"][0]
     assert torch.isfinite(torch.tensor(row["loss"]))
     assert 0 < row["p_pos_view1"] < 1
@@ -68,8 +90,7 @@ def test_resumed_run_ends_with_the_uninterrupted_weights(reader, tmp_path):
     setup = _setup(epochs=3, lr_steps=[2])
     full, cut = tmp_path / "full", tmp_path / "cut"
     pretrain(reader, setup, CPU, full / "model.pt", full / "resume.pt", workers=0)
-    stopped = pretrain(reader, setup, CPU, cut / "model.pt", cut / "resume.pt", workers=2,
-                       stop_after_epoch=2)
+    stopped = pretrain(reader, setup, CPU, cut / "model.pt", cut / "resume.pt", workers=2, stop_after_epoch=2)
     assert stopped["stopped"] and load_checkpoint(cut / "resume.pt")["epoch"] == 2
     assert not (cut / "model.pt").exists()
     resumed = pretrain(reader, setup, CPU, cut / "model.pt", cut / "resume.pt", workers=0)
@@ -82,8 +103,7 @@ def test_resumed_run_ends_with_the_uninterrupted_weights(reader, tmp_path):
 
 
 def test_resume_state_of_another_configuration_is_ignored(reader, tmp_path):
-    pretrain(reader, _setup(epochs=2), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0,
-             stop_after_epoch=1)
+    pretrain(reader, _setup(epochs=2), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0, stop_after_epoch=1)
     result = pretrain(reader, _setup(epochs=2, lr=0.02), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0)
     assert [r["epoch"] for r in result["curves"]] == [1, 2]
     assert result["curves"][0]["lr"] == pytest.approx(0.02)
@@ -112,8 +132,7 @@ def test_nce_k_beyond_the_train_videos_fails_before_anything_is_written(reader, 
 
 def test_resume_state_of_other_inputs_is_ignored(reader, tmp_path):
     """Killed at epoch 1, then the frames were rebuilt (here: other videos): start over, not a hybrid."""
-    pretrain(reader, _setup(epochs=2), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0,
-             stop_after_epoch=1)
+    pretrain(reader, _setup(epochs=2), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0, stop_after_epoch=1)
     other = _other_reader(tmp_path)
     assert other.fingerprint != reader.fingerprint
     result = pretrain(other, _setup(epochs=2), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0)
@@ -133,10 +152,17 @@ def test_an_unreadable_resume_file_is_named_and_ignored(reader, tmp_path, caplog
     assert any("r.pt" in m and "cannot be read" in m for m in caplog.messages)
 
 
-@pytest.mark.parametrize("method, intra_neg, neg", [
-    ("moco", True, "repeat"), ("moco", True, "shuffle"), ("moco", False, "repeat"),
-    ("simclr", True, "repeat"), ("simclr", True, "shuffle"), ("simclr", False, "repeat"),
-])
+@pytest.mark.parametrize(
+    "method, intra_neg, neg",
+    [
+        ("moco", True, "repeat"),
+        ("moco", True, "shuffle"),
+        ("moco", False, "repeat"),
+        ("simclr", True, "repeat"),
+        ("simclr", True, "shuffle"),
+        ("simclr", False, "repeat"),
+    ],
+)
 def test_moco_and_simclr_train_with_and_without_intra_negatives(reader, tmp_path, method, intra_neg, neg):
     setup = _setup(method=method, intra_neg=intra_neg, neg=neg, nce_k=8)
     result = pretrain(reader, setup, CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0)
@@ -148,8 +174,9 @@ def test_moco_and_simclr_train_with_and_without_intra_negatives(reader, tmp_path
 
 @pytest.mark.parametrize("modality", ["u", "rgb"])
 def test_moco_with_other_view2_modalities(reader, tmp_path, modality):
-    result = pretrain(reader, _setup(method="moco", modality=modality, nce_k=8), CPU, tmp_path / "m.pt",
-                      tmp_path / "r.pt", workers=0)
+    result = pretrain(
+        reader, _setup(method="moco", modality=modality, nce_k=8), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0
+    )
     assert math.isfinite(result["curves"][0]["loss"])
 
 
@@ -170,8 +197,9 @@ def test_moco_resumes_to_the_uninterrupted_weights(reader, tmp_path):
 
 @pytest.mark.parametrize("arch, method", [(a, m) for a in ("i3d", "s3d") for m in ("cmc", "moco", "simclr")])
 def test_inception_backbones_with_every_method(reader, tmp_path, arch, method):
-    result = pretrain(reader, _setup(arch=arch, method=method, nce_k=7), CPU, tmp_path / "m.pt", tmp_path / "r.pt",
-                      workers=0)
+    result = pretrain(
+        reader, _setup(arch=arch, method=method, nce_k=7), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0
+    )
     assert math.isfinite(result["curves"][0]["loss"])
 
 

@@ -1,4 +1,5 @@
 """Backbones behind a registry: name -> factory(width) returning a ``Backbone``."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -9,7 +10,12 @@ from train.models.inception3d import i3d, s3d
 from train.models.resnet3d import r3d, r3d18, r21d
 
 BACKBONES: dict[str, Callable[[int], Backbone]] = {
-    "r3d": r3d, "r21d": r21d, "c3d": c3d, "r3d18": r3d18, "i3d": i3d, "s3d": s3d,
+    "r3d": r3d,
+    "r21d": r21d,
+    "c3d": c3d,
+    "r3d18": r3d18,
+    "i3d": i3d,
+    "s3d": s3d,
 }
 
 

@@ -1,4 +1,5 @@
 """What every backbone provides: conv5 maps, a pooled vector, and the retrieval feature."""
+
 from __future__ import annotations
 
 import torch

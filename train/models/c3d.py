@@ -1,4 +1,5 @@
 """C3D (Tran et al. 2015) convolutional part, width-scaled (width 64 is the original)."""
+
 from __future__ import annotations
 
 from torch import nn
@@ -17,11 +18,18 @@ class C3D(Backbone):
         super().__init__()
         w = width
         self.features = nn.Sequential(
-            *_conv(3, w), nn.MaxPool3d((1, 2, 2)),
-            *_conv(w, 2 * w), nn.MaxPool3d(2),
-            *_conv(2 * w, 4 * w), *_conv(4 * w, 4 * w), nn.MaxPool3d(2),
-            *_conv(4 * w, 8 * w), *_conv(8 * w, 8 * w), nn.MaxPool3d(2),
-            *_conv(8 * w, 8 * w), *_conv(8 * w, 8 * w),
+            *_conv(3, w),
+            nn.MaxPool3d((1, 2, 2)),
+            *_conv(w, 2 * w),
+            nn.MaxPool3d(2),
+            *_conv(2 * w, 4 * w),
+            *_conv(4 * w, 4 * w),
+            nn.MaxPool3d(2),
+            *_conv(4 * w, 8 * w),
+            *_conv(8 * w, 8 * w),
+            nn.MaxPool3d(2),
+            *_conv(8 * w, 8 * w),
+            *_conv(8 * w, 8 * w),
         )
         self.out_dim = 8 * w
 

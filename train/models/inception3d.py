@@ -7,6 +7,7 @@ channel count by width / 64). I3D inflates every k x k convolution to k x k x k 
 building blocks. At 16x112x112 conv5 (block 5c) is (1024, 2, 4, 4), so the retrieval feature
 (max-pooled 1x2x2, flattened) has 1024 x 2 x 2 x 2 = 8,192 values.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -21,11 +22,15 @@ from train.models.backbone import Backbone
 # Inception-v1 blocks: (in, 1x1, 3x3 reduce, 3x3, "5x5" reduce, "5x5", pool projection); in
 # the 3D networks the "5x5" branch is a second 3x3 (as in I3D and S3D).
 _BLOCKS = {
-    "3b": (192, 64, 96, 128, 16, 32, 32), "3c": (256, 128, 128, 192, 32, 96, 64),
-    "4b": (480, 192, 96, 208, 16, 48, 64), "4c": (512, 160, 112, 224, 24, 64, 64),
-    "4d": (512, 128, 128, 256, 24, 64, 64), "4e": (512, 112, 144, 288, 32, 64, 64),
+    "3b": (192, 64, 96, 128, 16, 32, 32),
+    "3c": (256, 128, 128, 192, 32, 96, 64),
+    "4b": (480, 192, 96, 208, 16, 48, 64),
+    "4c": (512, 160, 112, 224, 24, 64, 64),
+    "4d": (512, 128, 128, 256, 24, 64, 64),
+    "4e": (512, 112, 144, 288, 32, 64, 64),
     "4f": (528, 256, 160, 320, 32, 128, 128),
-    "5b": (832, 256, 160, 320, 32, 128, 128), "5c": (832, 384, 192, 384, 48, 128, 128),
+    "5b": (832, 256, 160, 320, 32, 128, 128),
+    "5c": (832, 384, 192, 384, 48, 128, 128),
 }
 
 
@@ -60,7 +65,9 @@ class Inception3D(Backbone):
             conv3 = TemporalSeparableConv(s(64), s(192), 3, 1, 1, norm_layer)
             block = SepInceptionBlock3D
         else:  # I3D: inflated to full 3D kernels
-            stem_conv = Conv3dNormActivation(3, s(64), kernel_size=7, stride=2, padding=3, norm_layer=norm_layer, bias=False)
+            stem_conv = Conv3dNormActivation(
+                3, s(64), kernel_size=7, stride=2, padding=3, norm_layer=norm_layer, bias=False
+            )
             conv3 = Conv3dNormActivation(s(64), s(192), kernel_size=3, padding=1, norm_layer=norm_layer, bias=False)
             block = InceptionBlock3D
 

@@ -3,6 +3,7 @@
 The paper's R3D is a ResNet-3D with one BasicBlock per stage and a 64-channel stem (512-d
 output); ``width`` scales every stage (width 64 is the paper's network).
 """
+
 from __future__ import annotations
 
 from torch import nn
