@@ -27,6 +27,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from pipeline.errors import InputError
+
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".3gp")
 _UCF101_GROUP = re.compile(r"_(g\d+)_c\d+$")  # v_<Class>_g08_c01: group 8, clip 1
 
@@ -89,17 +91,44 @@ def read_lines(path: Path) -> tuple[list[tuple[int, str]], list[Reject]]:
     return lines, rejects
 
 
-def _ucf101(root: Path, lists: Path, o: FormatOptions) -> Layout:
-    index_lines, rejects = read_lines(lists / "classInd.txt")
-    classes: dict[int, str] = {}
+def read_class_index(path: Path) -> tuple[list[str], list[Reject]]:
+    """UCF101's ``classInd.txt``: class names in label order, and a reject per malformed line.
+
+    A number or a name given twice is an error naming the file and both lines (``InputError``),
+    raised before any list line is read: either would silently relabel or reject videos.
+    """
+    index_lines, rejects = read_lines(path)
+    classes: dict[int, tuple[str, int]] = {}  # number -> (name, line)
+    lines_of: dict[str, int] = {}  # name -> line
     for number, text in index_lines:
         parts = text.split(maxsplit=1)
         if len(parts) != 2 or not parts[0].isdigit():
-            rejects.append(Reject(text, "expected '<number> <class>'", f"classInd.txt:{number}"))
+            rejects.append(Reject(text, "expected '<number> <class>'", f"{path.name}:{number}"))
             continue
-        classes[int(parts[0])] = parts[1]
+        class_number, name = int(parts[0]), parts[1].strip()
+        if class_number in classes:
+            first, first_line = classes[class_number]
+            raise InputError(
+                f"{path}: class number {class_number} is given twice, to {first!r} (line {first_line}) "
+                f"and to {name!r} (line {number})"
+            )
+        if name in lines_of:
+            raise InputError(f"{path}: class {name!r} is listed twice, on lines {lines_of[name]} and {number}")
+        classes[class_number] = (name, number)
+        lines_of[name] = number
     if sorted(classes) != list(range(1, len(classes) + 1)):
-        raise ValueError(f"{lists / 'classInd.txt'}: class numbers are not 1..{len(classes)}")
+        raise InputError(f"{path}: class numbers are not 1..{len(classes)}")
+    return [classes[i][0] for i in sorted(classes)], rejects
+
+
+def normal_list_path(text: str) -> PurePosixPath:
+    """A list's path with ``\\`` as ``/``, and ``./`` and doubled slashes dropped (``..`` and a leading
+    ``/`` are kept, so that the index can reject a path that leaves the root)."""
+    return PurePosixPath(text.replace("\\", "/"))
+
+
+def _ucf101(root: Path, lists: Path, o: FormatOptions) -> Layout:
+    classes, rejects = read_class_index(lists / "classInd.txt")
     listed = []
     for split in ("train", "test"):
         path = lists / f"{split}list{o.split:02d}.txt"
@@ -113,9 +142,10 @@ def _ucf101(root: Path, lists: Path, o: FormatOptions) -> Layout:
                 continue
             if len(parts) == 2:
                 label = int(parts[1]) - 1
-            rel = parts[0].replace("\\", "/")
-            listed.append(Listed(rel, split, rel.split("/")[0], label, f"{path.name}:{number}"))
-    return Layout([classes[i] for i in sorted(classes)], listed, rejects, two_level=True)
+            # Normalised first, so that ./Class/video.avi takes its class from Class, not from '.'.
+            rel = normal_list_path(parts[0])
+            listed.append(Listed(str(rel), split, rel.parts[0] if rel.parts else "", label, f"{path.name}:{number}"))
+    return Layout(classes, listed, rejects, two_level=True)
 
 
 def _hmdb51(root: Path, lists: Path, o: FormatOptions) -> Layout:

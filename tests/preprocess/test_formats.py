@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.errors import InputError
 from preprocess.dataset import build_index
 from preprocess.formats import FormatOptions
 from tests.conftest import REAL_CLIPS, SPLITS
@@ -270,3 +271,51 @@ def test_files_differing_only_by_extension_keep_their_own_ids(tmp_path):
     entries, rejects = build_index(root, lists, 2, "list", OPTIONS)
     assert rejects == []
     assert sorted(e["id"] for e in entries) == ["run/t", "walk/a.avi", "walk/a.mp4", "walk/b"]
+
+
+def _ucf101_dataset(tmp_path, class_index: str, train: list[str], test: list[str]):
+    root, lists = tmp_path / "videos", tmp_path / "lists"
+    for rel in ("Alpha/v_Alpha_g01_c01.avi", "Alpha/v_Alpha_g07_c01.avi", "Beta/v_Beta_g01_c01.avi"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"v")
+    lists.mkdir()
+    (lists / "classInd.txt").write_text(class_index)
+    (lists / "trainlist01.txt").write_text("\n".join(train) + "\n")
+    (lists / "testlist01.txt").write_text("\n".join(test) + "\n")
+    return root, lists
+
+
+def test_a_class_number_given_twice_is_an_error_naming_the_file_the_line_and_both_classes(tmp_path):
+    root, lists = _ucf101_dataset(tmp_path, "1 Alpha\n2 Beta\n2 Gamma\n", ["Alpha/v_Alpha_g07_c01.avi"], [])
+    with pytest.raises(
+        InputError,
+        match=r"classInd\.txt: class number 2 is given twice, to 'Beta' \(line 2\) "
+        r"and to 'Gamma' \(line 3\)",
+    ):
+        _index(root, lists, "ucf101")
+
+
+def test_a_class_name_given_twice_is_an_error_naming_the_file_and_both_lines(tmp_path):
+    root, lists = _ucf101_dataset(tmp_path, "1 Alpha\n2 Beta\n3 Alpha\n", ["Alpha/v_Alpha_g07_c01.avi"], [])
+    with pytest.raises(InputError, match=r"classInd\.txt: class 'Alpha' is listed twice, on lines 1 and 3"):
+        _index(root, lists, "ucf101")
+
+
+def test_a_normalisable_list_path_keeps_its_video_and_id(tmp_path):
+    root, lists = _ucf101_dataset(
+        tmp_path,
+        "1 Alpha\n2 Beta\n",
+        ["./Alpha/v_Alpha_g07_c01.avi", "Beta//v_Beta_g01_c01.avi", "../Alpha/v_Alpha_g07_c01.avi"],
+        ["/Alpha/v_Alpha_g01_c01.avi", "Alpha/./v_Alpha_g01_c01.avi"],
+    )
+    entries, rejects = build_index(root, lists, 2, "ucf101", OPTIONS)
+    by_id = {e["id"]: (e["class"], e["split"]) for e in entries}
+    assert by_id == {
+        "Alpha/v_Alpha_g07_c01": ("Alpha", "train"),
+        "Beta/v_Beta_g01_c01": ("Beta", "train"),
+        "Alpha/v_Alpha_g01_c01": ("Alpha", "test"),
+    }
+    assert [(r.path, r.reason) for r in rejects] == [
+        ("../Alpha/v_Alpha_g07_c01.avi", "path leaves the dataset root or is not Class/video"),
+        ("/Alpha/v_Alpha_g01_c01.avi", "path leaves the dataset root or is not Class/video"),
+    ]
