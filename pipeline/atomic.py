@@ -72,13 +72,25 @@ def remove_orphaned_temporaries(scratch: Path = paths.SCRATCH) -> int:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs. A zombie (killed, not yet reaped by its parent or by
+    PID 1, which on some hosts takes seconds) answers ``kill(pid, 0)`` but writes nothing more."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass  # another user's live process
+    return not is_zombie(pid)
+
+
+def is_zombie(pid: int) -> bool:
+    """True when /proc says ``pid`` has exited (state Z or X); False where there is no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The command name (field 2) is in parentheses and may hold spaces or ')': the state follows the last ')'.
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
 
 
 def write_bytes(target: str | Path, data: bytes) -> None:

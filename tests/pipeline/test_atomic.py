@@ -70,6 +70,26 @@ def test_a_killed_writer_leaves_no_file_in_the_output_folder(tmp_path, sig):
         assert list(scratch.iterdir()) == []
 
 
+def test_a_killed_writer_that_is_still_a_zombie_counts_as_dead(tmp_path):
+    """Killed but not yet reaped (its parent, here this test, has not waited for it): kill(pid, 0)
+    still answers, yet the writer is gone, so its temporary file is removed."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", WRITER], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    os.kill(proc.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while open(f"/proc/{proc.pid}/stat").read().rpartition(")")[2].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the killed writer never became a zombie"
+        time.sleep(0.01)
+    os.kill(proc.pid, 0)  # the zombie still answers, as on a host where PID 1 reaps late
+    scratch = tmp_path / "artifacts/.tmp"
+    try:
+        assert remove_orphaned_temporaries(scratch) == 1
+        assert list(scratch.iterdir()) == []
+    finally:
+        proc.wait(timeout=30)
+
+
 def test_a_live_writers_temporary_file_is_kept(tmp_path):
     scratch = tmp_path / ".tmp"
     scratch.mkdir()
