@@ -16,6 +16,7 @@ import yaml
 
 from pipeline.atomic import remove_orphaned_temporaries
 from pipeline.checksums import save_checksums
+from pipeline.locks import stage_lock
 from pipeline.params import load_params
 from pipeline.stage_params import StageParams
 
@@ -93,12 +94,15 @@ def stage(name: str, item: dict[str, object] | None = None, params_file: str = "
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     accessed: set[str] = set()
     params = StageParams(load_params(params_file), declared_params(name, "dvc.yaml", item, params_file), accessed)
-    remove_orphaned_temporaries()
-    start = time.perf_counter()
     full_name = stage_name(name, item)
-    yield params
-    save_checksums()  # the shards and videos this stage hashed need not be read again
-    log.info("stage %s done in %.1fs", full_name, time.perf_counter() - start)
+    # Under torchrun every rank runs the stage: rank 0 holds the lock for all of them.
+    lock = stage_lock(full_name) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
+    with lock:
+        remove_orphaned_temporaries()
+        start = time.perf_counter()
+        yield params
+        save_checksums()  # the shards and videos this stage hashed need not be read again
+        log.info("stage %s done in %.1fs", full_name, time.perf_counter() - start)
     trace = os.environ.get(TRACE_ENV)
     if trace:
         with open(trace, "a") as f:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from pipeline import paths
-from pipeline.atomic import atomic_path, remove_orphaned_temporaries, write_json
+from pipeline.atomic import atomic_path, is_zombie, remove_orphaned_temporaries, write_json
 from tests.conftest import REPO
 
 
@@ -78,7 +78,7 @@ def test_a_killed_writer_that_is_still_a_zombie_counts_as_dead(tmp_path):
     assert proc.stdout.readline().strip() == "writing"
     os.kill(proc.pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
-    while open(f"/proc/{proc.pid}/stat").read().rpartition(")")[2].split()[0] != "Z":
+    while not is_zombie(proc.pid):
         assert time.monotonic() < deadline, "the killed writer never became a zombie"
         time.sleep(0.01)
     os.kill(proc.pid, 0)  # the zombie still answers, as on a host where PID 1 reaps late
