@@ -40,8 +40,6 @@ def _check_scalar(value: Any, expected: Any, key: str) -> Any:
         (item_type,) = typing.get_args(expected)
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
-        if not value:
-            raise ConfigError(f"{key}: must not be empty")
         return [_check_scalar(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(expected)

@@ -38,6 +38,23 @@ class Range:
         return f"{low}, {high}"
 
 
+@dataclasses.dataclass(frozen=True)
+class Items:
+    """The fewest items a list may hold, attached as ``Annotated[list[...], Items(1)]``.
+
+    Each list decides: ``retrieve.topk`` needs a k, while ``pretrain.lr_steps: []`` is a
+    constant learning rate. A list without ``Items`` may be empty.
+    """
+
+    minimum: int
+
+    def check(self, value: list, key: str) -> None:
+        if len(value) < self.minimum:
+            raise ConfigError(
+                f"{key}: must not be empty" if self.minimum == 1 else f"{key}: needs {self.minimum} items"
+            )
+
+
 Count = Annotated[int, Range(low=1)]  # epochs, batch sizes, sizes: at least 1
 NonNegativeInt = Annotated[int, Range(low=0)]
 Positive = Annotated[float, Range(low=0, low_open=True)]
@@ -72,7 +89,7 @@ class DemoParams:
 
     layout: Literal["ucf101", "hmdb51"]  # which official list format the generator writes
     seed: int  # appearances (backgrounds, objects, placements) and speeds
-    motions: list[str]  # the classes, in label order: names of preprocess.demo.MOTIONS
+    motions: Annotated[list[str], Items(1)]  # the classes, in label order: names of preprocess.demo.MOTIONS
     videos: Count  # video i has class i % len(motions): +1 adds exactly one video
     clips_per_group: Count
     test_every: Annotated[int, Range(low=2)]  # every test_every-th group goes to the test split
@@ -86,7 +103,7 @@ class DemoParams:
 class ShardsParams:
     """Shard ids: one dvc stage per id; the shard count is len(ids)."""
 
-    ids: list[NonNegativeInt]
+    ids: Annotated[list[NonNegativeInt], Items(1)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,7 +209,7 @@ class PretrainParams:
     lr: Positive
     momentum: Fraction
     weight_decay: NonNegative
-    lr_steps: list[Count]
+    lr_steps: list[Count]  # epochs where the lr is multiplied by lr_decay; [] keeps it constant
     lr_decay: Annotated[float, Range(low=0, high=1, low_open=True)]
     seed: int
     checkpoint_every: Count  # epochs between resumable checkpoints
@@ -206,12 +223,12 @@ class FeaturesParams:
 
 @dataclasses.dataclass(frozen=True)
 class EvaluateParams:
-    datasets: list[str]  # keys of datasets: features, retrieval and fine-tuning run on each
+    datasets: Annotated[list[str], Items(1)]  # keys of datasets: features, retrieval and fine-tuning run on each
 
 
 @dataclasses.dataclass(frozen=True)
 class RetrieveParams:
-    topk: list[Count]
+    topk: Annotated[list[Count], Items(1)]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -236,3 +236,15 @@ def test_stage_view_of_a_named_dataset_records_its_dotted_keys(params):
         view.datasets["hmdb51"]
     assert read == {"datasets.demo_transfer.root"}
     assert "datasets.demo.format" in leaf_keys(params) and "demo.demo_transfer.motions" in leaf_keys(params)
+
+
+def test_each_list_decides_whether_it_may_be_empty(tmp_path):
+    """``lr_steps: []`` is a constant learning rate (MultiStepLR takes it); an empty topk,
+    shard list, demo class list or evaluation list has nothing to do and is refused."""
+    constant = _load_with(tmp_path, lambda r: r["pretrain"].update(lr_steps=[]))
+    assert constant.pretrain.lr_steps == []
+    for section, key in (("retrieve", "topk"), ("shards", "ids")):
+        with pytest.raises(ConfigError, match=rf"^{section}\.{key}: must not be empty$"):
+            _load_with(tmp_path, lambda r, s=section, k=key: r[s].update({k: []}))
+    with pytest.raises(ConfigError, match=r"^demo\.demo\.motions: must not be empty$"):
+        _load_with(tmp_path, lambda r: r["demo"]["demo"].update(motions=[]))

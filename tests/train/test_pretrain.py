@@ -86,6 +86,11 @@ def test_other_backbones_train(reader, tmp_path, arch):
     assert torch.isfinite(torch.tensor(result["curves"][0]["loss"]))
 
 
+def test_no_lr_steps_is_a_constant_learning_rate(reader, tmp_path):
+    result = pretrain(reader, _setup(epochs=2, lr_steps=[]), CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0)
+    assert [row["lr"] for row in result["curves"]] == [0.01, 0.01]
+
+
 def test_resumed_run_ends_with_the_uninterrupted_weights(reader, tmp_path):
     setup = _setup(epochs=3, lr_steps=[2])
     full, cut = tmp_path / "full", tmp_path / "cut"
