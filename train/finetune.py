@@ -284,6 +284,9 @@ def finetune_stage(
     from pipeline.live import EpochLog
     from train.checkpoint import load_checkpoint
 
+    # The held-out part is known once the verified list is open: a val_videos that cannot be
+    # held out fails here, in one line, before any model is built or any output is written.
+    split_validation(split_ids(reader, "train"), setup.val_videos, setup.seed)
     runtime = make_runtime(runtime_params)
     checkpoint = load_checkpoint(checkpoint_path)
     names = class_names(reader)

@@ -1,16 +1,18 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from pipeline.errors import ConfigError
 from pipeline.runtime import Runtime
-from pipeline.schema import ClipParams, FinetuneParams
+from pipeline.schema import ClipParams, FinetuneParams, RuntimeParams
 from preprocess.formats import video_group
 from preprocess.shards import ShardReader
 from tests.shards_fixture import make_tiny_shards
 from train.checkpoint import build_encoder
-from train.finetune import finetune, load_backbone_strict, selection_key, split_validation
+from train.finetune import finetune, finetune_stage, load_backbone_strict, selection_key, split_validation
 from train.models import build_backbone
 
 CPU = Runtime(torch.device("cpu"), bf16=False, channels_last=False, compile=False)
@@ -71,27 +73,29 @@ def test_video_group_reads_ucf101_names_and_falls_back_to_the_video():
     assert video_group(hmdb) == hmdb
 
 
+SETUP = FinetuneParams(
+    modality="rgb",
+    dropout=0.5,
+    epochs=2,
+    batch_size=3,
+    lr=0.01,
+    momentum=0.9,
+    weight_decay=5e-4,
+    val_videos=2,
+    select_by="accuracy",
+    plateau_factor=0.1,
+    plateau_patience=1,
+    min_lr=1e-5,
+    seed=0,
+)
+
+
 def test_finetune_tests_every_video_at_video_level(tmp_path):
     folder = make_tiny_shards(tmp_path)
     reader = ShardReader(folder / "frames", folder / "motion", [0])
-    setup = FinetuneParams(
-        modality="rgb",
-        dropout=0.5,
-        epochs=2,
-        batch_size=3,
-        lr=0.01,
-        momentum=0.9,
-        weight_decay=5e-4,
-        val_videos=2,
-        select_by="accuracy",
-        plateau_factor=0.1,
-        plateau_patience=1,
-        min_lr=1e-5,
-        seed=0,
-    )
     clip = ClipParams(length=16, crop=24, eval_clips=3)
     result = finetune(
-        reader, setup, clip, CONFIG, build_encoder(CONFIG).state_dict(), CPU, workers=0, n_classes=3, name="t"
+        reader, SETUP, clip, CONFIG, build_encoder(CONFIG).state_dict(), CPU, workers=0, n_classes=3, name="t"
     )
     metrics = result["metrics"]
     assert metrics["test_videos"] == 4 == len(result["predicted"])
@@ -110,3 +114,22 @@ def test_every_backbone_loads_strictly_from_its_encoder(arch):
         assert torch.equal(backbone.state_dict()[key], value)
     with pytest.raises(RuntimeError):  # another architecture's weights never load silently
         load_backbone_strict(build_backbone("s3d" if arch == "i3d" else "i3d", 8), encoder.state_dict())
+
+
+def test_a_validation_part_larger_than_the_train_split_fails_before_anything_runs(tmp_path):
+    """Checked as soon as the verified list is open: no checkpoint read, no model, no output."""
+    folder = make_tiny_shards(tmp_path)
+    reader = ShardReader(folder / "frames", folder / "motion", [0])
+    runtime = RuntimeParams("cpu", False, False, False, False, 0)
+    metrics = tmp_path / "finetune.json"
+    with pytest.raises(ConfigError, match=r"^finetune\.val_videos: 100 must be between 1 and 7 "):
+        finetune_stage(
+            tmp_path / "no-model.pt",  # never opened
+            reader,
+            dataclasses.replace(SETUP, val_videos=100),
+            ClipParams(length=16, crop=24, eval_clips=3),
+            runtime,
+            metrics,
+            lambda name: tmp_path / "live" / name,
+        )
+    assert not metrics.exists() and not (tmp_path / "live").exists()
