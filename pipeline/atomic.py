@@ -63,7 +63,7 @@ def remove_orphaned_temporaries(scratch: Path = paths.SCRATCH) -> int:
             pid = int(tmp.name.rsplit(".", 3)[-3])
         except (ValueError, IndexError):
             continue
-        if not _alive(pid):
+        if not process_alive(pid):
             tmp.unlink(missing_ok=True)
             removed += 1
     if removed:
@@ -71,7 +71,7 @@ def remove_orphaned_temporaries(scratch: Path = paths.SCRATCH) -> int:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether process ``pid`` still runs. A zombie (killed, not yet reaped by its parent or by
     PID 1, which on some hosts takes seconds) answers ``kill(pid, 0)`` but writes nothing more."""
     try:

@@ -16,6 +16,7 @@ import yaml
 
 from pipeline.atomic import remove_orphaned_temporaries
 from pipeline.checksums import save_checksums
+from pipeline.launcher import watch_launcher
 from pipeline.locks import stage_lock
 from pipeline.params import load_params
 from pipeline.stage_params import StageParams
@@ -98,6 +99,7 @@ def stage(name: str, item: dict[str, object] | None = None, params_file: str = "
     # Under torchrun every rank runs the stage: rank 0 holds the lock for all of them.
     lock = stage_lock(full_name) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
     with lock:
+        watch_launcher()
         remove_orphaned_temporaries()
         start = time.perf_counter()
         yield params
