@@ -107,7 +107,7 @@ def main(realdata: Path, workers: int, batches: int, batch_size: int, max_frames
             w[0].__enter__(), w[1].__enter__()
         for n, clip in enumerate(clips):
             vid = f"v{n:02d}"
-            native, _ = decode_frames(clip, *_native_size(clip))  # the JPEG copy keeps the original size
+            native = decode_frames(clip, *_native_size(clip)).frames  # the JPEG copy keeps the original size
             native = native[:max_frames]
             stored = np.stack([cv2.resize(f, (W, H), interpolation=cv2.INTER_LINEAR) for f in native])
             u = stand_in_flow(stored, 20.0)[..., 0:1]

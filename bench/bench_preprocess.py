@@ -89,7 +89,7 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
     n_frames, decode_s, videos = 0, 0.0, {}
     for clip in clips:
         start = time.perf_counter()
-        frames, _ = decode_frames(clip, h, w)
+        frames = decode_frames(clip, h, w).frames
         decode_s += time.perf_counter() - start
         n_frames += len(frames)
         videos[clip] = frames

@@ -206,7 +206,7 @@ def real_tvl1_error(p, device: torch.device, n_clips: int) -> float:
     clips = real_clips(REPO.parent / "shared/realdata")[:n_clips]
     if not clips:
         return float("nan")
-    grays = [middle_pairs(decode_frames(clip, 128, 171)[0], pairs=2) for clip in clips]
+    grays = [middle_pairs(decode_frames(clip, 128, 171).frames, pairs=2) for clip in clips]
     _, ours = torch_tvl1_rate(grays, p, device, batch=len(grays))
     return float(
         np.mean([endpoint_error(o[1:], video_flow(g, make_tvl1(p))[1:]) for o, g in zip(ours, grays, strict=True)])

@@ -73,7 +73,7 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
     configured = load_params(params_file).motion.tvl1
     h, w = 128, 171
     grays = {
-        f"{clip.parent.name}/{clip.stem}": middle_pairs(decode_frames(clip, h, w)[0], pairs)
+        f"{clip.parent.name}/{clip.stem}": middle_pairs(decode_frames(clip, h, w).frames, pairs)
         for clip in real_clips(realdata)
     }
     print(f"{len(grays)} clips, {pairs} pairs each, at {h}x{w}; reference: OpenCV's default TV-L1")

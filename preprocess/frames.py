@@ -26,16 +26,19 @@ from preprocess.shards import ShardWriter, write_manifest
 log = logging.getLogger(__name__)
 
 
-def _decode_task(path: Path, height: int, width: int, min_frames: int, timeout: float) -> tuple[np.ndarray | None, str]:
-    """(frames, message): frames None with the reason when the video is rejected."""
+def _decode_task(
+    path: Path, height: int, width: int, min_frames: int, timeout: float
+) -> tuple[np.ndarray | None, dict[str, str] | str]:
+    """(frames, warnings by manifest key) for a kept video; (None, the reason) for a rejected one."""
     cv2.setNumThreads(1)
     try:
-        frames, warning = decode_frames(path, height, width, timeout)
+        decoded = decode_frames(path, height, width, timeout)
     except DecodeError as exc:
         return None, f"cannot decode: {exc}"
-    if len(frames) < min_frames:
-        return None, f"too short: {len(frames)} frames, one clip needs {min_frames}"
-    return frames, warning
+    if len(decoded.frames) < min_frames:
+        return None, f"too short: {len(decoded.frames)} frames, one clip needs {min_frames}"
+    warnings = {"decode_warning": decoded.warning, "timing_warning": decoded.timing_warning}
+    return decoded.frames, {key: text for key, text in warnings.items() if text}
 
 
 def extract_frames_shard(
@@ -67,17 +70,16 @@ def extract_frames_shard(
                 rejects.append({"id": entry["id"], "path": entry["path"], "reason": message})
                 continue
             writer.add(entry["id"], "rgb", video)
-            record = {**entry, "frames": len(video)}
-            if message:
-                record["decode_warning"] = message
-                log.warning("%s decoded with errors, kept %d frames: %s", entry["path"], len(video), message)
-            videos.append(record)
+            videos.append({**entry, "frames": len(video), **message})
+            for key, text in message.items():
+                log.warning("%s (%s, %d frames kept): %s", entry["path"], key, len(video), text)
     manifest = write_manifest(shard_path, manifest_path, videos, rejects)
     log.info(
-        "frames %s: %d videos, %d frames, %d rejected (%s), %.1fs -> %s",
+        "frames %s: %d videos, %d frames, %d with a variable frame rate, %d rejected (%s), %.1fs -> %s",
         shard_path.name,
         len(videos),
         sum(v["frames"] for v in videos),
+        sum("timing_warning" in v for v in videos),
         len(rejects),
         "; ".join(f"{r['path']}: {r['reason']}" for r in rejects[:3]) or "none",
         time.perf_counter() - start,

@@ -83,8 +83,8 @@ def test_demo_is_deterministic_real_video_that_indexes_cleanly(params, tmp_path)
         assert (tmp_path / "a/videos" / v.rel_path).read_bytes() == (tmp_path / "b/videos" / v.rel_path).read_bytes()
     entries, rejects = build_index(tmp_path / "a/videos", tmp_path / "a/lists", 4, "ucf101", OPTIONS)
     assert rejects == [] and len(entries) == 8
-    frames, warning = decode_frames(tmp_path / "a/videos" / entries[0]["path"], 48, 64)
-    assert frames.shape == (18, 48, 64, 3) and warning == ""
+    decoded = decode_frames(tmp_path / "a/videos" / entries[0]["path"], 48, 64)
+    assert decoded.frames.shape == (18, 48, 64, 3) and decoded.warning == "" and decoded.timing_warning == ""
 
 
 def test_transfer_demo_writes_official_hmdb51_split_files_that_index_cleanly(params, tmp_path):

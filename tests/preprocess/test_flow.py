@@ -24,7 +24,7 @@ def test_quantisation_clips_and_maps_the_ends():
 
 def _translated_pair(dx: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
     clip = next(p for p in REAL_CLIPS if p.name == "v_Shotput_g05_c02.avi")
-    frame = cv2.cvtColor(decode_frames(clip, 128, 171)[0][20], cv2.COLOR_RGB2GRAY)
+    frame = cv2.cvtColor(decode_frames(clip, 128, 171).frames[20], cv2.COLOR_RGB2GRAY)
     shift = np.float32([[1, 0, dx], [0, 1, dy]])
     moved = cv2.warpAffine(
         frame, shift, (frame.shape[1], frame.shape[0]), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT

@@ -46,7 +46,7 @@ def test_motion_stage_on_every_real_clip(params, tmp_path):
     records = []
     with ShardWriter(frames_dir / "0.h5", "raw", 90) as writer:
         for i, clip in enumerate(REAL_CLIPS):
-            frames = decode_frames(clip, 128, 171)[0][:5]
+            frames = decode_frames(clip, 128, 171).frames[:5]
             writer.add(f"c/{i}", "rgb", frames)
             records.append({"id": f"c/{i}", "path": clip.name, "frames": len(frames)})
     write_manifest(frames_dir / "0.h5", frames_dir / "0.json", records, [])
@@ -93,7 +93,7 @@ def test_motion_refuses_a_corrupt_frames_shard(params, tmp_path, rng):
 def test_flow_none_writes_residuals_only_and_the_same_residuals(params, tmp_path):
     """motion.flow: none skips TV-L1 (the default configuration never reads u/v)."""
     frames_dir = tmp_path / "frames"
-    clip = decode_frames(REAL_CLIPS[0], 48, 64)[0][:6]
+    clip = decode_frames(REAL_CLIPS[0], 48, 64).frames[:6]
     with ShardWriter(frames_dir / "0.h5", "raw", 90) as writer:
         writer.add("c/0", "rgb", clip)
     write_manifest(frames_dir / "0.h5", frames_dir / "0.json", [{"id": "c/0", "path": "c/0.avi", "frames": 6}], [])

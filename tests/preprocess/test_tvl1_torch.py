@@ -108,7 +108,7 @@ def _real_pairs(n_pairs: int) -> dict[str, np.ndarray]:
     """Grey frames (n_pairs + 1) from the middle of every real clip at the paper's 128x171."""
     grays = {}
     for clip in REAL_CLIPS:
-        frames, _ = decode_frames(clip, 128, 171)
+        frames = decode_frames(clip, 128, 171).frames
         mid = len(frames) // 2
         grays[clip.stem] = to_gray(frames[mid : mid + n_pairs + 1])
     return grays
@@ -196,7 +196,7 @@ def test_motion_stage_torch_backend_writes_the_opencv_backend_shard_up_to_flow_r
     records = []
     with ShardWriter(frames_dir / "0.h5", "raw", 90) as writer:
         for i, clip in enumerate(REAL_CLIPS[:5]):
-            frames = decode_frames(clip, 48, 64)[0][: 3 + i % 3]  # videos of 3, 4 and 5 frames
+            frames = decode_frames(clip, 48, 64).frames[: 3 + i % 3]  # videos of 3, 4 and 5 frames
             writer.add(f"c/{i}", "rgb", frames)
             records.append({"id": f"c/{i}", "path": clip.name, "frames": len(frames)})
     write_manifest(frames_dir / "0.h5", frames_dir / "0.json", records, [])
