@@ -1,4 +1,4 @@
-"""The GPU path, measured in one run: one table of what needs a GPU (issue 13).
+"""The GPU path, measured in one run: one table of what needs a GPU, beside its goals.
 
     python bench/gpu_check.py                  # on a machine with a GPU, within ~8 minutes
     python bench/gpu_check.py --cpu-dry-run    # every row's code at tiny sizes on the CPU (CI runs it)
@@ -45,7 +45,8 @@ from preprocess.shards import ShardReader, ShardWriter, write_manifest
 REPO = Path(__file__).resolve().parents[1]
 # Peak dense bf16 tensor-core TFLOP/s by device name (vendor data sheets, SXM parts).
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
-GOALS = {"step": 1000.0, "end_to_end_share": 0.8, "features": 4000.0, "tvl1": 2000.0}  # issue 13
+# The GPU goals: clips/s of the paper-size step, end to end as a share of it, features, TV-L1 pairs/s.
+GOALS = {"step": 1000.0, "end_to_end_share": 0.8, "features": 4000.0, "tvl1": 2000.0}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -252,6 +252,14 @@ def report() -> None:
 
 
 @main.command()
+def summary() -> None:
+    """Print the report's headline numbers per evaluation dataset (not a dvc stage: it only reads)."""
+    from evaluate.summary import print_summary
+
+    print_summary(paths.REPORT_DATA)
+
+
+@main.command()
 def export() -> None:
     """The pretrained backbone as safetensors and .pth with a model card (a DVC model artifact)."""
     from evaluate.export import export_stage

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Install, then run the whole demo experiment with DVC and print its metrics.
+# Install, then run the whole demo experiment with DVC and print its headline results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 dvc repro
-dvc metrics show
+python -m pipeline summary

@@ -1,6 +1,6 @@
 """The three promises with real DVC: repro everything, rerun only what changed, share artifacts.
 
-Each test builds on the state the previous one left in the session's tiny repository, so
+Each test builds on the state the previous one left in the shared tiny repository, so
 they run in file order.
 """
 

@@ -115,7 +115,7 @@ def _real_pairs(n_pairs: int) -> dict[str, np.ndarray]:
 
 
 def test_flow_matches_opencv_on_every_real_clip(params):
-    """Issue 13: mean endpoint error <= 0.1 px at 128x171 and <= 0.5 px on the largest motion, with
+    """The flow goal: mean endpoint error <= 0.1 px at 128x171 and <= 0.5 px on the largest motion, with
     the configured parameters (warm start on the second pair included)."""
     cv2.setNumThreads(1)
     grays = _real_pairs(2)
