@@ -3,7 +3,8 @@
 The backbone's keys are torchvision's ``VideoResNet`` keys (``stem.*``, ``layer1.*`` ...), so
 at width 64 the R3D family loads strictly into torchvision once its classifier is removed
 (``model.fc = torch.nn.Identity()``): ``r3d18`` into ``torchvision.models.video.r3d_18()``,
-``r3d`` and ``r21d`` into ``VideoResNet`` with ``[1, 1, 1, 1]`` layers (see ``torchvision_model``).
+``r3d`` and ``r21d_tv`` into ``VideoResNet`` with ``[1, 1, 1, 1]`` layers (see ``torchvision_model``).
+The paper's ``r21d`` (VCOP's network) and ``c3d`` have no torchvision twin.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def backbone_state(encoder_state: dict[str, torch.Tensor]) -> dict[str, torch.Te
 def torchvision_model(arch: str) -> nn.Module:
     """The torchvision network a width-64 export of ``arch`` loads into, classifier removed.
 
-    Raises KeyError for backbones torchvision does not have (c3d).
+    Raises KeyError for backbones torchvision does not have (c3d, r21d, i3d).
     """
     from torchvision.models.video import r3d_18
     from torchvision.models.video.resnet import (
@@ -49,7 +50,7 @@ def torchvision_model(arch: str) -> nn.Module:
     builders = {
         "r3d18": lambda: r3d_18(),
         "r3d": lambda: VideoResNet(BasicBlock, [Conv3DSimple] * 4, [1, 1, 1, 1], BasicStem),
-        "r21d": lambda: VideoResNet(BasicBlock, [Conv2Plus1D] * 4, [1, 1, 1, 1], R2Plus1dStem),
+        "r21d_tv": lambda: VideoResNet(BasicBlock, [Conv2Plus1D] * 4, [1, 1, 1, 1], R2Plus1dStem),
     }
     model = builders[arch]()
     model.fc = nn.Identity()
@@ -62,7 +63,7 @@ _TORCHVISION_CODE = {
         "from torchvision.models.video.resnet import BasicBlock, BasicStem, Conv3DSimple, VideoResNet\n"
         "model = VideoResNet(BasicBlock, [Conv3DSimple] * 4, [1, 1, 1, 1], BasicStem)"
     ),
-    "r21d": (
+    "r21d_tv": (
         "from torchvision.models.video.resnet import BasicBlock, Conv2Plus1D, R2Plus1dStem, VideoResNet\n"
         "model = VideoResNet(BasicBlock, [Conv2Plus1D] * 4, [1, 1, 1, 1], R2Plus1dStem)"
     ),

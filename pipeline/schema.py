@@ -63,7 +63,7 @@ Share = Annotated[float, Range(low=0, high=1)]
 Fraction = Annotated[float, Range(low=0, high=1, high_open=True)]  # momenta, dropout: in [0, 1)
 Jobs = Annotated[int, Range(low=-1)]  # joblib: -1 is every core, 0 is refused below
 
-Arch = Literal["r3d", "r21d", "c3d", "r3d18", "i3d", "s3d"]
+Arch = Literal["r3d", "r21d", "r21d_tv", "c3d", "r3d18", "i3d", "s3d"]
 Modality = Literal["rgb", "res", "u", "v"]
 IntraNegative = Literal["repeat", "shuffle"]
 Method = Literal["cmc", "moco", "simclr"]

@@ -44,7 +44,7 @@ def _export(tmp_path, arch, width):
     return encoder
 
 
-@pytest.mark.parametrize("arch", ["r3d", "r21d", "r3d18"])
+@pytest.mark.parametrize("arch", ["r3d", "r21d_tv", "r3d18"])
 def test_width_64_export_loads_strictly_into_torchvision_with_identical_features(tmp_path, arch):
     encoder = _export(tmp_path, arch, 64)
     model = torchvision_model(arch)

@@ -6,7 +6,7 @@ import torch
 from train.models import BACKBONES, build_backbone
 
 # conv5 at 16x112x112 and width 64, and the retrieval feature's size (conv5 max-pooled 1x2x2).
-PAPER_SIZE = {arch: ((512, 2, 7, 7), 9216) for arch in ("r3d", "r21d", "c3d", "r3d18")}
+PAPER_SIZE = {arch: ((512, 2, 7, 7), 9216) for arch in ("r3d", "r21d", "r21d_tv", "c3d", "r3d18")}
 PAPER_SIZE |= {arch: ((1024, 2, 4, 4), 8192) for arch in ("i3d", "s3d")}
 
 
@@ -47,3 +47,24 @@ def test_r3d18_has_two_blocks_per_stage():
 def test_unknown_backbone():
     with pytest.raises(KeyError, match="resnet50"):
         build_backbone("resnet50", 64)
+
+
+@pytest.mark.parametrize(
+    "arch, parameters",
+    [("r3d", 14_361_792), ("c3d", 27_661_440), ("r21d", 14_365_303), ("r21d_tv", 12_487_005)],
+)
+def test_width_64_parameter_counts_are_upstreams(arch, parameters):
+    """r3d, c3d and r21d have upstream BestJuly/IIC's counts (r21d is VCOP's R(2+1)D, which the
+    paper uses); r21d_tv is torchvision's R(2+1)D, kept for export into torchvision."""
+    assert sum(p.numel() for p in build_backbone(arch, 64).parameters()) == parameters
+
+
+def test_the_papers_r21d_factorises_every_convolution_with_its_own_middle_width():
+    from train.models.r2plus1d import middle_channels
+
+    model = build_backbone("r21d", 64)
+    spatial = [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv3d) and m.kernel_size[0] == 1]
+    # stem 83; layer1 144, 144; layer2 230, 288 and its factorised 1x1x1 shortcut 42; ...
+    assert spatial[:6] == [83, 144, 144, 230, 288, 42]
+    assert middle_channels((3, 7, 7), 3, 64) == 83 and middle_channels((1, 1, 1), 64, 128) == 42
+    assert all(m.bias is None for m in model.modules() if isinstance(m, torch.nn.Conv3d))

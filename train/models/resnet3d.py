@@ -1,4 +1,4 @@
-"""R3D, R(2+1)D and R3D-18 with a configurable width, built from torchvision's VideoResNet blocks.
+"""R3D, R3D-18 and torchvision's R(2+1)D with a configurable width, from torchvision's VideoResNet blocks.
 
 The paper's R3D is a ResNet-3D with one BasicBlock per stage and a 64-channel stem (512-d
 output); ``width`` scales every stage (width 64 is the paper's network).
@@ -77,5 +77,6 @@ def r3d18(width: int) -> VideoResNet:
     return VideoResNet(Conv3DSimple, [2, 2, 2, 2], _stem_3d(width), width)
 
 
-def r21d(width: int) -> VideoResNet:
+def r21d_tv(width: int) -> VideoResNet:
+    """torchvision's R(2+1)D at [1, 1, 1, 1] (12,487,005 parameters at width 64); the paper's is ``r21d``."""
     return VideoResNet(Conv2Plus1D, [1, 1, 1, 1], _stem_2plus1d(width), width)
