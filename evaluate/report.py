@@ -1,11 +1,10 @@
 """The experiment's report: every evaluation dataset, IIC beside random init, beside the paper.
 
-``artifacts/report.md`` is for people (the README shows the demo's); ``artifacts/report.json``
-holds the same numbers for the model card and scripts. The paper's published numbers (Tao,
-Wang, Yamasaki, ACM MM 2020; R3D, pretrained on UCF101 split 1) appear beside a dataset only
-when the run is comparable: the dataset is UCF101 or HMDB51 split 1 (its format, and its
-official split-1 video counts) and the model, clip, frame size and method are the paper's.
-Otherwise the report says which settings differ.
+``artifacts/report.md`` is for people; ``artifacts/report.json`` holds the same numbers for the
+model card and scripts. Beside UCF101 or HMDB51 official split 1, every published number of
+``evaluate/paper.py`` is listed with its row and source, and shown beside ours only when every
+setting that changes it matches; otherwise the settings that differ are named. The report says
+how fine-tuning scored a video (the mean of the clips' probabilities or logits).
 """
 
 from __future__ import annotations
@@ -16,74 +15,39 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from evaluate.paper import FINETUNING, ROWS, differences, official_split1, rows_for
 from pipeline.atomic import write_bytes, write_json
 from pipeline.errors import InputError
 from pipeline.paths import DatasetPaths
-from pipeline.schema import DatasetParams, ModelParams
+from pipeline.schema import DatasetParams
 
 log = logging.getLogger(__name__)
 
-# Official split 1: (train videos, test videos) of the datasets the paper reports.
-OFFICIAL_SPLIT1 = {"ucf101": (9537, 3783), "hmdb51": (3570, 1530)}
+# The settings a paper number can depend on (evaluate/paper.py), read from params.yaml.
+RUN_KEYS = (
+    "model.arch",
+    "model.width",
+    "frames.height",
+    "frames.width",
+    "clip.length",
+    "clip.crop",
+    "clip.eval_clips",
+    "pretrain.method",
+    "pretrain.modality",
+    "pretrain.intra_neg",
+    "pretrain.neg",
+    "pretrain.nce_k",
+    "pretrain.epochs",
+    "pretrain.batch_size",
+    "pretrain.lr_steps",
+    *FINETUNING,
+    "finetune.modality",
+)
 
-# The paper's published top-1 (%), R3D pretrained on UCF101 split 1 with repeat intra-negatives
-# and residual frames as view 2. Retrieval is reported for UCF101 only.
-PAPER = {
-    "ucf101": {"retrieval_top1": {"random": 9.9, "iic": 36.5}, "finetune_top1": {"iic": 72.8}},
-    "hmdb51": {"finetune_top1": {"iic": 35.3}},
-}
+# The row whose settings are the paper's default: every protocol and repeat + res, fine-tuned on res.
+REFERENCE_ROW = next(r for r in ROWS if r.name == "Ours (repeat + res)" and r.protocol == "finetune")
 
-# What "the paper's settings" means here: setting -> the paper's value.
-PAPER_SETTINGS = {
-    "model.arch": "r3d",
-    "model.width": 64,
-    "clip.length": 16,
-    "clip.crop": 112,
-    "frames.height": 128,
-    "frames.width": 171,
-    "pretrain.method": "cmc",
-    "pretrain.modality": "res",
-    "pretrain.intra_neg": True,
-    "pretrain.neg": "repeat",
-    "pretrained on": ("ucf101", 1),
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Comparability:
-    """Whether this run's settings are the paper's; the differing ones as "key: ours (paper: theirs)"."""
-
-    differences: tuple[str, ...]
-
-    @property
-    def comparable(self) -> bool:
-        return not self.differences
-
-
-def paper_settings(
-    model: ModelParams,
-    clip_length: int,
-    crop: int,
-    frame_height: int,
-    frame_width: int,
-    pretrain: dict[str, Any],
-    pretrain_source: tuple[str, int],
-) -> Comparability:
-    """Compare the run with the paper's settings (``pretrain``: method, modality, intra_neg, neg)."""
-    ours = {
-        "model.arch": model.arch,
-        "model.width": model.width,
-        "clip.length": clip_length,
-        "clip.crop": crop,
-        "frames.height": frame_height,
-        "frames.width": frame_width,
-        **{f"pretrain.{k}": v for k, v in pretrain.items()},
-        "pretrained on": pretrain_source,
-    }
-    differences = tuple(
-        f"{key}: {ours[key]} (paper: {value})" for key, value in PAPER_SETTINGS.items() if ours[key] != value
-    )
-    return Comparability(differences)
+CLIP_RULE = {"softmax": "probabilities (softmax)", "logits": "logits (upstream's rule)"}
 
 
 def _read(path: Path) -> dict:
@@ -96,25 +60,72 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
-def paper_row(source: tuple[str, int], retrieval: dict, settings: Comparability) -> dict | None:
-    """The paper's numbers for this dataset when the run is comparable, else None."""
+def paper_rows(source: tuple[str, int], retrieval: dict, finetune: dict, run: dict[str, Any]) -> list[dict]:
+    """Every published number for this dataset with its row, source, whether it is comparable
+    (and if not, why), and our number beside it when it is. Empty unless the dataset is UCF101
+    or HMDB51 official split 1."""
     dataset_format, split = source
-    if not settings.comparable or split != 1 or dataset_format not in PAPER:
-        return None
-    sizes = retrieval.get("iic", {})
-    if (sizes.get("gallery"), sizes.get("queries")) != OFFICIAL_SPLIT1[dataset_format]:
-        return None  # an ucf101-format folder that is not UCF101 split 1 (the demo, a subset)
-    return PAPER[dataset_format]
+    if not official_split1(dataset_format, split, retrieval):
+        return []
+    entries = []
+    for row in rows_for(dataset_format):
+        differ = differences(row, run)
+        ours: dict[str, float] | None = None
+        if not differ:
+            measured = retrieval[row.model].get(row.feature, {}) if row.protocol == "retrieval" else finetune[row.model]
+            ours = {k: 100 * measured[k] for k in row.values if k in measured}
+        entries.append(
+            {
+                "row": row.name,
+                "source": row.source,
+                "protocol": row.protocol,
+                "model": row.model,
+                "feature": row.feature,
+                "paper": row.values,
+                "comparable": not differ,
+                "differences": differ,
+                "ours": ours,
+                **({"note": row.note} if row.note else {}),
+            }
+        )
+    return entries
+
+
+def _paper_lines(name: str, source: tuple[str, int], entries: list[dict]) -> list[str]:
+    if not entries:
+        return [
+            f"The paper's numbers are for UCF101 and HMDB51 official split 1; `{name}` ({source[0]} format, "
+            f"split {source[1]}) is not one, so none is set beside it.",
+            "",
+        ]
+    lines = [
+        "Published numbers (%), each beside ours only where every setting that changes it matches:",
+        "",
+        "| row | source | protocol | ours compared | paper | ours | differs in |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in entries:
+        paper = " / ".join(f"{v:.1f}" for v in e["paper"].values())
+        ours = " / ".join(f"{v:.1f}" for v in e["ours"].values()) if e["ours"] else "-"
+        what = f"{e['model']} {e['feature']}" if e["feature"] else f"{e['model']} video top-1"
+        keys = "/".join(k.removeprefix("video_") for k in e["paper"])
+        differ = "; ".join(e["differences"][:3]) + (
+            f"; {len(e['differences']) - 3} more" if len(e["differences"]) > 3 else ""
+        )
+        lines.append(
+            f"| {e['row']} | {e['source']} | {e['protocol']} {keys} | {what} | {paper} | {ours} | {differ or 'nothing'} |"
+        )
+    notes = [f"{e['row']}: {e['note']}" for e in entries if "note" in e]
+    return [*lines, "", *(f"Note. {n}." for n in notes), *([""] if notes else [])]
 
 
 def dataset_section(
-    name: str, source: tuple[str, int], retrieval: dict, finetune: dict, settings: Comparability
+    name: str, source: tuple[str, int], retrieval: dict, finetune: dict, run: dict[str, Any]
 ) -> tuple[list[str], dict]:
     """Markdown lines and the JSON entry of one evaluation dataset."""
     lines = [f"## `{name}` ({source[0]} format, split {source[1]})", ""]
-    paper = paper_row(source, retrieval, settings)
     kinds = [k for k, v in retrieval["iic"].items() if isinstance(v, dict)]
-    ks = [k for k in retrieval["iic"][kinds[0]]]
+    ks = list(retrieval["iic"][kinds[0]])
     lines += [
         f"Retrieval: {retrieval['iic']['queries']} test queries against {retrieval['iic']['gallery']} "
         "train videos (top-k: a query counts when one of its k nearest has its class).",
@@ -124,34 +135,40 @@ def dataset_section(
     for model in ("iic", "random"):
         for kind in kinds:
             lines.append(f"| {model} | {kind} | " + " | ".join(_pct(retrieval[model][kind][k]) for k in ks) + " |")
-    if paper and "retrieval_top1" in paper:
-        for model, value in paper["retrieval_top1"].items():
-            lines.append(f"| paper, {model} | res (R3D) | {value:.1f} | " + " | ".join("" for _ in ks[1:]) + " |")
     lines += ["", "| fine-tuned from | clip top-1 | video top-1 | video top-5 |", "|---|---|---|---|"]
     for model in ("iic", "random"):
         m = finetune[model]
         lines.append(f"| {model} | {_pct(m['clip_top1'])} | {_pct(m['video_top1'])} | {_pct(m['video_top5'])} |")
-    if paper and "finetune_top1" in paper:
-        lines.append(f"| paper, iic (R3D) | | {paper['finetune_top1']['iic']:.1f} | |")
     lines.append("")
+    entries = paper_rows(source, retrieval, finetune, run)
+    lines += _paper_lines(name, source, entries)
     entry = {"retrieval": retrieval, "finetune": finetune}
-    if paper:
-        entry["paper"] = paper
+    if entries:
+        entry["paper"] = entries
     return lines, entry
+
+
+def _protocol_line(run: dict[str, Any]) -> str:
+    return (
+        f"Fine-tuning: input `{run['finetune.modality']}`, dropout {run['finetune.dropout']:g}, a video scores the "
+        f"mean of its {run['clip.eval_clips']} clips' {CLIP_RULE[run['finetune.clip_scores']]}, the kept epoch has "
+        f"the best validation {run['finetune.select_by']}."
+    )
 
 
 def report_stage(
     pretrained_on: str,
     sources: dict[str, DatasetParams],
     outputs: dict[str, DatasetPaths],
-    settings: Comparability,
+    run: dict[str, Any],
     report_path: Path,
     data_path: Path,
 ) -> dict:
     """Write the markdown report and its JSON twin for the evaluation datasets ``outputs``.
 
     ``sources``: every dataset of the experiment (their settings close the report: where each
-    number came from).
+    number came from). ``run``: this run's value of every key of ``RUN_KEYS`` and "pretrained on"
+    (the pretraining dataset's format and split).
     """
     lines = [
         "# Results",
@@ -161,22 +178,25 @@ def report_stage(
         + ". Top-k in %.",
         "",
     ]
-    if settings.comparable:
-        lines += ["Settings are the paper's: its published numbers appear beside UCF101 and HMDB51 split 1.", ""]
-    else:
-        lines += [
-            "The paper's numbers (R3D, UCF101 split 1: retrieval top-1 random 9.9, IIC 36.5; fine-tuned "
-            "top-1 UCF101 72.8, HMDB51 35.3) are shown only for a comparable run. This one differs in: "
-            + "; ".join(settings.differences)
-            + ".",
-            "",
-        ]
-    data: dict[str, Any] = {"pretrained_on": pretrained_on, "paper_settings": settings.comparable, "datasets": {}}
+    against = differences(REFERENCE_ROW, run)
+    lines += [
+        _protocol_line(run),
+        "",
+        "Against the paper's protocol (R3D on UCF101 split 1, repeat + res, fine-tuned as upstream) this run differs "
+        "in: " + ("; ".join(against) if against else "nothing") + ".",
+        "",
+    ]
+    data: dict[str, Any] = {
+        "pretrained_on": pretrained_on,
+        "settings": run,
+        "paper_protocol": not against,
+        "datasets": {},
+    }
     for name, out in outputs.items():
         retrieval = _read(out.retrieval_metrics)
         finetune = _read(out.finetune_metrics)
         source = sources[name]
-        section, entry = dataset_section(name, (source.format, source.split), retrieval, finetune, settings)
+        section, entry = dataset_section(name, (source.format, source.split), retrieval, finetune, run)
         lines += section
         data["datasets"][name] = entry
     fields = [f.name.rstrip("_") for f in dataclasses.fields(DatasetParams)]
@@ -196,19 +216,21 @@ def report_stage(
     return data
 
 
+def run_settings(p: Any, pretrained_on: DatasetParams) -> dict[str, Any]:
+    """``RUN_KEYS`` read through a stage's params view, and the pretraining dataset's (format, split)."""
+    run: dict[str, Any] = {}
+    for key in RUN_KEYS:
+        node = p
+        for part in key.split("."):
+            node = getattr(node, part)
+        run[key] = list(node) if isinstance(node, list) else node
+    return run | {"pretrained on": (pretrained_on.format, pretrained_on.split)}
+
+
 def report_from_params(p: Any, report_path: Path, data_path: Path) -> dict:
     """The dvc stage ``report`` from its params (a ``StageParams`` view): every evaluation dataset."""
     sources = {name: p.datasets[name].materialize() for name in p.datasets}
     pretrained_on = p.pretrain.dataset
-    method = {k: getattr(p.pretrain, k) for k in ("method", "modality", "intra_neg", "neg")}
-    settings = paper_settings(
-        p.model.materialize(),
-        p.clip.length,
-        p.clip.crop,
-        p.frames.height,
-        p.frames.width,
-        method,
-        (sources[pretrained_on].format, sources[pretrained_on].split),
-    )
+    run = run_settings(p, sources[pretrained_on])
     names = list(p.evaluate.datasets)
-    return report_stage(pretrained_on, sources, {n: DatasetPaths(n) for n in names}, settings, report_path, data_path)
+    return report_stage(pretrained_on, sources, {n: DatasetPaths(n) for n in names}, run, report_path, data_path)

@@ -67,6 +67,7 @@ Arch = Literal["r3d", "r21d", "r21d_tv", "c3d", "r3d18", "i3d", "s3d"]
 Modality = Literal["rgb", "res", "u", "v"]
 IntraNegative = Literal["repeat", "shuffle"]
 Method = Literal["cmc", "moco", "simclr"]
+ClipScores = Literal["softmax", "logits"]
 DatasetFormat = Literal["ucf101", "hmdb51", "list", "folder", "kinetics_csv", "unlabeled"]
 
 
@@ -234,7 +235,8 @@ class RetrieveParams:
 @dataclasses.dataclass(frozen=True)
 class FinetuneParams:
     modality: Modality  # input of the fine-tuned network
-    dropout: Fraction  # before the new linear classifier
+    dropout: Fraction  # before the new linear classifier (upstream: none, 0.0)
+    clip_scores: ClipScores  # a video's score: the mean of its clips' softmax probabilities or logits (upstream)
     epochs: Count
     batch_size: Count
     lr: Positive

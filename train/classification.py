@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import torch
 
@@ -15,8 +16,19 @@ def topk_correct(scores: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Te
     return (scores.topk(k, dim=1).indices == labels.unsqueeze(1)).any(dim=1)
 
 
+# How a video's score is made from its clips' logits (finetune.clip_scores): the mean of the
+# clips' softmax probabilities, or the mean of their logits (upstream BestJuly/IIC's rule). They
+# rank differently when clips disagree with unequal confidence: a very confident clip weighs
+# more in the mean of logits.
+CLIP_SCORES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "softmax": lambda logits: logits.softmax(1),
+    "logits": lambda logits: logits,
+}
+
+
 def video_scores(clip_scores: torch.Tensor, video_index: torch.Tensor, n_videos: int) -> torch.Tensor:
-    """Mean of each video's clip scores: (N,C) clip softmax scores, (N,) video of each clip -> (V,C)."""
+    """Mean of each video's clip scores: (N,C) clip scores (a ``CLIP_SCORES`` rule of the logits),
+    (N,) video of each clip -> (V,C)."""
     sums = torch.zeros(n_videos, clip_scores.shape[1]).index_add_(0, video_index, clip_scores)
     counts = torch.zeros(n_videos).index_add_(0, video_index, torch.ones(len(video_index)))
     if (counts == 0).any():

@@ -2,7 +2,8 @@
 
 The pretrained backbone loads strictly: a missing or unexpected key fails (only the new
 classifier is fresh). The best epoch on a validation part of the train split is kept and
-tested at video level (mean of ``eval_clips`` clip scores).
+tested at video level: the mean of ``eval_clips`` clips' probabilities or logits
+(``finetune.clip_scores``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pipeline.runtime import Runtime, make_runtime, seed_everything
 from pipeline.schema import ClipParams, FinetuneParams, RuntimeParams
 from preprocess.formats import video_group
 from preprocess.shards import ShardReader
-from train.classification import confusion_matrix, topk_correct, video_scores
+from train.classification import CLIP_SCORES, confusion_matrix, topk_correct, video_scores
 from train.data import ClipDataset, EpochSampler, split_ids, to_model_input
 from train.models import Backbone, build_backbone
 
@@ -108,19 +109,19 @@ def selection_key(val_loss: float, val_accuracy: float, select_by: str) -> tuple
 def evaluate_clips(
     model: nn.Module, loader: torch.utils.data.DataLoader, modality: str, runtime: Runtime
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(clip softmax scores (N,C), clip labels (N,), video of each clip (N,)) over every clip."""
+    """(clip logits (N,C) float32, clip labels (N,), video of each clip (N,)) over every clip."""
     model.eval()
-    scores, labels, videos = [], [], []
+    logits, labels, videos = [], [], []
     for batch in loader:
         with runtime.autocast():
-            logits = model(to_model_input(runtime.to_device(batch[modality])))
-        scores.append(logits.float().softmax(1).cpu())
+            out = model(to_model_input(runtime.to_device(batch[modality])))
+        logits.append(out.float().cpu())
         labels.append(batch["label"])
         videos.append(batch["index"])
-    scores_t, labels_t, videos_t = torch.cat(scores), torch.cat(labels), torch.cat(videos)
-    if len(scores_t) != len(loader.dataset):
-        log.warning("evaluated %d clips of %d", len(scores_t), len(loader.dataset))
-    return scores_t, labels_t, videos_t
+    logits_t, labels_t, videos_t = torch.cat(logits), torch.cat(labels), torch.cat(videos)
+    if len(logits_t) != len(loader.dataset):
+        log.warning("evaluated %d clips of %d", len(logits_t), len(loader.dataset))
+    return logits_t, labels_t, videos_t
 
 
 def train_one_epoch(
@@ -211,7 +212,8 @@ def finetune(
         train_loss = train_one_epoch(
             trained, loader, optimizer, setup.modality, runtime, epoch, f"finetune {name} {epoch + 1}/{setup.epochs}"
         )
-        scores, labels, _ = evaluate_clips(model, val_loader, setup.modality, runtime)
+        logits, labels, _ = evaluate_clips(model, val_loader, setup.modality, runtime)
+        scores = logits.softmax(1)
         val_loss = F.nll_loss(scores.clamp_min(1e-12).log(), labels).item()
         val_acc = topk_correct(scores, labels, 1).float().mean().item()
         plateau.step(val_loss)
@@ -242,8 +244,9 @@ def finetune(
         reader, test_ids, (setup.modality,), clip.length, clip.crop, train=False, seed=0, eval_clips=clip.eval_clips
     )
     test_loader = torch.utils.data.DataLoader(test_set, batch_size=setup.batch_size, num_workers=workers)
-    scores, labels, videos = evaluate_clips(model, test_loader, setup.modality, runtime)
-    per_video = video_scores(scores, videos, len(test_ids))
+    logits, labels, videos = evaluate_clips(model, test_loader, setup.modality, runtime)
+    scores = logits.softmax(1)
+    per_video = video_scores(CLIP_SCORES[setup.clip_scores](logits), videos, len(test_ids))
     video_labels = torch.tensor(test_set.labels)
     metrics = {
         "clip_top1": topk_correct(scores, labels, 1).float().mean().item(),

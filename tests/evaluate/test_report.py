@@ -6,12 +6,37 @@ import json
 
 import pytest
 
-from evaluate.report import OFFICIAL_SPLIT1, paper_settings, report_stage
-from pipeline.errors import InputError
+from evaluate.paper import OFFICIAL_SPLIT1
+from evaluate.report import report_stage
 from pipeline.paths import DatasetPaths
-from pipeline.schema import DatasetParams, ModelParams
+from pipeline.schema import DatasetParams
 
-PAPER_METHOD = {"method": "cmc", "modality": "res", "intra_neg": True, "neg": "repeat"}
+# A run at the paper's settings as the README's command sets them (RUN_KEYS of evaluate/report.py).
+PAPER_RUN = {
+    "model.arch": "r3d",
+    "model.width": 64,
+    "frames.height": 128,
+    "frames.width": 171,
+    "clip.length": 16,
+    "clip.crop": 112,
+    "clip.eval_clips": 10,
+    "pretrain.method": "cmc",
+    "pretrain.modality": "res",
+    "pretrain.intra_neg": True,
+    "pretrain.neg": "repeat",
+    "pretrain.nce_k": 1024,
+    "pretrain.epochs": 240,
+    "pretrain.batch_size": 16,
+    "pretrain.lr_steps": [45, 90, 125, 160],
+    "finetune.dropout": 0.0,
+    "finetune.clip_scores": "logits",
+    "finetune.select_by": "loss",
+    "finetune.lr": 0.001,
+    "finetune.epochs": 150,
+    "finetune.batch_size": 16,
+    "finetune.modality": "res",
+    "pretrained on": ("ucf101", 1),
+}
 
 
 def _source(fmt: str) -> DatasetParams:
@@ -48,19 +73,15 @@ def _metrics(folder: DatasetPaths, gallery: int, queries: int, top1: float) -> N
         path.write_text(json.dumps(data))
 
 
-def _paper_run(**changes):
-    model = ModelParams(arch=changes.pop("arch", "r3d"), width=changes.pop("width", 64))
-    return paper_settings(model, 16, 112, 128, 171, {**PAPER_METHOD, **changes}, ("ucf101", 1))
+def _run(**changes):
+    return PAPER_RUN | {key.replace("__", "."): value for key, value in changes.items()}
 
 
-def test_paper_settings_name_each_difference():
-    assert _paper_run().comparable
-    differs = _paper_run(width=16, intra_neg=False)
-    assert not differs.comparable
-    assert differs.differences == ("model.width: 16 (paper: 64)", "pretrain.intra_neg: False (paper: True)")
+def _rows(data, dataset):
+    return {(e["row"], e["protocol"]): e for e in data["datasets"][dataset]["paper"]}
 
 
-def test_the_paper_column_appears_only_for_official_split_1_with_the_papers_settings(tmp_path, monkeypatch):
+def test_every_paper_number_sits_beside_the_features_it_was_measured_on(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ucf, hmdb, demo = DatasetPaths("ucf101"), DatasetPaths("hmdb51"), DatasetPaths("demo")
     _metrics(ucf, *OFFICIAL_SPLIT1["ucf101"], 0.4)
@@ -68,28 +89,102 @@ def test_the_paper_column_appears_only_for_official_split_1_with_the_papers_sett
     _metrics(demo, 48, 24, 0.25)  # ucf101 format, but not UCF101
     sources = {"ucf101": _source("ucf101"), "hmdb51": _source("hmdb51"), "demo": _source("ucf101")}
     outputs = {"ucf101": ucf, "hmdb51": hmdb, "demo": demo}
-    data = report_stage("ucf101", sources, outputs, _paper_run(), tmp_path / "r.md", tmp_path / "r.json")
-    assert data["datasets"]["ucf101"]["paper"]["retrieval_top1"] == {"random": 9.9, "iic": 36.5}
-    assert data["datasets"]["hmdb51"]["paper"] == {"finetune_top1": {"iic": 35.3}}
+    data = report_stage("ucf101", sources, outputs, _run(), tmp_path / "r.md", tmp_path / "r.json")
+    ucf_rows = _rows(data, "ucf101")
+    merged = ucf_rows[("Ours (repeat + res)", "retrieval")]
+    assert merged["feature"] == "merge" and merged["paper"]["top1"] == 36.5 and merged["comparable"]
+    assert merged["ours"] == {"top1": 40.0, "top5": 80.0}  # our merge features, in %
+    assert ucf_rows[("Ours (repeat + res), res only", "retrieval")]["paper"] == {"top1": 33.4}
+    assert ucf_rows[("Ours (repeat + res), rgb only", "retrieval")]["feature"] == "rgb"
+    assert ucf_rows[("R3D (random)", "retrieval")]["model"] == "random"
+    assert ucf_rows[("Ours (repeat + res)", "finetune")]["paper"] == {"video_top1": 72.8}
+    # A row selected by other settings is listed, with what selects it, and not set beside ours.
+    u_row = ucf_rows[("Ours (repeat + u)", "retrieval")]
+    assert not u_row["comparable"] and u_row["ours"] is None
+    assert u_row["differences"] == ["pretrain.modality: 'res' (row: 'u')"]
+    assert _rows(data, "hmdb51")[("Ours (shuffle + res)", "finetune")]["differences"] == [
+        "pretrain.neg: 'repeat' (row: 'shuffle')"
+    ]
     assert "paper" not in data["datasets"]["demo"]
     report = (tmp_path / "r.md").read_text()
-    assert "| paper, iic (R3D) | | 72.8 | |" in report and "| paper, iic (R3D) | | 35.3 | |" in report
-    assert "| iic | rgb | 40.0 | 80.0 |" in report
-    assert "| `demo` | evaluation | ucf101 |" in report and "| `ucf101` | pretraining, evaluation |" in report
-
-    other = report_stage("ucf101", sources, outputs, _paper_run(width=16), tmp_path / "o.md", tmp_path / "o.json")
-    assert not any("paper" in d for d in other["datasets"].values())
-    assert "differs in: model.width: 16 (paper: 64)" in (tmp_path / "o.md").read_text()
+    for entry in data["datasets"]["ucf101"]["paper"]:  # every number shown names its row and source
+        assert f"| {entry['row']} | {entry['source']} |" in report
+    assert "a video scores the mean of its 10 clips' logits (upstream's rule)" in report
+    assert "this run differs in: nothing." in report
+    assert "`demo` (ucf101 format, split 1) is not one, so none is set beside it" in report
 
 
-def test_a_missing_evaluation_names_the_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "change, difference",
+    [
+        ({"finetune__modality": "rgb"}, "finetune.modality: 'rgb' (row: 'res')"),
+        ({"finetune__dropout": 0.5}, "finetune.dropout: 0.5 (row: 0.0)"),
+        ({"finetune__clip_scores": "softmax"}, "finetune.clip_scores: 'softmax' (row: 'logits')"),
+        ({"finetune__select_by": "accuracy"}, "finetune.select_by: 'accuracy' (row: 'loss')"),
+        ({"finetune__lr": 0.01}, "finetune.lr: 0.01 (row: 0.001)"),
+        ({"finetune__epochs": 30}, "finetune.epochs: 30 (row: 150)"),
+    ],
+)
+def test_a_fine_tune_is_comparable_only_with_every_setting_that_changes_its_number(tmp_path, monkeypatch, change,
+                                                                                   difference):  # fmt: skip
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(InputError, match=r"artifacts/metrics/demo/retrieval\.json: missing"):
-        report_stage(
-            "demo",
-            {"demo": _source("ucf101")},
-            {"demo": DatasetPaths("demo")},
-            _paper_run(),
-            tmp_path / "r.md",
-            tmp_path / "r.json",
-        )
+    ucf = DatasetPaths("ucf101")
+    _metrics(ucf, *OFFICIAL_SPLIT1["ucf101"], 0.4)
+    data = report_stage("ucf101", {"ucf101": _source("ucf101")}, {"ucf101": ucf}, _run(**change),
+                        tmp_path / "r.md", tmp_path / "r.json")  # fmt: skip
+    rows = _rows(data, "ucf101")
+    assert rows[("Ours (repeat + res)", "finetune")]["differences"] == [difference]
+    assert rows[("Ours (repeat + res)", "retrieval")]["comparable"]  # frozen features do not fine-tune
+
+
+@pytest.mark.parametrize(
+    "change, difference",
+    [
+        ({"model__width": 16}, "model.width: 16 (row: 64)"),
+        ({"clip__crop": 40}, "clip.crop: 40 (row: 112)"),
+        ({"clip__length": 8}, "clip.length: 8 (row: 16)"),
+        ({"pretrain__nce_k": 32}, "pretrain.nce_k: 32 (row: 1024)"),
+        ({"pretrained on": ("ucf101", 2)}, "pretrained on: ('ucf101', 2) (row: ('ucf101', 1))"),
+    ],
+)
+def test_retrieval_is_comparable_only_at_the_papers_sizes_and_pretraining(tmp_path, monkeypatch, change, difference):
+    monkeypatch.chdir(tmp_path)
+    ucf = DatasetPaths("ucf101")
+    _metrics(ucf, *OFFICIAL_SPLIT1["ucf101"], 0.4)
+    run = PAPER_RUN | {k.replace("__", "."): v for k, v in change.items()}
+    data = report_stage("ucf101", {"ucf101": _source("ucf101")}, {"ucf101": ucf}, run, tmp_path / "r.md",
+                        tmp_path / "r.json")  # fmt: skip
+    assert difference in _rows(data, "ucf101")[("Ours (repeat + res)", "retrieval")]["differences"]
+    assert f"this run differs in: {difference}" in (tmp_path / "r.md").read_text()
+
+
+def test_the_readmes_paper_settings_are_the_papers_protocol(tmp_path):
+    """The README's `dvc exp run -S ...` command, applied to params.yaml, gives a run that the
+    report calls the paper's protocol: res fine-tuning without dropout, logits averaged."""
+    import re
+
+    import yaml
+
+    from evaluate.paper import differences
+    from evaluate.report import REFERENCE_ROW, run_settings
+    from pipeline.params import load_params
+    from pipeline.stage import declared_params
+    from pipeline.stage_params import StageParams
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    command = re.search(r"```bash\n(dvc exp run -S frames\.height=128.*?)```", readme, re.S).group(1)
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    for key, value in re.findall(r"-S '?([\w.]+)=([^' \\\n]+)'?", command):
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            node = node[part]
+        node[leaf] = yaml.safe_load(value)
+    assert raw["finetune"]["modality"] == "res" and raw["finetune"]["dropout"] == 0.0
+    assert raw["finetune"]["clip_scores"] == "logits"
+    raw["datasets"]["demo"]["format"] = "ucf101"  # as the README's UCF101 entry
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    p = StageParams(load_params(path), declared_params("report", REPO / "dvc.yaml", None, path), set())
+    assert differences(REFERENCE_ROW, run_settings(p, p.datasets["demo"].materialize())) == []

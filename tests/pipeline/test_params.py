@@ -130,6 +130,7 @@ def test_choices_are_the_registries():
     from pipeline import schema as p
     from preprocess.formats import FORMATS
     from preprocess.shards import MODALITY_CHANNELS
+    from train.classification import CLIP_SCORES
     from train.intra_negatives import INTRA_NEGATIVES
     from train.methods import METHODS
     from train.models import BACKBONES
@@ -139,6 +140,7 @@ def test_choices_are_the_registries():
     assert set(typing.get_args(p.Modality)) == set(MODALITY_CHANNELS)
     assert set(typing.get_args(p.Method)) == set(METHODS)
     assert set(typing.get_args(p.DatasetFormat)) == set(FORMATS)
+    assert set(typing.get_args(p.ClipScores)) == set(CLIP_SCORES)
 
 
 def test_params_yaml_comments_list_every_choice():

@@ -76,6 +76,7 @@ def test_video_group_reads_ucf101_names_and_falls_back_to_the_video():
 SETUP = FinetuneParams(
     modality="rgb",
     dropout=0.5,
+    clip_scores="softmax",
     epochs=2,
     batch_size=3,
     lr=0.01,
@@ -90,12 +91,21 @@ SETUP = FinetuneParams(
 )
 
 
-def test_finetune_tests_every_video_at_video_level(tmp_path):
+@pytest.mark.parametrize("clip_scores", ["softmax", "logits"])
+def test_finetune_tests_every_video_at_video_level(tmp_path, clip_scores):
     folder = make_tiny_shards(tmp_path)
     reader = ShardReader(folder / "frames", folder / "motion", [0])
     clip = ClipParams(length=16, crop=24, eval_clips=3)
     result = finetune(
-        reader, SETUP, clip, CONFIG, build_encoder(CONFIG).state_dict(), CPU, workers=0, n_classes=3, name="t"
+        reader,
+        dataclasses.replace(SETUP, clip_scores=clip_scores),
+        clip,
+        CONFIG,
+        build_encoder(CONFIG).state_dict(),
+        CPU,
+        workers=0,
+        n_classes=3,
+        name="t",
     )
     metrics = result["metrics"]
     assert metrics["test_videos"] == 4 == len(result["predicted"])
