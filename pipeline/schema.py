@@ -66,7 +66,7 @@ Jobs = Annotated[int, Range(low=-1)]  # joblib: -1 is every core, 0 is refused b
 Arch = Literal["r3d", "r21d", "r21d_tv", "c3d", "r3d18", "i3d", "s3d"]
 Modality = Literal["rgb", "res", "u", "v"]
 IntraNegative = Literal["repeat", "shuffle"]
-Method = Literal["cmc", "moco", "simclr"]
+Method = Literal["cmc", "cmc_upstream", "moco", "simclr"]
 ClipScores = Literal["softmax", "logits"]
 DatasetFormat = Literal["ucf101", "hmdb51", "list", "folder", "kinetics_csv", "unlabeled"]
 

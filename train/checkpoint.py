@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pipeline.atomic import write_bytes
+from train.methods import RAW_FEATURE_METHODS
 from train.models import Backbone, build_backbone
 
 FORMAT = 2
@@ -31,17 +32,22 @@ class Encoder(nn.Module):
     fine-tunes poorly (training loss stayed near chance on the demo).
     """
 
-    def __init__(self, backbone: Backbone, feat_dim: int):
+    def __init__(self, backbone: Backbone, feat_dim: int | None):
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Linear(backbone.out_dim, feat_dim)
+        # None: the backbone's raw pooled features, as upstream BestJuly/IIC feeds its banks.
+        self.head = nn.Linear(backbone.out_dim, feat_dim) if feat_dim is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.head is None:
+            return self.backbone(x)
         return F.normalize(self.head(self.backbone(x)), dim=1)
 
 
 def build_encoder(config: dict[str, Any]) -> Encoder:
-    return Encoder(build_backbone(config["arch"], config["width"]), config["feat_dim"])
+    """The encoder a checkpoint's config describes: with a head, unless its method takes raw features."""
+    raw = config.get("method") in RAW_FEATURE_METHODS
+    return Encoder(build_backbone(config["arch"], config["width"]), None if raw else config["feat_dim"])
 
 
 class CheckpointFormatError(ValueError):

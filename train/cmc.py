@@ -18,13 +18,17 @@ from train.objective import Encode, MakeNegative, nce_logits
 
 
 class MemoryBank(nn.Module):
-    """(N,D) unit-norm rows, one per training video, updated with momentum."""
+    """(N,D) rows, one per training video, updated with momentum; unit-norm once updated.
 
-    def __init__(self, n: int, dim: int, generator: torch.Generator):
+    ``on_sphere``: start from CMC's uniform rows projected onto the unit sphere (ours), or from
+    the uniform rows themselves, as CMC and upstream BestJuly/IIC do, whose norm is about 1 too.
+    """
+
+    def __init__(self, n: int, dim: int, generator: torch.Generator, on_sphere: bool = True):
         super().__init__()
-        std = 1.0 / (dim / 3) ** 0.5  # CMC's initialisation, then projected onto the sphere
+        std = 1.0 / (dim / 3) ** 0.5  # CMC's initialisation
         rows = torch.rand(n, dim, generator=generator) * 2 * std - std
-        self.register_buffer("rows", F.normalize(rows, dim=1))
+        self.register_buffer("rows", F.normalize(rows, dim=1) if on_sphere else rows)
 
     def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
         return self.rows[index]

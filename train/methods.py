@@ -15,6 +15,7 @@ from torch import nn
 from pipeline.errors import ConfigError
 from pipeline.schema import PretrainParams
 from train.cmc import CMCObjective
+from train.cmc_upstream import UpstreamCMCObjective
 from train.moco import MoCoObjective
 from train.simclr import SimCLRObjective
 
@@ -26,6 +27,13 @@ def _cmc(encoder: nn.Module, n_videos: int, p: PretrainParams, global_batch: int
             f"use at most {n_videos - 1}"
         )
     return CMCObjective(n_videos, p.feat_dim, p.nce_k, p.nce_t, p.nce_m, p.intra_neg, g)
+
+
+def _cmc_upstream(
+    encoder: nn.Module, n_videos: int, p: PretrainParams, global_batch: int, g: torch.Generator
+) -> nn.Module:
+    # The banks hold the backbone's raw pooled features (RAW_FEATURE_METHODS): feat_dim is not used.
+    return UpstreamCMCObjective(n_videos, encoder.backbone.out_dim, p.nce_k, p.nce_t, p.nce_m, p.intra_neg, g)
 
 
 def _moco(encoder: nn.Module, n_videos: int, p: PretrainParams, global_batch: int, g: torch.Generator) -> nn.Module:
@@ -41,9 +49,14 @@ def _simclr(encoder: nn.Module, n_videos: int, p: PretrainParams, global_batch: 
 # builder(encoder, train videos, pretrain params, global batch size, generator of the initial state)
 METHODS: dict[str, Callable[[nn.Module, int, PretrainParams, int, torch.Generator], nn.Module]] = {
     "cmc": _cmc,
+    "cmc_upstream": _cmc_upstream,
     "moco": _moco,
     "simclr": _simclr,
 }
+
+
+# Methods fed the backbone's raw pooled features (no projection head, no normalisation), as upstream.
+RAW_FEATURE_METHODS = frozenset({"cmc_upstream"})
 
 
 def build_objective(

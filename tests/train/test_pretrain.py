@@ -166,15 +166,18 @@ def test_an_unreadable_resume_file_is_named_and_ignored(reader, tmp_path, caplog
         ("simclr", True, "repeat"),
         ("simclr", True, "shuffle"),
         ("simclr", False, "repeat"),
+        ("cmc_upstream", True, "repeat"),
+        ("cmc_upstream", False, "repeat"),
     ],
 )
-def test_moco_and_simclr_train_with_and_without_intra_negatives(reader, tmp_path, method, intra_neg, neg):
-    setup = _setup(method=method, intra_neg=intra_neg, neg=neg, nce_k=8)
+def test_every_method_trains_with_and_without_intra_negatives(reader, tmp_path, method, intra_neg, neg):
+    setup = _setup(method=method, intra_neg=intra_neg, neg=neg, nce_k=7)
     result = pretrain(reader, setup, CPU, tmp_path / "m.pt", tmp_path / "r.pt", workers=0)
     row = result["curves"][0]
     assert math.isfinite(row["loss"]) and 0 < row["p_pos_view1"] < 1
     config, encoder = load_encoder(tmp_path / "m.pt")  # the key encoder and queues are not in the model
-    assert config["method"] == method and encoder(torch.rand(2, 3, 16, 24, 24)).shape == (2, 8)
+    dim = 32 if method == "cmc_upstream" else 8  # upstream's banks take the backbone's raw 8 x width output
+    assert config["method"] == method and encoder(torch.rand(2, 3, 16, 24, 24)).shape == (2, dim)
 
 
 @pytest.mark.parametrize("modality", ["u", "rgb"])
