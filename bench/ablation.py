@@ -7,7 +7,7 @@ of params.yaml with the run's overrides, and links to this workspace's verified 
 ``dvc repro`` gives with those params. Finished runs are kept in ``<work>/results.json`` and
 skipped when the script is started again.
 
-    python bench/ablation.py                      # 3 methods x intra on/off x seeds 632, 1, 2
+    python bench/ablation.py                      # 4 methods x intra on/off x seeds 632, 1, 2
     python bench/ablation.py --out docs/ablation-table.md
 
 The seed sets pretraining, fine-tuning and the random-init baseline together. Fine-tuning runs
@@ -31,7 +31,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_INPUTS = ("verified", "frames", "motion")  # per dataset, read-only
-METHODS = ("cmc", "moco", "simclr")
+METHODS = ("cmc", "cmc_upstream", "moco", "simclr")
 
 
 def run_name(method: str, intra_neg: bool, seed: int) -> str:

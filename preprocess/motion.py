@@ -24,7 +24,7 @@ from pipeline.schema import MotionParams, PoolParams, StorageParams
 from preprocess.flow import make_tvl1, quantise_flow, to_gray, video_flow
 from preprocess.pool import cpu_pool
 from preprocess.residual import residual_frames
-from preprocess.shards import ShardWriter, checked_manifest, read_rgb, write_manifest
+from preprocess.shards import RESIDUALS_FROM_RGB, ShardWriter, checked_manifest, read_rgb, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,9 @@ def compute_motion_shard(
     batched = motion.backend == "torch" and motion.flow != "none"
     videos, rejects = [], []
     attrs = {"flow": motion.flow, "flow_bound": motion.bound, "flow_backend": motion.backend}
+    derived = storage.encoding in RESIDUALS_FROM_RGB
+    if derived:
+        attrs["residuals"] = "rgb"  # readers compute them from the frames shard
     with cpu_pool(pool), ShardWriter(shard_path, storage.encoding, storage.jpeg_quality, attrs) as writer:
         results = (
             _torch_results(frames_shard, entries, motion) if batched else _opencv_results(frames_shard, entries, motion)
@@ -128,7 +131,8 @@ def compute_motion_shard(
                 rejects.append({"id": entry["id"], "path": entry["path"], "reason": message})
                 continue
             for name, stack in modalities.items():
-                writer.add(entry["id"], name, stack)
+                if not (derived and name == "res"):
+                    writer.add(entry["id"], name, stack)
             videos.append(entry)
     manifest = write_manifest(shard_path, manifest_path, videos, rejects)
     pairs = sum(max(v["frames"] - 1, 0) for v in videos) if motion.flow != "none" else 0

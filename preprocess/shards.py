@@ -3,7 +3,8 @@
 A shard file holds ``/videos/<video id>/<modality>``: (T,H,W,C) uint8 for ``raw``/``lzf``
 (one HDF5 chunk per frame, so a clip read touches only its frames) or (T,) variable-length
 JPEG bytes for ``jpeg``. The frames stage writes ``rgb``; the motion stage writes ``res``,
-``u`` and ``v`` into a shard of the same id. Each shard file has a manifest (JSON beside it)
+``u`` and ``v`` into a shard of the same id, except where residuals come from the stored RGB
+at read time (``RESIDUALS_FROM_RGB``; the motion shard's ``residuals`` attribute says so). Each shard file has a manifest (JSON beside it)
 with its size, sha256, the videos it holds and the videos it rejected.
 
 Readers open exactly the shards they are given (never a glob of a folder, which would pick up
@@ -27,10 +28,17 @@ from pipeline.atomic import atomic_path, read_json, write_json
 from pipeline.checksums import file_sha256
 from pipeline.errors import InputError
 from pipeline.paths import stage_of
+from preprocess.residual import residual_frames
 
 VIDEO_SPLITS = ("train", "test")  # the split values of the index
 MODALITY_CHANNELS = {"rgb": 3, "res": 3, "u": 1, "v": 1}
 MOTION_MODALITIES = ("res", "u", "v")
+# Encodings whose residuals are not stored but computed from the stored RGB when a clip is read.
+# A JPEG residual was up to 55/255 from the exact one (bench/bench_residuals.py); a lossless one
+# costs 9x a JPEG frame. From the JPEG-decoded RGB, through the one residual definition, it is
+# upstream's residual (the difference of its JPEG frames) to the 0.5/255 of uint8 rounding, for
+# the cost of decoding one more frame per clip.
+RESIDUALS_FROM_RGB = frozenset({"jpeg"})
 
 
 def encode_jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
@@ -244,11 +252,23 @@ class ShardReader:
         crop: (top, left, height, width), applied to every frame; None keeps whole frames.
         """
         shard = self._file(self.folders[modality] / self._file_of[video_id])
+        if modality == "res" and shard.attrs.get("residuals") == "rgb":
+            return self._residual_from_rgb(video_id, start, length, crop)
         ds = shard[f"videos/{video_id}/{modality}"]
         if start < 0 or start + length > ds.shape[0]:
             raise IndexError(f"{video_id}: frames {start}..{start + length} outside 0..{ds.shape[0]}")
         frames = read_frames(ds, shard.attrs["encoding"], MODALITY_CHANNELS[modality], start, start + length, crop)
         return np.ascontiguousarray(frames.transpose(3, 0, 1, 2))  # (T,H,W,C) -> (C,T,H,W)
+
+    def _residual_from_rgb(
+        self, video_id: str, start: int, length: int, crop: tuple[int, int, int, int] | None
+    ) -> np.ndarray:
+        """Residuals [start, start+length) of the stored RGB as (C,T,H,W) uint8: the clip and the frame
+        before it through ``residual_frames``, so a clip equals the same frames of the whole video's."""
+        first = max(start - 1, 0)
+        rgb = self.read_clip(video_id, first, start + length - first, "rgb", crop).transpose(1, 2, 3, 0)  # (T,H,W,C)
+        residuals = residual_frames(np.ascontiguousarray(rgb))  # the first one is 128: no earlier frame
+        return np.ascontiguousarray(residuals[start - first :].transpose(3, 0, 1, 2))
 
     def close(self) -> None:
         for handle in self._handles.values():

@@ -13,6 +13,7 @@ from preprocess.decode import decode_frames
 from preprocess.formats import FormatOptions
 from preprocess.frames import extract_frames_shard
 from preprocess.motion import compute_motion_shard
+from preprocess.residual import residual_frames
 from preprocess.shards import ShardReader, ShardWriter, verify_manifest, write_manifest
 from tests.conftest import REAL_CLIPS, replace
 
@@ -115,3 +116,29 @@ def test_flow_none_writes_residuals_only_and_the_same_residuals(params, tmp_path
     reader = ShardReader(frames_dir, tmp_path / "none", [0])
     strip = preview_strip(reader, "c/0", 3, None)
     assert strip.shape == (2 * 48, 3 * 64, 3)  # rgb and residual rows, no flow row
+
+
+def test_with_jpeg_storage_residuals_come_from_the_stored_rgb_exactly(params, tmp_path):
+    """storage.encoding: jpeg (the paper settings): residuals are computed from the JPEG-decoded
+    RGB when a clip is read, upstream's residual to uint8 rounding, and equal to the same frames
+    of the whole video's residual at any start (stored as JPEG they moved by up to 55/255)."""
+    frames_dir, motion_dir = tmp_path / "frames", tmp_path / "motion"
+    clip = decode_frames(REAL_CLIPS[0], 48, 64).frames[:12]
+    jpeg = replace(params.storage, encoding="jpeg")
+    with ShardWriter(frames_dir / "0.h5", "jpeg", jpeg.jpeg_quality) as writer:
+        writer.add("c/0", "rgb", clip)
+    write_manifest(frames_dir / "0.h5", frames_dir / "0.json", [{"id": "c/0", "path": "c/0.avi", "frames": 12}], [])
+    compute_motion_shard(
+        frames_dir / "0.h5", frames_dir / "0.json", motion_dir / "0.h5", motion_dir / "0.json",
+        replace(params.motion, flow="none"), jpeg, params.pool,
+    )  # fmt: skip
+    with h5py.File(motion_dir / "0.h5") as f:
+        assert f.attrs["residuals"] == "rgb" and "videos/c/0/res" not in f  # nothing stored twice
+    reader = ShardReader(frames_dir, motion_dir, [0])
+    stored_rgb = reader.read_clip("c/0", 0, 12, "rgb").transpose(1, 2, 3, 0)  # the JPEG-decoded frames
+    assert not np.array_equal(stored_rgb, clip)  # RGB is JPEG
+    whole = residual_frames(stored_rgb)
+    for start, crop in ((0, None), (1, None), (5, (3, 7, 20, 24))):
+        res = reader.read_clip("c/0", start, 6, "res", crop=crop).transpose(1, 2, 3, 0)
+        top, left, h, w = crop or (0, 0, 48, 64)
+        np.testing.assert_array_equal(res, whole[start : start + 6, top : top + h, left : left + w])
