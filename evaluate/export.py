@@ -94,8 +94,9 @@ def model_card(config: dict[str, Any], dataset: str, evaluations: dict[str, dict
         f"| schedule | {config['epochs']} epochs, batch {config['batch_size']}, lr {config['lr']}, seed {config['seed']} |",
     ]
     for name, results in evaluations.items():
-        for model, scores in results["retrieval"].items():
-            for kind, topk in scores.items():
+        models = [m for m in ("iic", "random") if m in results["retrieval"]]  # not its intervals, paired
+        for model in models:
+            for kind, topk in results["retrieval"][model].items():
                 if isinstance(topk, dict):  # skip the query and gallery counts
                     ks = "/".join(k.removeprefix("top") for k in topk)
                     values = " / ".join(f"{100 * v:.1f}" for v in topk.values())

@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from evaluate.intervals import verdict
 from evaluate.paper import FINETUNING, ROWS, differences, official_split1, rows_for
 from pipeline.atomic import write_bytes, write_json
 from pipeline.errors import InputError
@@ -42,6 +43,7 @@ RUN_KEYS = (
     "pretrain.lr_steps",
     *FINETUNING,
     "finetune.modality",
+    "intervals.level",  # named beside the intervals it printed
 )
 
 # The row whose settings are the paper's default: every protocol and repeat + res, fine-tuned on res.
@@ -140,12 +142,51 @@ def dataset_section(
         m = finetune[model]
         lines.append(f"| {model} | {_pct(m['clip_top1'])} | {_pct(m['video_top1'])} | {_pct(m['video_top5'])} |")
     lines.append("")
+    lines += comparison_lines(retrieval, finetune, run)
     entries = paper_rows(source, retrieval, finetune, run)
     lines += _paper_lines(name, source, entries)
     entry = {"retrieval": retrieval, "finetune": finetune}
     if entries:
         entry["paper"] = entries
     return lines, entry
+
+
+def _with_interval(value: float, interval: dict[str, float]) -> str:
+    return f"{100 * value:.1f} [{100 * interval['low']:.1f}, {100 * interval['high']:.1f}]"
+
+
+def comparison_lines(retrieval: dict, finetune: dict, run: dict[str, Any]) -> list[str]:
+    """IIC beside random init with bootstrap intervals, and the verdict of each paired interval."""
+    level = f"{100 * run['intervals.level']:g}%"
+    lines = [
+        f"IIC against random init, top-1 with {level} bootstrap intervals over the test videos; the verdict "
+        "comes from the paired interval of the difference (same resampled videos for both):",
+        "",
+        "| measure | IIC | random init | IIC - random | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    # (label, a model's value, a model's interval, the paired difference) for every measure.
+    rows = [
+        (
+            f"retrieval {kind} top-1",
+            lambda m, k=kind: retrieval[m][k]["top1"],
+            lambda m, k=kind: retrieval["intervals"][m][k]["top1"],
+            retrieval["paired"][kind]["top1"],
+        )
+        for kind in retrieval["paired"]
+    ]
+    rows += [
+        (f"fine-tuned {key.replace('_', ' ')}", lambda m, k=key: finetune[m][k],
+         lambda m, k=key: finetune["intervals"][m][k], finetune["paired"][key])
+        for key in finetune["paired"]
+    ]  # fmt: skip
+    for label, value, interval, paired in rows:
+        diff = f"{100 * paired['diff']:+.1f} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}]"
+        lines.append(
+            f"| {label} | {_with_interval(value('iic'), interval('iic'))} | "
+            f"{_with_interval(value('random'), interval('random'))} | {diff} | {verdict(paired['low'], paired['high'])} |"
+        )
+    return [*lines, ""]
 
 
 def _protocol_line(run: dict[str, Any]) -> str:

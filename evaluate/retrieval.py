@@ -13,6 +13,22 @@ def topk_neighbours(queries: torch.Tensor, gallery: torch.Tensor, k: int) -> tor
     return similarity.topk(min(k, gallery.shape[0]), dim=1).indices
 
 
+def topk_hits(
+    queries: torch.Tensor,
+    query_labels: torch.Tensor,
+    gallery: torch.Tensor,
+    gallery_labels: torch.Tensor,
+    ks: list[int],
+) -> dict[str, torch.Tensor]:
+    """Per query, whether one of its k nearest gallery videos has its class: {"top1": (Q,) bool, ...}.
+
+    Every query counts: Q results for Q queries, nothing dropped or padded.
+    """
+    neighbours = topk_neighbours(queries, gallery, max(ks))  # (Q,kmax)
+    hits = gallery_labels[neighbours] == query_labels.unsqueeze(1)  # (Q,kmax)
+    return {f"top{k}": hits[:, :k].any(dim=1) for k in ks}
+
+
 def topk_accuracy(
     queries: torch.Tensor,
     query_labels: torch.Tensor,
@@ -20,14 +36,10 @@ def topk_accuracy(
     gallery_labels: torch.Tensor,
     ks: list[int],
 ) -> dict[str, float]:
-    """Share of queries with at least one of their k nearest gallery videos in their class.
-
-    Every query counts: Q results for Q queries, nothing dropped or padded.
-    Returns {"top1": ..., "top5": ...} for each k in ``ks``.
-    """
-    neighbours = topk_neighbours(queries, gallery, max(ks))  # (Q,kmax)
-    hits = gallery_labels[neighbours] == query_labels.unsqueeze(1)  # (Q,kmax)
-    return {f"top{k}": hits[:, :k].any(dim=1).float().mean().item() for k in ks}
+    """Share of queries with at least one of their k nearest gallery videos in their class:
+    {"top1": ..., "top5": ...} for each k in ``ks``."""
+    hits = topk_hits(queries, query_labels, gallery, gallery_labels, ks)
+    return {name: h.float().mean().item() for name, h in hits.items()}
 
 
 def merge_features(rgb: np.ndarray, view2: np.ndarray) -> np.ndarray:

@@ -217,6 +217,7 @@ def retrieve(name: str) -> None:
         retrieve_stage(
             {m: data.features_file(m) for m in ("iic", "random")},
             list(p.retrieve.topk),
+            p.intervals.materialize(),
             data.retrieval_metrics,
             data.retrieval_plot,
         )
@@ -226,8 +227,8 @@ def retrieve(name: str) -> None:
 @DATASET
 def finetune(name: str) -> None:
     """Fine-tune from the pretrained backbone and from random init; video-level test metrics."""
+    from evaluate.recognition import finetune_stage
     from preprocess.verify import open_verified
-    from train.finetune import finetune_stage
 
     with stage("finetune", {"dataset": name}) as p:
         data = paths.dataset(name)
@@ -237,6 +238,7 @@ def finetune(name: str) -> None:
             p.finetune.materialize(),
             p.clip.materialize(),
             p.runtime.materialize(),
+            p.intervals.materialize(),
             data.finetune_metrics,
             data.finetune_live,
         )

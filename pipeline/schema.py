@@ -228,6 +228,15 @@ class EvaluateParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class IntervalsParams:
+    """Bootstrap intervals over the test videos (retrieval, fine-tuning)."""
+
+    resamples: Annotated[int, Range(low=100)]  # resampled test sets (1,000 or more for a 95% interval)
+    seed: int
+    level: Annotated[float, Range(low=0, high=1, low_open=True, high_open=True)]
+
+
+@dataclasses.dataclass(frozen=True)
 class RetrieveParams:
     topk: Annotated[list[Count], Items(1)]
 
@@ -265,6 +274,7 @@ class Params:
     runtime: RuntimeParams
     pretrain: PretrainParams
     features: FeaturesParams
+    intervals: IntervalsParams
     retrieve: RetrieveParams
     finetune: FinetuneParams
 

@@ -46,6 +46,10 @@ class StageParams:
             raise ConfigError(f"{self._prefix}{name}: no such entry (known: {', '.join(self._obj)})")
         return StageParams(self._obj[name], self._allowed, self._accessed, f"{self._prefix}{name}.")
 
+    def __iter__(self):
+        """The names of a mapping, as a dict iterates (``for name in p.datasets``)."""
+        return iter(self.keys())
+
     def keys(self) -> list[str]:
         """The names of a mapping (``p.datasets.keys()``)."""
         if not isinstance(self._obj, dict):

@@ -17,7 +17,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from pipeline.atomic import write_bytes
-from train.methods import RAW_FEATURE_METHODS
 from train.models import Backbone, build_backbone
 
 FORMAT = 2
@@ -45,9 +44,11 @@ class Encoder(nn.Module):
 
 
 def build_encoder(config: dict[str, Any]) -> Encoder:
-    """The encoder a checkpoint's config describes: with a head, unless its method takes raw features."""
-    raw = config.get("method") in RAW_FEATURE_METHODS
-    return Encoder(build_backbone(config["arch"], config["width"]), None if raw else config["feat_dim"])
+    """The encoder a checkpoint's config describes: with a projection head unless ``projection_head`` is false."""
+    head = config.get(
+        "projection_head", True
+    )  # False for methods fed raw features (train.methods); older configs had one
+    return Encoder(build_backbone(config["arch"], config["width"]), config["feat_dim"] if head else None)
 
 
 class CheckpointFormatError(ValueError):

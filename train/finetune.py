@@ -13,7 +13,6 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,13 +21,12 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from pipeline.atomic import write_json
-from pipeline.errors import ConfigError, NonFiniteError, check_finite
-from pipeline.runtime import Runtime, make_runtime, seed_everything
-from pipeline.schema import ClipParams, FinetuneParams, RuntimeParams
+from pipeline.errors import ConfigError, NonFiniteError
+from pipeline.runtime import Runtime, seed_everything
+from pipeline.schema import ClipParams, FinetuneParams
 from preprocess.formats import video_group
 from preprocess.shards import ShardReader
-from train.classification import CLIP_SCORES, confusion_matrix, topk_correct, video_scores
+from train.classification import CLIP_SCORES, topk_correct, video_scores
 from train.data import ClipDataset, EpochSampler, split_ids, to_model_input
 from train.models import Backbone, build_backbone
 
@@ -248,6 +246,7 @@ def finetune(
     scores = logits.softmax(1)
     per_video = video_scores(CLIP_SCORES[setup.clip_scores](logits), videos, len(test_ids))
     video_labels = torch.tensor(test_set.labels)
+    video_hits = {f"video_top{k}": topk_correct(per_video, video_labels, k).numpy() for k in (1, 5)}  # (V,) each
     metrics = {
         "clip_top1": topk_correct(scores, labels, 1).float().mean().item(),
         "clip_top5": topk_correct(scores, labels, 5).float().mean().item(),
@@ -264,60 +263,16 @@ def finetune(
         len(test_ids),
         time.perf_counter() - start,
     )
-    return {"metrics": metrics, "predicted": per_video.argmax(1), "actual": video_labels, "history": history}
+    return {
+        "metrics": metrics,
+        "predicted": per_video.argmax(1),
+        "actual": video_labels,
+        "video_hits": video_hits,
+        "history": history,
+    }
 
 
 def class_names(reader: ShardReader) -> list[str]:
     """Name of each 0-based label; a class whose videos were all rejected keeps its number."""
     names = {v["label"]: v["class"] for v in reader.videos.values()}
     return [names.get(label, f"class {label + 1}") for label in range(max(names) + 1)]
-
-
-def finetune_stage(
-    checkpoint_path: Path,
-    reader: ShardReader,
-    setup: FinetuneParams,
-    clip: ClipParams,
-    runtime_params: RuntimeParams,
-    metrics_path: Path,
-    live_dir: Callable[[str], Path],
-) -> dict[str, Any]:
-    """The dvc stage ``finetune``: from the pretrained backbone and from random init, each with a
-    live log (``live_dir(name)``: curves and the test confusion), then the metrics."""
-    from pipeline.live import EpochLog
-    from train.checkpoint import load_checkpoint
-
-    # The held-out part is known once the verified list is open: a val_videos that cannot be
-    # held out fails here, in one line, before any model is built or any output is written.
-    split_validation(split_ids(reader, "train"), setup.val_videos, setup.seed)
-    runtime = make_runtime(runtime_params)
-    checkpoint = load_checkpoint(checkpoint_path)
-    names = class_names(reader)
-    results = {}
-    for name, state in (("iic", checkpoint["encoder"]), ("random", None)):
-        live = EpochLog(live_dir(name))
-        try:
-            results[name] = finetune(
-                reader,
-                setup,
-                clip,
-                checkpoint["config"],
-                state,
-                runtime,
-                runtime_params.workers,
-                len(names),
-                name,
-                on_epoch=live,
-            )
-            live.confusion(
-                [names[i] for i in results[name]["actual"].tolist()],
-                [names[i] for i in results[name]["predicted"].tolist()],
-            )
-            matrix = confusion_matrix(results[name]["predicted"], results[name]["actual"], len(names))
-            log.info("finetune %s confusion (rows actual):\n%s", name, matrix.numpy())
-        finally:
-            live.close()
-    metrics = {name: r["metrics"] for name, r in results.items()}
-    check_finite(metrics, "finetune")
-    write_json(metrics_path, metrics)
-    return metrics

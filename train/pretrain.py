@@ -34,7 +34,7 @@ from train.checkpoint import CheckpointFormatError, build_encoder, load_checkpoi
 from train.data import ClipDataset, EpochSampler, split_ids, to_model_input
 from train.distributed import init_distributed, leave_distributed, mean_over_ranks, rank_and_world
 from train.intra_negatives import INTRA_NEGATIVES
-from train.methods import build_objective
+from train.methods import RAW_FEATURE_METHODS, build_objective
 from train.objective import Objective
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ class PretrainSetup:
             "view2": self.pretrain.modality,
             "clip_length": self.clip_length,
             "crop": self.crop,
+            # Only where it is false, so that the other methods' checkpoints keep their bytes.
+            **({"projection_head": False} if self.pretrain.method in RAW_FEATURE_METHODS else {}),
         }
 
 

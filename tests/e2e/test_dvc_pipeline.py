@@ -59,7 +59,8 @@ def test_repro_runs_every_stage_then_nothing(tiny_repo):
     second = run(["dvc", "repro"], tiny_repo)
     assert ran_stages(second) == set()
     metrics = json.loads((tiny_repo / "artifacts/metrics/demo/retrieval.json").read_text())
-    assert set(metrics) == {"iic", "random"} and metrics["iic"]["queries"] > 0
+    assert set(metrics) == {"iic", "random", "intervals", "paired"} and metrics["iic"]["queries"] > 0
+    assert metrics["intervals"]["iic"]["rgb"]["top1"]["low"] <= metrics["iic"]["rgb"]["top1"]
     finetune = json.loads((tiny_repo / "artifacts/metrics/demo/finetune.json").read_text())
     assert set(finetune["iic"]) >= {"clip_top1", "video_top1", "video_top5"}
     report = (tiny_repo / "artifacts/report.md").read_text()

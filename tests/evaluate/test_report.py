@@ -35,6 +35,7 @@ PAPER_RUN = {
     "finetune.epochs": 150,
     "finetune.batch_size": 16,
     "finetune.modality": "res",
+    "intervals.level": 0.95,
     "pretrained on": ("ucf101", 1),
 }
 
@@ -67,6 +68,16 @@ def _metrics(folder: DatasetPaths, gallery: int, queries: int, top1: float) -> N
             "test_videos": queries,
         }
         for m in ("iic", "random")
+    }
+    interval = {"low": top1 / 2, "high": min(1.0, 1.5 * top1)}
+    paired = {"diff": 0.0, "low": -0.1, "high": 0.1}
+    retrieval |= {
+        "intervals": {m: {k: {"top1": interval, "top5": interval} for k in ("rgb", "res", "merge")} for m in finetune},
+        "paired": {k: {"top1": paired, "top5": paired} for k in ("rgb", "res", "merge")},
+    }
+    finetune |= {
+        "intervals": {m: {"video_top1": interval, "video_top5": interval} for m in ("iic", "random")},
+        "paired": {"video_top1": {"diff": 0.1, "low": 0.02, "high": 0.2}, "video_top5": paired},
     }
     for path, data in ((folder.retrieval_metrics, retrieval), (folder.finetune_metrics, finetune)):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,6 +123,9 @@ def test_every_paper_number_sits_beside_the_features_it_was_measured_on(tmp_path
     assert "a video scores the mean of its 10 clips' logits (upstream's rule)" in report
     assert "this run differs in: nothing." in report
     assert "`demo` (ucf101 format, split 1) is not one, so none is set beside it" in report
+    # Intervals beside every number IIC is compared on, and a verdict only from the paired one.
+    assert "| retrieval merge top-1 | 40.0 [20.0, 60.0] | 40.0 [20.0, 60.0] | +0.0 [-10.0, +10.0] | level |" in report
+    assert "| fine-tuned video top1 | 40.0 [20.0, 60.0] | 40.0 [20.0, 60.0] | +10.0 [+2.0, +20.0] | ahead |" in report
 
 
 @pytest.mark.parametrize(

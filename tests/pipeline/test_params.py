@@ -250,3 +250,11 @@ def test_each_list_decides_whether_it_may_be_empty(tmp_path):
             _load_with(tmp_path, lambda r, s=section, k=key: r[s].update({k: []}))
     with pytest.raises(ConfigError, match=r"^demo\.demo\.motions: must not be empty$"):
         _load_with(tmp_path, lambda r: r["demo"]["demo"].update(motions=[]))
+
+
+def test_a_mapping_section_iterates_its_names_like_a_dict(params):
+    view = StageParams(params, frozenset({"datasets"}), set())
+    assert list(view.datasets) == list(params.datasets) == view.datasets.keys()
+    assert {name: view.datasets[name].format for name in view.datasets} == {
+        name: d.format for name, d in params.datasets.items()
+    }

@@ -4,14 +4,17 @@ RGB intra-negative bank, raw features, banks off the sphere at the start."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 import torch
 from torch.nn import functional as F
 
+from pipeline.schema import ModelParams
 from train.checkpoint import build_encoder
 from train.cmc_upstream import UpstreamCMCObjective, draw_with_positive
+from train.pretrain import PretrainSetup
 
 T, M = 0.07, 0.5
 
@@ -69,12 +72,16 @@ def test_identical_features_give_the_log_of_the_number_of_logits(intra):
 
 
 def test_its_encoder_gives_the_backbones_raw_pooled_features():
-    encoder = build_encoder({"arch": "r3d", "width": 4, "feat_dim": 8, "method": "cmc_upstream"})
+    setup = PretrainSetup(ModelParams("r3d", 4), _pretrain_params("cmc_upstream"), 16, 24)
+    encoder = build_encoder(setup.config())
     assert encoder.head is None and not any(k.startswith("head.") for k in encoder.state_dict())
     x = torch.rand(2, 3, 16, 24, 24)
     torch.testing.assert_close(encoder(x), encoder.backbone(x))  # (2, 32), not normalised
-    assert (
-        build_encoder({"arch": "r3d", "width": 4, "feat_dim": 8, "method": "cmc"})(x)
-        .norm(dim=1)
-        .allclose(torch.ones(2))
-    )
+    ours = build_encoder(PretrainSetup(ModelParams("r3d", 4), _pretrain_params("cmc"), 16, 24).config())
+    assert ours.head is not None and ours(x).norm(dim=1).allclose(torch.ones(2))
+
+
+def _pretrain_params(method: str):
+    from tests.train.test_pretrain import _setup
+
+    return dataclasses.replace(_setup().pretrain, method=method, feat_dim=8)

@@ -5,14 +5,15 @@ import dataclasses
 import pytest
 import torch
 
+from evaluate.recognition import finetune_stage
 from pipeline.errors import ConfigError
 from pipeline.runtime import Runtime
-from pipeline.schema import ClipParams, FinetuneParams, RuntimeParams
+from pipeline.schema import ClipParams, FinetuneParams, IntervalsParams, RuntimeParams
 from preprocess.formats import video_group
 from preprocess.shards import ShardReader
 from tests.shards_fixture import make_tiny_shards
 from train.checkpoint import build_encoder
-from train.finetune import finetune, finetune_stage, load_backbone_strict, selection_key, split_validation
+from train.finetune import finetune, load_backbone_strict, selection_key, split_validation
 from train.models import build_backbone
 
 CPU = Runtime(torch.device("cpu"), bf16=False, channels_last=False, compile=False)
@@ -139,6 +140,7 @@ def test_a_validation_part_larger_than_the_train_split_fails_before_anything_run
             dataclasses.replace(SETUP, val_videos=100),
             ClipParams(length=16, crop=24, eval_clips=3),
             runtime,
+            IntervalsParams(1000, 0, 0.95),
             metrics,
             lambda name: tmp_path / "live" / name,
         )
