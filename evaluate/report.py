@@ -55,7 +55,10 @@ CLIP_RULE = {"softmax": "probabilities (softmax)", "logits": "logits (upstream's
 def _read(path: Path) -> dict:
     if not path.is_file():
         raise InputError(f"{path}: missing; run `dvc repro` (the evaluation stages write it)")
-    return json.loads(path.read_text())
+    metrics = json.loads(path.read_text())
+    if "paired" not in metrics:
+        raise InputError(f"{path}: written without intervals by an older stage; run `dvc repro` to rewrite it")
+    return metrics
 
 
 def _pct(value: float | None) -> str:

@@ -202,3 +202,16 @@ def test_the_readmes_paper_settings_are_the_papers_protocol(tmp_path):
     path.write_text(yaml.safe_dump(raw))
     p = StageParams(load_params(path), declared_params("report", REPO / "dvc.yaml", None, path), set())
     assert differences(REFERENCE_ROW, run_settings(p, p.datasets["demo"].materialize())) == []
+
+
+def test_metrics_without_intervals_name_the_file_to_rebuild(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    demo = DatasetPaths("demo")
+    _metrics(demo, 48, 24, 0.25)
+    old = json.loads(demo.retrieval_metrics.read_text())
+    del old["intervals"], old["paired"]  # as the retrieve stage wrote it before intervals
+    demo.retrieval_metrics.write_text(json.dumps(old))
+    with pytest.raises(InputError, match=r"retrieval\.json: written without intervals by an older stage"):
+        report_stage(
+            "demo", {"demo": _source("ucf101")}, {"demo": demo}, _run(), tmp_path / "r.md", tmp_path / "r.json"
+        )
