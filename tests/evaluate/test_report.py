@@ -8,6 +8,7 @@ import pytest
 
 from evaluate.paper import OFFICIAL_SPLIT1
 from evaluate.report import report_stage
+from pipeline.errors import InputError
 from pipeline.paths import DatasetPaths
 from pipeline.schema import DatasetParams
 
@@ -215,3 +216,10 @@ def test_metrics_without_intervals_name_the_file_to_rebuild(tmp_path, monkeypatc
         report_stage(
             "demo", {"demo": _source("ucf101")}, {"demo": demo}, _run(), tmp_path / "r.md", tmp_path / "r.json"
         )
+
+
+def test_a_missing_evaluation_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match=r"artifacts/metrics/demo/retrieval\.json: missing"):
+        report_stage("demo", {"demo": _source("ucf101")}, {"demo": DatasetPaths("demo")}, _run(), tmp_path / "r.md",
+                     tmp_path / "r.json")  # fmt: skip
