@@ -64,7 +64,7 @@ def test_repro_runs_every_stage_then_nothing(tiny_repo):
     finetune = json.loads((tiny_repo / "artifacts/metrics/demo/finetune.json").read_text())
     assert set(finetune["iic"]) >= {"clip_top1", "video_top1", "video_top5"}
     report = (tiny_repo / "artifacts/report.md").read_text()
-    assert "## `demo` (ucf101 format, split 1)" in report and "model.width: 4 (paper: 64)" in report
+    assert "## `demo` (ucf101 format, split 1)" in report and "model.width: 4 (row: 64)" in report
 
 
 def _leaves(value: object, prefix: str) -> set[str]:
