@@ -83,14 +83,19 @@ def process_alive(pid: int) -> bool:
     return not is_zombie(pid)
 
 
-def is_zombie(pid: int) -> bool:
-    """True when /proc says ``pid`` has exited (state Z or X); False where there is no /proc."""
+def proc_stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name: [state, ppid, ...]; [] where there is none."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return False
-    # The command name (field 2) is in parentheses and may hold spaces or ')': the state follows the last ')'.
-    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+        return []
+    # The command name (field 2) is in parentheses and may hold spaces or ')': the rest follows the last ')'.
+    return stat.rpartition(")")[2].split()
+
+
+def is_zombie(pid: int) -> bool:
+    """True when /proc says ``pid`` has exited (state Z or X); False where there is no /proc."""
+    return proc_stat(pid)[:1] in (["Z"], ["X"])
 
 
 def write_bytes(target: str | Path, data: bytes) -> None:

@@ -16,7 +16,7 @@ import signal
 import threading
 from pathlib import Path
 
-from pipeline.atomic import process_alive
+from pipeline.atomic import proc_stat, process_alive
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,10 @@ def dvc_pid() -> int | None:
         return None
     pid = os.getppid()
     while pid > 1 and _launched_by_dvc(pid):
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
-        except (OSError, ValueError, IndexError):
+        fields = proc_stat(pid)
+        if len(fields) < 2 or not fields[1].isdigit():
             break
+        pid = int(fields[1])  # its parent
     return pid if pid > 1 else None
 
 
