@@ -39,7 +39,11 @@ def video_features(
     Clips are accumulated per video by index, so every video counts whatever the batch size.
     """
     dataset = ClipDataset(reader, video_ids, (modality,), length, crop, train=False, seed=0, eval_clips=n_clips)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    # Its own generator: iterating a loader draws a seed, and the pretraining monitor calls this
+    # between epochs, where a draw from the global generator would change training.
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, generator=torch.Generator().manual_seed(0)
+    )
     model = encoder.backbone.to(runtime.device).eval()
     sums: torch.Tensor | None = None
     counts = torch.zeros(len(video_ids))

@@ -80,3 +80,20 @@ def paired_entry(hits_a: np.ndarray, hits_b: np.ndarray, p: IntervalSettings) ->
     """The metrics-file form of one paired difference a - b: {"diff": ..., "low": ..., "high": ...}."""
     diff, low, high = paired_interval(hits_a, hits_b, p.resamples, p.seed, p.level)
     return {"diff": diff, "low": low, "high": high}
+
+
+def model_intervals(hits: dict[str, dict[str, dict[str, np.ndarray]]], p: IntervalSettings) -> dict[str, dict]:
+    """Per-video hits {model: {feature: {metric: (V,) hits}}} -> their intervals and pairs:
+    ``intervals`` {model: {feature: {metric: {low, high}}}} and, when both iic and random are
+    there, ``paired`` {feature: {metric: {diff, low, high}}} of iic - random on the same videos."""
+    out: dict[str, dict] = {"intervals": {}, "paired": {}}
+    for model, kinds in hits.items():
+        out["intervals"][model] = {
+            kind: {name: interval_entry(h, p) for name, h in per_metric.items()} for kind, per_metric in kinds.items()
+        }
+    if "iic" in hits and "random" in hits:
+        for kind, per_metric in hits["iic"].items():
+            out["paired"][kind] = {
+                name: paired_entry(h, hits["random"][kind][name], p) for name, h in per_metric.items()
+            }
+    return out

@@ -22,8 +22,9 @@ from pipeline.schema import ClipParams, FinetuneParams, IntervalsParams, Runtime
 from preprocess.shards import ShardReader
 from train.checkpoint import load_checkpoint
 from train.classification import confusion_matrix
-from train.data import split_ids
-from train.finetune import class_names, finetune, split_validation
+from train.data import class_names, split_ids
+from train.finetune import finetune
+from train.validation import split_validation
 
 log = logging.getLogger(__name__)
 

@@ -43,6 +43,8 @@ RUN_KEYS = (
     "pretrain.lr_steps",
     *FINETUNING,
     "finetune.modality",
+    "knn.k",  # the frozen-feature protocols, named in the report
+    "knn.temperature",
     "intervals.level",  # named beside the intervals it printed
 )
 
@@ -124,10 +126,41 @@ def _paper_lines(name: str, source: tuple[str, int], entries: list[dict]) -> lis
     return [*lines, "", *(f"Note. {n}." for n in notes), *([""] if notes else [])]
 
 
+def _frozen_lines(knn: dict, linear: dict, run: dict[str, Any]) -> list[str]:
+    kinds = [k for k, v in knn["iic"].items() if isinstance(v, dict)]
+    ks = [k for k in knn["iic"][kinds[0]] if k.startswith("top")]
+    lines = [
+        f"Frozen features, {knn['iic']['test_videos']} test videos classified by the {knn['iic']['train_videos']} "
+        f"train videos: weighted kNN (k {run['knn.k']}, votes exp(cosine / {run['knn.temperature']:g})) and a "
+        "linear probe (its weight decay chosen on held-out validation groups of the train split).",
+        "",
+        "| model | features | "
+        + " | ".join(f"kNN {k}" for k in ks)
+        + " | "
+        + " | ".join(f"linear {k}" for k in ks)
+        + " | linear weight decay |",
+        "|---|---|" + "---|" * (2 * len(ks) + 1),
+    ]
+    for model in ("iic", "random"):
+        for kind in kinds:
+            a, b = knn[model][kind], linear[model][kind]
+            lines.append(
+                f"| {model} | {kind} | "
+                + " | ".join(_pct(a[k]) for k in ks)
+                + " | "
+                + " | ".join(_pct(b[k]) for k in ks)
+                + f" | {b['weight_decay']:g} |"
+            )
+    return [*lines, ""]
+
+
 def dataset_section(
-    name: str, source: tuple[str, int], retrieval: dict, finetune: dict, run: dict[str, Any]
+    name: str, source: tuple[str, int], metrics: dict[str, dict], run: dict[str, Any]
 ) -> tuple[list[str], dict]:
-    """Markdown lines and the JSON entry of one evaluation dataset."""
+    """Markdown lines and the JSON entry of one evaluation dataset.
+
+    metrics: the dataset's metrics files by stage: retrieval, knn, linear and finetune."""
+    retrieval, finetune = metrics["retrieval"], metrics["finetune"]
     lines = [f"## `{name}` ({source[0]} format, split {source[1]})", ""]
     kinds = [k for k, v in retrieval["iic"].items() if isinstance(v, dict)]
     ks = list(retrieval["iic"][kinds[0]])
@@ -145,10 +178,11 @@ def dataset_section(
         m = finetune[model]
         lines.append(f"| {model} | {_pct(m['clip_top1'])} | {_pct(m['video_top1'])} | {_pct(m['video_top5'])} |")
     lines.append("")
-    lines += comparison_lines(retrieval, finetune, run)
+    lines += _frozen_lines(metrics["knn"], metrics["linear"], run)
+    lines += comparison_lines(metrics, run)
     entries = paper_rows(source, retrieval, finetune, run)
     lines += _paper_lines(name, source, entries)
-    entry = {"retrieval": retrieval, "finetune": finetune}
+    entry = dict(metrics)
     if entries:
         entry["paper"] = entries
     return lines, entry
@@ -158,8 +192,10 @@ def _with_interval(value: float, interval: dict[str, float]) -> str:
     return f"{100 * value:.1f} [{100 * interval['low']:.1f}, {100 * interval['high']:.1f}]"
 
 
-def comparison_lines(retrieval: dict, finetune: dict, run: dict[str, Any]) -> list[str]:
-    """IIC beside random init with bootstrap intervals, and the verdict of each paired interval."""
+def comparison_lines(metrics: dict[str, dict], run: dict[str, Any]) -> list[str]:
+    """IIC beside random init with bootstrap intervals, and the verdict of each paired interval:
+    retrieval, kNN and the linear probe on every feature set, then fine-tuning."""
+    finetune = metrics["finetune"]
     level = f"{100 * run['intervals.level']:g}%"
     lines = [
         f"IIC against random init, top-1 with {level} bootstrap intervals over the test videos; the verdict "
@@ -171,12 +207,13 @@ def comparison_lines(retrieval: dict, finetune: dict, run: dict[str, Any]) -> li
     # (label, a model's value, a model's interval, the paired difference) for every measure.
     rows = [
         (
-            f"retrieval {kind} top-1",
-            lambda m, k=kind: retrieval[m][k]["top1"],
-            lambda m, k=kind: retrieval["intervals"][m][k]["top1"],
-            retrieval["paired"][kind]["top1"],
+            f"{label} {kind} top-1",
+            lambda m, k=kind, d=metrics[stage]: d[m][k]["top1"],
+            lambda m, k=kind, d=metrics[stage]: d["intervals"][m][k]["top1"],
+            metrics[stage]["paired"][kind]["top1"],
         )
-        for kind in retrieval["paired"]
+        for stage, label in (("retrieval", "retrieval"), ("knn", "kNN"), ("linear", "linear probe"))
+        for kind in metrics[stage]["paired"]
     ]
     rows += [
         (f"fine-tuned {key.replace('_', ' ')}", lambda m, k=key: finetune[m][k],
@@ -237,10 +274,14 @@ def report_stage(
         "datasets": {},
     }
     for name, out in outputs.items():
-        retrieval = _read(out.retrieval_metrics)
-        finetune = _read(out.finetune_metrics)
+        metrics = {
+            "retrieval": _read(out.retrieval_metrics),
+            "knn": _read(out.knn_metrics),
+            "linear": _read(out.linear_metrics),
+            "finetune": _read(out.finetune_metrics),
+        }
         source = sources[name]
-        section, entry = dataset_section(name, (source.format, source.split), retrieval, finetune, run)
+        section, entry = dataset_section(name, (source.format, source.split), metrics, run)
         lines += section
         data["datasets"][name] = entry
     fields = [f.name.rstrip("_") for f in dataclasses.fields(DatasetParams)]

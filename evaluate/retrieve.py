@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from evaluate.intervals import interval_entry, paired_entry
-from evaluate.retrieval import merge_features, topk_hits
+from evaluate.feature_file import read_model_files
+from evaluate.intervals import model_intervals
+from evaluate.retrieval import topk_hits
 from pipeline.atomic import write_csv, write_json
-from pipeline.errors import InputError, NonFiniteError, check_finite
+from pipeline.errors import check_finite
 from pipeline.schema import IntervalsParams
 
 log = logging.getLogger(__name__)
@@ -26,27 +27,12 @@ def retrieve_stage(
     ``paired``: {feature: {topk: {diff, low, high}}} of iic - random on the same resampled queries."""
     metrics: dict[str, Any] = {}
     hits: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-    query_ids: dict[str, np.ndarray] = {}
     rows = []
-    for model, path in feature_files.items():
-        data = np.load(path)
-        train, test = data["split"] == "train", data["split"] == "test"
-        view2 = str(data["view2_modality"])
-        kinds = {
-            "rgb": data["rgb"],
-            view2 if view2 != "rgb" else "rgb2": data["view2"],
-            "merge": merge_features(data["rgb"], data["view2"]),
-        }
-        labels = torch.from_numpy(data["labels"])
-        if not test.any() or not train.any():
-            raise InputError(
-                f"{path}: {int(test.sum())} test queries and {int(train.sum())} train videos; retrieval needs both"
-            )
-        query_ids[model] = data["ids"][test]
+    for model, data in read_model_files(feature_files).items():
+        labels = torch.from_numpy(data.labels)
+        train, test = data.train, data.test
         metrics[model], hits[model] = {}, {}
-        for kind, feats in kinds.items():
-            if not np.isfinite(feats).all():
-                raise NonFiniteError(f"{path}: {kind} features hold NaN or inf; nothing was written")
+        for kind, feats in data.sets.items():
             x = torch.from_numpy(feats)
             per_query = topk_hits(x[test], labels[test], x[train], labels[train], ks)
             hits[model][kind] = {name: h.numpy() for name, h in per_query.items()}
@@ -71,25 +57,8 @@ def retrieve_stage(
             first,
             {k: round(v[first], 3) for k, v in metrics[model].items() if isinstance(v, dict)},
         )
-    metrics |= retrieval_intervals(hits, query_ids, intervals)
+    metrics |= model_intervals(hits, intervals)
     check_finite(metrics, "retrieval")
     write_json(metrics_path, metrics)
     write_csv(plot_path, rows)
     return metrics
-
-
-def retrieval_intervals(
-    hits: dict[str, dict[str, dict[str, np.ndarray]]], query_ids: dict[str, np.ndarray], p: IntervalsParams
-) -> dict[str, dict]:
-    """``intervals`` of every model, feature and top-k, and ``paired`` iic - random differences."""
-    if "iic" in query_ids and "random" in query_ids and not np.array_equal(query_ids["iic"], query_ids["random"]):
-        raise InputError("the iic and random feature files hold other test videos: rerun `dvc repro features@...`")
-    out: dict[str, dict] = {"intervals": {}, "paired": {}}
-    for model, kinds in hits.items():
-        out["intervals"][model] = {
-            kind: {name: interval_entry(h, p) for name, h in per_k.items()} for kind, per_k in kinds.items()
-        }
-    if "iic" in hits and "random" in hits:
-        for kind, per_k in hits["iic"].items():
-            out["paired"][kind] = {name: paired_entry(h, hits["random"][kind][name], p) for name, h in per_k.items()}
-    return out

@@ -1,5 +1,6 @@
 """The few lines a person reads first after ``dvc repro``: per evaluation dataset, IIC beside
-random init on each retrieval feature and on fine-tuning, from ``artifacts/report.json``.
+random init on each feature set by retrieval, kNN and the linear probe, and on fine-tuning, from
+``artifacts/report.json``.
 
 ``dvc metrics show`` prints every metric of every file in one table, far wider than a
 terminal; these lines stay within ``WIDTH`` characters and say where the rest is.
@@ -28,6 +29,12 @@ def summary_lines(report: dict) -> list[str]:
         lines += _pack(f"  {name}", [f"({retrieval['iic']['queries']} test videos)"])
         pairs = [f"{k} {_top1(retrieval['iic'][k]['top1'])} / {_top1(retrieval['random'][k]['top1'])}" for k in kinds]
         lines += _pack("    retrieval", pairs)
+        for stage, head in (("knn", "    kNN"), ("linear", "    linear")):
+            if stage in entry:
+                m = entry[stage]
+                lines += _pack(
+                    head, [f"{k} {_top1(m['iic'][k]['top1'])} / {_top1(m['random'][k]['top1'])}" for k in kinds]
+                )
         lines += _pack("    fine-tuned", [f"video {_top1(finetune['iic']['video_top1'])} / "
                                           f"{_top1(finetune['random']['video_top1'])}"])  # fmt: skip
     lines.append("Full report: artifacts/report.md  Metrics: dvc metrics show  Plots: dvc plots show")

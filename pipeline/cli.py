@@ -170,10 +170,29 @@ def preview(name: str, video_id: str, out: Path | None, n_frames: int) -> None:
 @click.option("--stop-after-epoch", type=int, default=None, help="end after this epoch's checkpoint (resume tests)")
 def pretrain(stop_after_epoch: int | None) -> None:
     """IIC pretraining on the train split of pretrain.dataset, resumable from its last checkpoint."""
+    from evaluate.monitor import PretrainMonitor
+    from preprocess.verify import open_verified
     from train.pretrain import pretrain_stage, setup_from_params
 
     with stage("pretrain") as p:
         data = paths.dataset(p.pretrain.dataset)
+        watched, monitor = paths.dataset(p.monitor.dataset), p.monitor.materialize()
+        view2 = p.pretrain.modality
+
+        def make_monitor(runtime):
+            return PretrainMonitor(
+                open_verified(watched.verified_videos, watched.frames, watched.motion),
+                p.monitor.dataset,
+                monitor,
+                p.knn.k,
+                p.knn.temperature,
+                ("rgb",) if view2 == "rgb" else ("rgb", view2),
+                p.clip.length,
+                p.clip.crop,
+                p.pretrain.batch_size,
+                runtime,
+            )
+
         pretrain_stage(
             setup_from_params(p),
             p.runtime.materialize(),
@@ -184,6 +203,7 @@ def pretrain(stop_after_epoch: int | None) -> None:
             paths.PRETRAIN_RESUME / "last.pt",
             paths.PRETRAIN_LIVE,
             stop_after_epoch=stop_after_epoch,
+            make_monitor=make_monitor if monitor.every else None,
         )
 
 
@@ -225,6 +245,58 @@ def retrieve(name: str) -> None:
 
 @main.command()
 @DATASET
+def knn(name: str) -> None:
+    """Weighted kNN classification of the test videos on the frozen features of both models."""
+    from evaluate.probes import knn_stage
+
+    with stage("knn", {"dataset": name}) as p:
+        data = paths.dataset(name)
+        knn_stage(
+            {m: data.features_file(m) for m in ("iic", "random")},
+            p.knn.materialize(),
+            p.intervals.materialize(),
+            data.knn_metrics,
+        )
+
+
+@main.command()
+@DATASET
+def linear(name: str) -> None:
+    """A linear probe on the frozen features of both models (weight decay chosen on validation groups)."""
+    from evaluate.probes import linear_stage
+
+    with stage("linear", {"dataset": name}) as p:
+        data = paths.dataset(name)
+        linear_stage(
+            {m: data.features_file(m) for m in ("iic", "random")},
+            p.linear.materialize(),
+            p.intervals.materialize(),
+            data.linear_metrics,
+        )
+
+
+@main.command()
+@DATASET
+def gallery(name: str) -> None:
+    """A PNG of test queries beside their nearest train videos, pretrained and random-init side by side."""
+    from evaluate.gallery import gallery_stage
+    from preprocess.verify import open_verified
+    from train.data import class_names
+
+    with stage("gallery", {"dataset": name}) as p:
+        data = paths.dataset(name)
+        reader = open_verified(data.verified_videos, data.frames, data.motion)
+        gallery_stage(
+            {m: data.features_file(m) for m in ("iic", "random")},
+            reader,
+            class_names(reader),
+            p.gallery.materialize(),
+            data.retrieval_gallery,
+        )
+
+
+@main.command()
+@DATASET
 def finetune(name: str) -> None:
     """Fine-tune from the pretrained backbone and from random init; video-level test metrics."""
     from evaluate.recognition import finetune_stage
@@ -259,6 +331,28 @@ def summary() -> None:
     from evaluate.summary import print_summary
 
     print_summary(paths.REPORT_DATA)
+
+
+@main.command()
+@click.option(
+    "--exp-json",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="read this `dvc exp show --json` output instead of running it",
+)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="also write the table to this file")
+def seeds(exp_json: Path | None, out: Path | None) -> None:
+    """Print the results over seeds (the DVC experiments) as a markdown table (not a dvc stage: it only reads)."""
+    import json
+
+    from evaluate.seeds import exp_show_json, seed_runs, seed_table
+
+    setup_logging()
+    table = seed_table(seed_runs(json.loads(exp_json.read_text()) if exp_json else exp_show_json(Path.cwd())))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(table)
+    click.echo(table)
 
 
 @main.command()

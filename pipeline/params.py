@@ -140,5 +140,13 @@ def validate(p: Params) -> None:
         raise ConfigError("pretrain.neg: shuffle cuts the clip in 4 chunks; clip.length must divide by 4")
     if p.pretrain.lr_steps != sorted(set(p.pretrain.lr_steps)):
         raise ConfigError(f"pretrain.lr_steps: must increase, got {p.pretrain.lr_steps}")
-    if len(set(p.retrieve.topk)) != len(p.retrieve.topk):
-        raise ConfigError(f"retrieve.topk: listed twice in {p.retrieve.topk}")
+    for key, ks in (("retrieve.topk", p.retrieve.topk), ("knn.topk", p.knn.topk), ("linear.topk", p.linear.topk)):
+        if len(set(ks)) != len(ks):
+            raise ConfigError(f"{key}: listed twice in {ks}")
+    if p.monitor.dataset not in p.datasets:
+        raise ConfigError(f"monitor.dataset: {p.monitor.dataset!r} is not one of datasets ({', '.join(p.datasets)})")
+    if p.datasets[p.monitor.dataset].format == "unlabeled":
+        raise ConfigError(
+            f"monitor.dataset: {p.monitor.dataset} is unlabeled; the monitor classifies its test split by its "
+            f"train split: name a labelled dataset, e.g. an evaluation dataset ({', '.join(p.evaluate.datasets)})"
+        )

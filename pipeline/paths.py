@@ -21,8 +21,8 @@ PRETRAIN_RESUME = ARTIFACTS / "pretrain_resume"  # not a dvc output: it must sur
 DVCLIVE = ARTIFACTS / "dvclive"  # live training logs (DVCLive): metrics.json and plots/ per run
 PRETRAIN_LIVE = DVCLIVE / "pretrain"
 
-METRICS = ARTIFACTS / "metrics"  # <name>/retrieval.json, <name>/finetune.json
-PLOTS = ARTIFACTS / "plots"  # <name>/retrieval_topk.csv
+METRICS = ARTIFACTS / "metrics"  # <name>/retrieval.json, knn.json, linear.json, finetune.json
+PLOTS = ARTIFACTS / "plots"  # <name>/retrieval_topk.csv, <name>/retrieval_gallery.png
 
 REPORT = ARTIFACTS / "report.md"  # every evaluated dataset beside the paper's numbers
 REPORT_DATA = ARTIFACTS / "report.json"  # the same numbers, for the model card and scripts
@@ -98,8 +98,20 @@ class DatasetPaths:
         return METRICS / self.name / "retrieval.json"
 
     @property
+    def knn_metrics(self) -> Path:
+        return METRICS / self.name / "knn.json"
+
+    @property
+    def linear_metrics(self) -> Path:
+        return METRICS / self.name / "linear.json"
+
+    @property
     def finetune_metrics(self) -> Path:
         return METRICS / self.name / "finetune.json"
+
+    @property
+    def retrieval_gallery(self) -> Path:
+        return PLOTS / self.name / "retrieval_gallery.png"
 
     @property
     def retrieval_plot(self) -> Path:

@@ -94,6 +94,9 @@ class DemoParams:
     videos: Count  # video i has class i % len(motions): +1 adds exactly one video
     clips_per_group: Count
     test_every: Annotated[int, Range(low=2)]  # every test_every-th group goes to the test split
+    extra_test_groups: (
+        NonNegativeInt  # groups after those of ``videos``, test only: a larger test split, same train split
+    )
     frames: Count
     height: Count
     width: Count
@@ -242,6 +245,44 @@ class RetrieveParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class KnnParams:
+    """Weighted kNN on the frozen features (evaluate/knn.py)."""
+
+    k: Count  # neighbours that vote
+    temperature: Positive  # a neighbour at cosine s votes exp(s / temperature)
+    topk: Annotated[list[Count], Items(1)]
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearParams:
+    """The linear probe on the frozen features (evaluate/linear_probe.py)."""
+
+    weight_decays: Annotated[list[Positive], Items(1)]  # the candidates, chosen among on validation groups
+    val_videos: Count  # whole train groups held out to choose the weight decay, up to this many videos
+    seed: int  # the draw of those groups
+    max_iter: Count  # L-BFGS iterations per fit
+    topk: Annotated[list[Count], Items(1)]
+
+
+@dataclasses.dataclass(frozen=True)
+class GalleryParams:
+    """The retrieval gallery PNG (evaluate/gallery.py)."""
+
+    queries: Count  # test videos shown, round-robin over the classes
+    neighbours: Count  # train neighbours shown per model
+    feature: str  # rgb, the view-2 modality's name or merge: whose similarity ranks the neighbours
+
+
+@dataclasses.dataclass(frozen=True)
+class MonitorParams:
+    """The learning curve while pretraining (evaluate/monitor.py): kNN and retrieval top-1."""
+
+    every: NonNegativeInt  # epochs between measurements; 0 turns the monitor off
+    dataset: str  # a labelled key of datasets: its test split queries its train split
+    clips: Count  # evenly spaced clips per video (evaluation uses clip.eval_clips)
+
+
+@dataclasses.dataclass(frozen=True)
 class FinetuneParams:
     modality: Modality  # input of the fine-tuned network
     dropout: Fraction  # before the new linear classifier (upstream: none, 0.0)
@@ -273,9 +314,13 @@ class Params:
     model: ModelParams
     runtime: RuntimeParams
     pretrain: PretrainParams
+    monitor: MonitorParams
     features: FeaturesParams
     intervals: IntervalsParams
     retrieve: RetrieveParams
+    knn: KnnParams
+    linear: LinearParams
+    gallery: GalleryParams
     finetune: FinetuneParams
 
 

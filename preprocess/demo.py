@@ -68,16 +68,27 @@ class DemoVideo:
 
 
 def demo_videos(p: DemoParams) -> list[DemoVideo]:
-    """The demo's videos: video i has class i % classes, so ``videos`` + 1 adds exactly one."""
+    """The demo's videos: video i has class i % classes, so ``videos`` + 1 adds exactly one.
+
+    Groups 1, 2, ... hold ``clips_per_group`` clips of every class; every ``test_every``-th is a
+    test group. Then ``extra_test_groups`` more groups, all test: they grow the test split (and
+    so narrow its intervals) without touching a train video or the cost of pretraining.
+    """
     unknown = [m for m in p.motions if m not in MOTIONS]
     if unknown or len(set(p.motions)) != len(p.motions) or len(p.motions) < 2:
         raise ConfigError(f"demo motions: need 2 or more different names of {', '.join(MOTIONS)}; got {p.motions}")
+    per_group = len(p.motions) * p.clips_per_group
     videos = []
     for i in range(p.videos):
         label, j = i % len(p.motions), i // len(p.motions)
         group, clip = j // p.clips_per_group + 1, j % p.clips_per_group + 1
         split = "test" if group % p.test_every == 0 else "train"
         videos.append(DemoVideo(p.motions[label], label, group, clip, split, p.layout))
+    first_extra = -(-p.videos // per_group) + 1  # the group after the last (possibly partial) one
+    for i in range(p.extra_test_groups * per_group):
+        label, j = i % len(p.motions), i // len(p.motions)
+        group, clip = first_extra + j // p.clips_per_group, j % p.clips_per_group + 1
+        videos.append(DemoVideo(p.motions[label], label, group, clip, "test", p.layout))
     return videos
 
 

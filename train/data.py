@@ -130,3 +130,9 @@ class EpochSampler(torch.utils.data.Sampler[tuple[int, int]]):
 def split_ids(reader: ShardReader, split: str) -> list[str]:
     """Ids of one split (train|test) in a stable order."""
     return sorted(v for v, rec in reader.videos.items() if rec["split"] == split)
+
+
+def class_names(reader: ShardReader) -> list[str]:
+    """Name of each 0-based label; a class whose videos were all rejected keeps its number."""
+    names = {v["label"]: v["class"] for v in reader.videos.values()}
+    return [names.get(label, f"class {label + 1}") for label in range(max(names) + 1)]

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -24,11 +23,11 @@ from tqdm import tqdm
 from pipeline.errors import ConfigError, NonFiniteError
 from pipeline.runtime import Runtime, seed_everything
 from pipeline.schema import ClipParams, FinetuneParams
-from preprocess.formats import video_group
 from preprocess.shards import ShardReader
 from train.classification import CLIP_SCORES, topk_correct, video_scores
 from train.data import ClipDataset, EpochSampler, split_ids, to_model_input
 from train.models import Backbone, build_backbone
+from train.validation import split_validation
 
 log = logging.getLogger(__name__)
 
@@ -57,36 +56,6 @@ def load_backbone_strict(backbone: Backbone, encoder_state: dict[str, torch.Tens
     if leftover:
         raise KeyError(f"unexpected keys in the pretrained encoder: {leftover}")
     backbone.load_state_dict(state, strict=True)  # raises on missing or unexpected keys
-
-
-def split_validation(train_ids: list[str], n_val: int, seed: int) -> tuple[list[str], list[str]]:
-    """(fit ids, validation ids): whole recording groups held out until ``n_val`` videos.
-
-    Groups, not single videos, as the official splits do: a validation video whose group is
-    trained on shares its scene with training videos and scores what memorising the scene
-    gives. Groups are drawn in an order seeded by ``seed``; the last one drawn may take the
-    validation part past ``n_val``. Videos without a group name are groups of one.
-    """
-    if not 0 < n_val < len(train_ids):
-        raise ConfigError(
-            f"finetune.val_videos: {n_val} must be between 1 and {len(train_ids) - 1} "
-            f"(the train split has {len(train_ids)} videos)"
-        )
-    members: dict[str, list[str]] = {}
-    for video_id in sorted(train_ids):
-        members.setdefault(video_group(video_id), []).append(video_id)
-    groups = sorted(members)
-    val: list[str] = []
-    for i in np.random.default_rng([seed, 2]).permutation(len(groups)):
-        if len(val) >= n_val:
-            break
-        val += members[groups[i]]
-    if len(val) == len(train_ids):
-        raise ConfigError(
-            f"finetune.val_videos: {n_val} leaves no training video: the train split has {len(groups)} groups"
-        )
-    held_out = set(val)
-    return [v for v in sorted(train_ids) if v not in held_out], sorted(val)
 
 
 def selection_key(val_loss: float, val_accuracy: float, select_by: str) -> tuple[float, ...]:
@@ -270,9 +239,3 @@ def finetune(
         "video_hits": video_hits,
         "history": history,
     }
-
-
-def class_names(reader: ShardReader) -> list[str]:
-    """Name of each 0-based label; a class whose videos were all rejected keeps its number."""
-    names = {v["label"]: v["class"] for v in reader.videos.values()}
-    return [names.get(label, f"class {label + 1}") for label in range(max(names) + 1)]

@@ -167,12 +167,16 @@ def pretrain(
     workers: int,
     stop_after_epoch: int | None = None,
     on_epoch: Callable[[dict[str, float], bool], None] | None = None,
+    monitor: Callable[[torch.nn.Module, int, bool], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Train on the train split without labels; write the final checkpoint (curves included).
 
     stop_after_epoch: end early after that epoch (and its checkpoint), as a kill would; tests
     use it to check that resuming gives the uninterrupted result.
     on_epoch: called on rank 0 with each epoch's row (and whether training resumed), e.g. a live logger.
+    monitor: called on rank 0 after each epoch with the encoder, the 1-based epoch and whether it
+    is the last; what it returns joins the row given to ``on_epoch`` but never the checkpoint's
+    curves (``evaluate.monitor.PretrainMonitor``: it must leave training as it was).
     """
     rank, world = rank_and_world()
     t = setup.pretrain
@@ -262,7 +266,8 @@ def pretrain(
                 },
             )
         if rank == 0 and on_epoch is not None:
-            on_epoch(row, state is not None)
+            measured = monitor(encoder, epoch + 1, last) if monitor is not None else {}
+            on_epoch(row | measured, state is not None)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and not last:
             log.info("stopping after epoch %d as asked", epoch + 1)
             return {"config": config, "curves": curves, "stopped": True}
@@ -302,9 +307,11 @@ def pretrain_stage(
     resume_path: Path,
     live_dir: Path,
     stop_after_epoch: int | None = None,
+    make_monitor: Callable[[Runtime], Callable[[torch.nn.Module, int, bool], dict[str, float]]] | None = None,
 ) -> dict[str, Any]:
     """The dvc stage ``pretrain``: join torchrun if launched by it, open the verified videos, train
-    with a live log of every epoch (DVCLive, rank 0)."""
+    with a live log of every epoch (DVCLive, rank 0) and, from ``make_monitor(runtime)``, the
+    learning curve a monitor measures on rank 0."""
     from pipeline.live import EpochLog
     from preprocess.verify import open_verified  # the stage's input, not the library's
 
@@ -322,6 +329,7 @@ def pretrain_stage(
             runtime_params.workers,
             stop_after_epoch=stop_after_epoch,
             on_epoch=live,
+            monitor=make_monitor(runtime) if make_monitor is not None and rank_and_world()[0] == 0 else None,
         )
     finally:
         live.close()

@@ -26,6 +26,7 @@ TINY = {
             "width": 64,
             "clips_per_group": 1,
             "test_every": 2,
+            "extra_test_groups": 0,
         },
         "demo_transfer": {
             "motions": ["ZoomIn", "ZoomOut", "DriftUpRight"],
@@ -35,6 +36,7 @@ TINY = {
             "width": 64,
             "clips_per_group": 1,
             "test_every": 2,
+            "extra_test_groups": 0,
         },
     },
     "evaluate": {"datasets": ["demo"]},  # the tests add demo_transfer, as a user adds HMDB51
@@ -47,6 +49,7 @@ TINY = {
     "pretrain": {"epochs": 2, "batch_size": 4, "nce_k": 4},
     "features": {"batch_size": 8},
     "finetune": {"epochs": 1, "batch_size": 4, "val_videos": 2},
+    "linear": {"val_videos": 2},
 }
 
 

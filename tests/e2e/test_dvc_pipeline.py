@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 import torch
 import yaml
 
+from evaluate.seeds import SEED_KEYS, seed_runs
 from pipeline.params import load_params
 from pipeline.stage import TRACE_ENV
 from tests.e2e.conftest import git, ran_stages, run, set_params
@@ -45,7 +47,7 @@ def preprocessing(*names: str) -> set[str]:
 
 
 def evaluation(*names: str) -> set[str]:
-    return {f"{kind}@{n}" for n in names for kind in ("features", "retrieve", "finetune")}
+    return {f"{kind}@{n}" for n in names for kind in ("features", "retrieve", "knn", "linear", "gallery", "finetune")}
 
 
 PREPROCESS = preprocessing(*DATASETS)
@@ -63,8 +65,16 @@ def test_repro_runs_every_stage_then_nothing(tiny_repo):
     assert metrics["intervals"]["iic"]["rgb"]["top1"]["low"] <= metrics["iic"]["rgb"]["top1"]
     finetune = json.loads((tiny_repo / "artifacts/metrics/demo/finetune.json").read_text())
     assert set(finetune["iic"]) >= {"clip_top1", "video_top1", "video_top5"}
+    for name in ("knn", "linear"):
+        frozen = json.loads((tiny_repo / f"artifacts/metrics/demo/{name}.json").read_text())
+        assert set(frozen) == {"iic", "random", "intervals", "paired"} and 0 <= frozen["iic"]["merge"]["top1"] <= 1
+    # The learning curve of pretraining, measured after the last epoch at least.
+    curve = (tiny_repo / "artifacts/dvclive/pretrain/plots/metrics/knn_top1_rgb.tsv").read_text().splitlines()
+    assert curve[0] == "step\tknn_top1_rgb" and len(curve) >= 2
+    assert (tiny_repo / "artifacts/plots/demo/retrieval_gallery.png").read_bytes()[:4] == b"\x89PNG"
     report = (tiny_repo / "artifacts/report.md").read_text()
     assert "## `demo` (ucf101 format, split 1)" in report and "model.width: 4 (row: 64)" in report
+    assert "| kNN merge top-1 |" in report and "| linear probe merge top-1 |" in report
 
 
 def _leaves(value: object, prefix: str) -> set[str]:
@@ -98,7 +108,7 @@ def test_each_stage_reads_exactly_the_params_dvc_tracks_for_it(tiny_repo):
         (
             {"motion": {"tvl1.warps": 3}},
             {f"motion@{n}-{i}" for n in DATASETS for i in SHARDS}
-            | {"verify@demo", "verify@demo_transfer", "pretrain", "features@demo", "finetune@demo"},
+            | {"verify@demo", "verify@demo_transfer", "pretrain", "features@demo", "finetune@demo", "gallery@demo"},
             {"report", "export"},
         ),
         ({"pretrain": {"epochs": 3}}, LEARNING, set()),
@@ -183,7 +193,8 @@ def test_push_clone_pull_then_nothing_to_rerun(tiny_repo, tmp_path):
     assert "iic.rgb.top1" in run(["dvc", "exp", "show", "--no-pager", "--md"], clone).splitlines()[0]
     assert (clone / "artifacts/report.md").read_text() == (tiny_repo / "artifacts/report.md").read_text()
     run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], clone)
-    assert "confusion" in (tmp_path / "plots/index.html").read_text()
+    page = (tmp_path / "plots/index.html").read_text()
+    assert "confusion" in page and "retrieval_gallery.png" in page and "knn_top1_rgb" in page
     run(["dvc", "pull"], clone)
     assert ran_stages(run(["dvc", "repro"], clone)) == set()
     shown = run(["dvc", "metrics", "show", "--json"], clone)
@@ -209,6 +220,36 @@ def test_push_clone_pull_then_nothing_to_rerun(tiny_repo, tmp_path):
         tiny_repo / "artifacts/export/model.safetensors"
     ).read_bytes()
     shutil.rmtree(remote)
+
+
+def test_seeds_run_as_queued_experiments_and_aggregate_into_one_table(tiny_repo):
+    """README "Seeds": one queued DVC experiment per seed, then `python -m pipeline seeds` reads
+    `dvc exp show --json` and writes the table over the baseline's seed and the two new ones."""
+    for seed in (1, 2):
+        flags = [f for key in SEED_KEYS for f in ("-S", f"{key}={seed}")]
+        run(["dvc", "exp", "run", "--queue", *flags], tiny_repo)
+    run(["dvc", "queue", "start", "-j", "1"], tiny_repo)
+    deadline = time.monotonic() + 600
+    while True:
+        status = run(["dvc", "queue", "status"], tiny_repo)
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+    table_file = tiny_repo / "seeds.md"
+    table = run([sys.executable, "-m", "pipeline", "seeds", "--out", str(table_file)], tiny_repo)
+    assert table_file.read_text() in table
+    rows = [line for line in table.splitlines() if line.startswith("| demo |")]
+    baseline = load_params(tiny_repo / "params.yaml").pretrain.seed
+    assert f"3 seeds (1, 2, {baseline})" in table
+    # Every measure of every protocol, each with three per-seed differences and their mean.
+    labels = {r.split(" | ")[1] for r in rows}
+    assert {"retrieval merge top-1", "kNN merge top-1", "linear probe merge top-1", "fine-tuned video top1"} <= labels
+    assert all(len(r.strip("|").split("|")) == 4 + 3 + 1 for r in rows)
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], tiny_repo))
+    seeds = sorted(r.seed for r in seed_runs(shown))
+    assert seeds == [1, 2, baseline]
 
 
 def test_killed_pretraining_resumes_from_its_checkpoint(tiny_repo, tmp_path):

@@ -36,6 +36,8 @@ PAPER_RUN = {
     "finetune.epochs": 150,
     "finetune.batch_size": 16,
     "finetune.modality": "res",
+    "knn.k": 20,
+    "knn.temperature": 0.07,
     "intervals.level": 0.95,
     "pretrained on": ("ucf101", 1),
 }
@@ -80,7 +82,18 @@ def _metrics(folder: DatasetPaths, gallery: int, queries: int, top1: float) -> N
         "intervals": {m: {"video_top1": interval, "video_top5": interval} for m in ("iic", "random")},
         "paired": {"video_top1": {"diff": 0.1, "low": 0.02, "high": 0.2}, "video_top5": paired},
     }
-    for path, data in ((folder.retrieval_metrics, retrieval), (folder.finetune_metrics, finetune)):
+    frozen = {
+        m: {k: {**scores, "weight_decay": 0.1} for k in ("rgb", "res", "merge")}
+        | {"test_videos": queries, "train_videos": gallery}
+        for m in ("iic", "random")
+    }
+    frozen |= {"intervals": retrieval["intervals"], "paired": retrieval["paired"]}
+    for path, data in (
+        (folder.retrieval_metrics, retrieval),
+        (folder.knn_metrics, frozen),
+        (folder.linear_metrics, frozen),
+        (folder.finetune_metrics, finetune),
+    ):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data))
 

@@ -228,6 +228,26 @@ def test_an_unlabeled_dataset_can_be_pretrained_on(tmp_path):
     assert _load_with(tmp_path, edit).datasets["frames_only"].format == "unlabeled"
 
 
+def test_the_learning_curve_watches_a_labelled_dataset(tmp_path):
+    """Pretraining on unlabelled video works, but the monitor must watch a labelled dataset."""
+
+    def unlabelled_watched(raw):
+        raw["datasets"]["frames_only"] = {**raw["datasets"]["demo"], "format": "unlabeled"}
+        raw["pretrain"]["dataset"] = raw["monitor"]["dataset"] = "frames_only"
+
+    with pytest.raises(ConfigError, match=r"monitor\.dataset: frames_only is unlabeled; .* \(demo, demo_transfer\)"):
+        _load_with(tmp_path, unlabelled_watched)
+    with pytest.raises(ConfigError, match=r"monitor\.dataset: 'ucf' is not one of datasets"):
+        _load_with(tmp_path, lambda raw: raw["monitor"].update(dataset="ucf"))
+
+    def unlabelled_pretraining(raw):
+        raw["datasets"]["frames_only"] = {**raw["datasets"]["demo"], "format": "unlabeled"}
+        raw["pretrain"]["dataset"] = "frames_only"
+        raw["monitor"]["dataset"] = "demo_transfer"
+
+    assert _load_with(tmp_path, unlabelled_pretraining).monitor.dataset == "demo_transfer"
+
+
 def test_stage_view_of_a_named_dataset_records_its_dotted_keys(params):
     read: set[str] = set()
     view = StageParams(params, frozenset({"datasets.demo_transfer.root", "shards.ids"}), read)

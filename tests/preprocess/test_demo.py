@@ -17,7 +17,9 @@ OPTIONS = FormatOptions(split=1, test_ratio=0.3, split_seed=0)  # split 1; folde
 
 
 def test_demo_layout_splits_by_group_and_adds_one_video_at_a_time(params):
-    p = replace(params.demo["demo"], motions=MOTION_NAMES[:6], videos=36, clips_per_group=2, test_every=3)
+    p = replace(
+        params.demo["demo"], motions=MOTION_NAMES[:6], videos=36, clips_per_group=2, test_every=3, extra_test_groups=0
+    )
     videos = demo_videos(p)
     assert len({v.rel_path for v in videos}) == 36
     groups = defaultdict(set)
@@ -26,6 +28,21 @@ def test_demo_layout_splits_by_group_and_adds_one_video_at_a_time(params):
     assert all(len(s) == 1 for s in groups.values())  # a group never straddles train and test
     assert {v.split for v in videos} == {"train", "test"}
     assert demo_videos(replace(p, videos=37))[:36] == videos
+
+
+def test_extra_test_groups_grow_the_test_split_only(params):
+    p = replace(
+        params.demo["demo"], motions=MOTION_NAMES[:6], videos=40, clips_per_group=2, test_every=3, extra_test_groups=0
+    )
+    base = demo_videos(p)
+    grown = demo_videos(replace(p, extra_test_groups=5))
+    assert grown[: len(base)] == base  # every video of the base demo, unchanged
+    extra = grown[len(base) :]
+    assert len(extra) == 5 * 6 * 2 and {v.split for v in extra} == {"test"}
+    # Video 40 sits in the partial group 4; the extra groups start after it, 2 clips of each class.
+    assert sorted({v.group for v in extra}) == [5, 6, 7, 8, 9]
+    assert {(v.class_name, v.clip) for v in extra if v.group == 5} == {(m, c) for m in MOTION_NAMES[:6] for c in (1, 2)}
+    assert len({v.rel_path for v in grown}) == len(grown)
 
 
 def test_appearance_is_per_group_and_motion_is_per_class(params):
@@ -76,7 +93,7 @@ def test_drift_classes_move_the_scene_their_way(params, class_name, axis, sign):
 
 
 def test_demo_is_deterministic_real_video_that_indexes_cleanly(params, tmp_path):
-    p = replace(params.demo["demo"], videos=8, frames=18, height=48, width=64)
+    p = replace(params.demo["demo"], videos=8, extra_test_groups=0, frames=18, height=48, width=64)
     generate_demo(p, tmp_path / "a" / "videos", tmp_path / "a" / "lists")
     generate_demo(p, tmp_path / "b" / "videos", tmp_path / "b" / "lists")
     for v in demo_videos(p):
@@ -89,7 +106,7 @@ def test_demo_is_deterministic_real_video_that_indexes_cleanly(params, tmp_path)
 
 def test_transfer_demo_writes_official_hmdb51_split_files_that_index_cleanly(params, tmp_path):
     """demo_transfer: other motions, another seed, HMDB51's <class>_test_split1.txt (1 train, 2 test)."""
-    p = replace(params.demo["demo_transfer"], videos=8, frames=4, height=24, width=32)
+    p = replace(params.demo["demo_transfer"], videos=8, extra_test_groups=0, frames=4, height=24, width=32)
     assert p.layout == "hmdb51" and not set(p.motions) & set(params.demo["demo"].motions)
     videos = generate_demo(p, tmp_path / "videos", tmp_path / "lists")
     files = sorted(f.name for f in (tmp_path / "lists").iterdir())

@@ -13,8 +13,9 @@ from preprocess.formats import video_group
 from preprocess.shards import ShardReader
 from tests.shards_fixture import make_tiny_shards
 from train.checkpoint import build_encoder
-from train.finetune import finetune, load_backbone_strict, selection_key, split_validation
+from train.finetune import finetune, load_backbone_strict, selection_key
 from train.models import build_backbone
+from train.validation import split_validation
 
 CPU = Runtime(torch.device("cpu"), bf16=False, channels_last=False, compile=False)
 CONFIG = {"arch": "r3d", "width": 4, "feat_dim": 8}

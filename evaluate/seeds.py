@@ -1,0 +1,158 @@
+"""Results over seeds: the experiments of ``dvc exp show --json`` as one markdown table.
+
+Each seed is one DVC experiment (``dvc exp run --queue -S pretrain.seed=N ...``, README "Seeds").
+Per measure (retrieval, kNN and the linear probe on each feature set; fine-tuning), the table
+gives IIC's and random init's mean +- sd over the seeds, then the paired IIC - random difference of
+each seed (with the verdict of its paired bootstrap interval) and the mean difference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import statistics
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from evaluate.intervals import verdict
+from pipeline.errors import InputError
+
+SEED_KEYS = ("pretrain.seed", "finetune.seed", "features.random_init_seed", "linear.seed")
+METRICS_FILE = re.compile(r"artifacts/metrics/(?P<dataset>[^/]+)/(?P<stage>retrieval|knn|linear|finetune)\.json$")
+VERDICT_MARK = {"ahead": "+", "behind": "-", "level": "="}
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedRun:
+    """One experiment: its name, seed and metrics files ({dataset: {stage: content}})."""
+
+    name: str
+    seed: int
+    metrics: dict[str, dict[str, dict]]
+
+
+def _param(params: dict, key: str) -> Any:
+    node: Any = params
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _runs_of(node: Any, nested: bool = False) -> list[tuple[dict, bool]]:
+    """Every entry of ``dvc exp show --json`` that holds a run's data, at any depth, and whether it
+    is an experiment (found under a commit's ``experiments``) rather than the workspace or a commit."""
+    found = []
+    if isinstance(node, dict):
+        data = node.get("data")
+        if isinstance(data, dict) and "params" in data and "metrics" in data:
+            found.append((node, nested))
+        for key, value in node.items():
+            found += _runs_of(value, nested or key == "experiments")
+    elif isinstance(node, list):
+        for value in node:
+            found += _runs_of(value, nested)
+    return found
+
+
+def seed_runs(exp_show: Any) -> list[SeedRun]:
+    """The runs of ``dvc exp show --json`` output, one per seed, ordered by seed.
+
+    For a seed found more than once, an experiment wins over the commit and the workspace, and
+    the newest experiment over older ones. A run whose seed keys (``SEED_KEYS``) disagree is
+    refused: it is not one seed.
+    """
+    runs: dict[int, tuple[tuple[bool, str], SeedRun]] = {}
+    for entry, is_experiment in _runs_of(exp_show):
+        data = entry["data"]
+        params = (data["params"].get("params.yaml") or {}).get("data")
+        if not params:
+            continue
+        name = entry.get("name") or str(data.get("rev", ""))[:7]
+        seeds = {key: _param(params, key) for key in SEED_KEYS}
+        if len(set(seeds.values())) != 1:
+            raise InputError(f"{name}: its seeds differ ({seeds}); set all of {', '.join(SEED_KEYS)} to one "
+                             "value per experiment")  # fmt: skip
+        seed = next(iter(seeds.values()))
+        metrics: dict[str, dict[str, dict]] = {}
+        for path, content in data["metrics"].items():
+            match = METRICS_FILE.search(path)
+            if match and content.get("data"):
+                metrics.setdefault(match["dataset"], {})[match["stage"]] = content["data"]
+        rank = (is_experiment, data.get("timestamp") or "")
+        if metrics and (seed not in runs or rank > runs[seed][0]):
+            runs[seed] = (rank, SeedRun(name, seed, metrics))
+    return [runs[s][1] for s in sorted(runs)]
+
+
+def _measures(metrics: dict[str, dict[str, dict]]) -> list[tuple[str, str, str, str]]:
+    """(dataset, stage, feature or "", metric key) of every measure the table shows, in order."""
+    out = []
+    for dataset, stages in metrics.items():
+        for stage in ("retrieval", "knn", "linear"):
+            if stage in stages:
+                out += [(dataset, stage, kind, "top1") for kind in stages[stage]["paired"]]
+        if "finetune" in stages:
+            out += [(dataset, "finetune", "", key) for key in stages["finetune"]["paired"]]
+    return out
+
+
+def _value(run: SeedRun, measure: tuple[str, str, str, str], model: str) -> float:
+    dataset, stage, kind, key = measure
+    m = run.metrics[dataset][stage][model]
+    return m[kind][key] if kind else m[key]
+
+
+def _paired(run: SeedRun, measure: tuple[str, str, str, str]) -> dict[str, float]:
+    dataset, stage, kind, key = measure
+    p = run.metrics[dataset][stage]["paired"]
+    return p[kind][key] if kind else p[key]
+
+
+def _mean_sd(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else math.nan
+    return f"{100 * statistics.fmean(values):.1f} ± {100 * sd:.1f}" if len(values) > 1 else f"{100 * values[0]:.1f}"
+
+
+def seed_table(runs: list[SeedRun]) -> str:
+    """The markdown table of ``runs`` (every measure found in the first run and present in all)."""
+    if not runs:
+        raise InputError("no experiment with metrics in `dvc exp show`: run the seeds first (README: Seeds)")
+    names = {"retrieval": "retrieval", "knn": "kNN", "linear": "linear probe", "finetune": "fine-tuned"}
+    head = [
+        f"{len(runs)} seeds ({', '.join(str(r.seed) for r in runs)}); top-1 %, mean ± sd over the seeds. IIC - random per "
+        "seed with the verdict of its paired 95% interval (+ ahead, = level, - behind).",
+        "",
+        "| dataset | measure | IIC | random init | "
+        + " | ".join(f"seed {r.seed}" for r in runs)
+        + " | mean IIC - random |",
+        "|---|---|---|---|" + "---|" * len(runs) + "---|",
+    ]
+    rows = []
+    for measure in _measures(runs[0].metrics):
+        try:
+            iic = [_value(r, measure, "iic") for r in runs]
+            random = [_value(r, measure, "random") for r in runs]
+            paired = [_paired(r, measure) for r in runs]
+        except KeyError:
+            continue  # a measure some seed's run does not have (another topk, a dataset added later)
+        dataset, stage, kind, key = measure
+        label = f"{names[stage]} {kind} top-1" if kind else f"{names[stage]} {key.replace('_', ' ')}"
+        diffs = [f"{100 * p['diff']:+.1f} {VERDICT_MARK[verdict(p['low'], p['high'])]}" for p in paired]
+        mean_diff = statistics.fmean(p["diff"] for p in paired)
+        rows.append(
+            f"| {dataset} | {label} | {_mean_sd(iic)} | {_mean_sd(random)} | "
+            + " | ".join(diffs)
+            + f" | {100 * mean_diff:+.1f} |"
+        )
+    return "\n".join([*head, *rows, ""])
+
+
+def exp_show_json(repo: Path) -> Any:
+    """``dvc exp show --json`` of the repository at ``repo`` (the baseline commit, the workspace and their experiments)."""
+    proc = subprocess.run(["dvc", "exp", "show", "--json"], cwd=repo, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise InputError(f"`dvc exp show --json` failed: {proc.stderr.strip()[-500:]}")
+    return json.loads(proc.stdout)

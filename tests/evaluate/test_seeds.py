@@ -1,0 +1,73 @@
+import pytest
+
+from evaluate.seeds import SEED_KEYS, seed_runs, seed_table
+from pipeline.errors import InputError
+
+
+def _params(seed):
+    params: dict = {}
+    for key in SEED_KEYS:
+        section, leaf = key.split(".")
+        params.setdefault(section, {})[leaf] = seed
+    return {"params.yaml": {"data": params}}
+
+
+def _metrics(iic, random, low, high):
+    paired = {"diff": iic - random, "low": low, "high": high}
+    retrieval = {
+        "iic": {"rgb": {"top1": iic}},
+        "random": {"rgb": {"top1": random}},
+        "paired": {"rgb": {"top1": paired}},
+    }
+    finetune = {"iic": {"video_top1": iic}, "random": {"video_top1": random}, "paired": {"video_top1": paired}}
+    return {
+        "artifacts/metrics/demo/retrieval.json": {"data": retrieval},
+        "artifacts/metrics/demo/finetune.json": {"data": finetune},
+        "artifacts/dvclive/pretrain/metrics.json": {"data": {"loss": 1.0}},
+    }
+
+
+def _entry(rev, name, seed, metrics, timestamp=None, experiments=None):
+    data = {"rev": rev, "timestamp": timestamp, "params": _params(seed), "metrics": metrics}
+    return {"rev": rev, "name": name, "data": data, "error": None, "experiments": experiments}
+
+
+def _exp_show():
+    """The shape of DVC 3's `dvc exp show --json`: the workspace, the commit and its experiments."""
+    experiments = [
+        {"revs": [_entry("b" * 40, "exp-one", 1, _metrics(0.30, 0.20, 0.02, 0.18), "2026-01-02T00:00:00")]},
+        {"revs": [_entry("c" * 40, "exp-two", 2, _metrics(0.10, 0.30, -0.35, -0.05), "2026-01-03T00:00:00")]},
+        {"revs": [_entry("d" * 40, "exp-old", 2, _metrics(0.90, 0.10, 0.5, 0.9), "2026-01-01T00:00:00")]},
+    ]
+    return [
+        _entry("workspace", None, 632, _metrics(0.50, 0.50, -0.1, 0.1)),
+        _entry("a" * 40, "main", 632, _metrics(0.40, 0.40, -0.1, 0.1), "2026-01-01T00:00:00", experiments),
+    ]
+
+
+def test_one_run_per_seed_experiments_first_and_the_newest_of_a_seed():
+    runs = seed_runs(_exp_show())
+    assert [(r.seed, r.name) for r in runs] == [(1, "exp-one"), (2, "exp-two"), (632, "main")]
+
+
+def test_the_table_has_mean_and_sd_per_model_and_each_seeds_paired_difference():
+    table = seed_table(seed_runs(_exp_show()))
+    lines = {line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| demo |")}
+    # IIC 30, 10, 40 -> mean 26.7, sd 15.3; random 20, 30, 40 -> 30.0 +- 10.0.
+    rgb = lines["retrieval rgb top-1"]
+    assert "| 26.7 ± 15.3 | 30.0 ± 10.0 |" in rgb
+    assert "| +10.0 + | -20.0 - | +0.0 = | -3.3 |" in rgb  # each seed's verdict from its paired interval
+    assert "fine-tuned video top1" in lines
+    assert "3 seeds (1, 2, 632)" in table
+
+
+def test_a_run_whose_seed_keys_disagree_is_refused():
+    mixed = _entry("workspace", None, 1, _metrics(0.1, 0.1, -0.1, 0.1))
+    mixed["data"]["params"]["params.yaml"]["data"]["finetune"]["seed"] = 5
+    with pytest.raises(InputError, match="seeds differ"):
+        seed_runs([mixed])
+
+
+def test_nothing_to_aggregate_says_how_to_run_the_seeds():
+    with pytest.raises(InputError, match="README: Seeds"):
+        seed_table([])
