@@ -28,6 +28,22 @@ def test_the_summary_shows_iic_beside_random_init():
     assert lines[-1].startswith("Full report: artifacts/report.md")
 
 
+def test_the_frozen_feature_protocols_have_their_own_lines():
+    report = _report("demo", ["rgb", "merge"])
+    entry = report["datasets"]["demo"]
+    entry["knn"] = {
+        "iic": {"rgb": {"top1": 0.2}, "merge": {"top1": 0.3}},
+        "random": {"rgb": {"top1": 0.1}, "merge": {"top1": 0.4}},
+    }
+    entry["linear"] = {
+        "iic": {"rgb": {"top1": 0.5}, "merge": {"top1": 0.6}},
+        "random": {"rgb": {"top1": 0.7}, "merge": {"top1": 0.8}},
+    }
+    lines = summary_lines(report)
+    assert "    kNN rgb 20.0 / 10.0   merge 30.0 / 40.0" in lines
+    assert "    linear rgb 50.0 / 70.0   merge 60.0 / 80.0" in lines
+
+
 def test_long_names_wrap_within_a_terminal_line():
     lines = summary_lines(_report("a_very_long_dataset_name_" * 4, ["rgb", "a_long_view_two_name_" * 2, "merge"]))
     assert max(map(len, lines)) <= WIDTH
