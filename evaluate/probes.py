@@ -21,7 +21,7 @@ from evaluate.intervals import model_intervals
 from evaluate.knn import knn_class_scores
 from evaluate.linear_probe import choose_weight_decay, fit_linear_probe
 from pipeline.atomic import write_json
-from pipeline.errors import check_finite
+from pipeline.errors import ConfigError, check_finite
 from pipeline.schema import IntervalsParams, KnnParams, LinearParams
 from train.classification import topk_correct
 from train.validation import split_validation
@@ -48,7 +48,9 @@ def frozen_stage(
     accuracies, their intervals and the paired iic - random differences to ``metrics_path``."""
     files = read_model_files(feature_files)
     n_classes = _n_classes(files)
-    ks = [k for k in ks if k <= n_classes]  # top-5 of 3 classes says nothing
+    wanted, ks = ks, [k for k in ks if k <= n_classes]  # top-5 of 3 classes says nothing
+    if not ks:
+        raise ConfigError(f"{name}.topk: every k of {wanted} exceeds the {n_classes} classes of {feature_files['iic']}")
     metrics: dict[str, Any] = {}
     hits: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     for model, data in files.items():
@@ -62,10 +64,11 @@ def frozen_stage(
         metrics[model]["test_videos"] = int(data.test.sum())
         metrics[model]["train_videos"] = int(data.train.sum())
         log.info(
-            "%s %s top1: %s",
+            "%s %s top%d: %s",
             name,
             model,
-            {k: round(v["top1"], 3) for k, v in metrics[model].items() if isinstance(v, dict)},
+            ks[0],
+            {k: round(v[f"top{ks[0]}"], 3) for k, v in metrics[model].items() if isinstance(v, dict)},
         )
     metrics |= model_intervals(hits, intervals)
     check_finite(metrics, name)

@@ -81,3 +81,8 @@ def test_the_probes_weight_decay_never_sees_the_test_labels(files, tmp_path):
 def test_a_validation_part_that_cannot_be_held_out_names_its_key(files, tmp_path):
     with pytest.raises(ConfigError, match="linear.val_videos: 30 must be between 1 and 23"):
         linear_stage(files, LinearParams([0.1], 30, 0, 10, [1]), INTERVALS, tmp_path / "c.json")
+
+
+def test_a_top_k_beyond_every_class_is_a_config_error(files, tmp_path):
+    with pytest.raises(ConfigError, match=r"knn.topk: every k of \[5\] exceeds the 3 classes"):
+        knn_stage(files, KnnParams(k=5, temperature=0.07, topk=[5]), INTERVALS, tmp_path / "k.json")
