@@ -29,40 +29,46 @@ from preprocess.shards import RESIDUALS_FROM_RGB, ShardWriter, checked_manifest,
 log = logging.getLogger(__name__)
 
 
-def video_motion(rgb: np.ndarray, motion: MotionParams) -> dict[str, np.ndarray]:
-    """Residual and (with ``motion.flow: tvl1``) quantised TV-L1 flow of one video at its stored resolution.
+def video_motion(rgb: np.ndarray, motion: MotionParams, residuals: bool) -> dict[str, np.ndarray]:
+    """What the motion shard stores of one video at its stored resolution: the residuals (when
+    ``residuals``: storage encodings whose readers do not derive them from the frames) and, with
+    ``motion.flow: tvl1``, the quantised TV-L1 flow.
 
     rgb: (T,H,W,3) uint8. Returns {"res": (T,H,W,3), "u": (T,H,W,1), "v": (T,H,W,1)} uint8,
-    without "u" and "v" when ``motion.flow`` is none.
+    without "u" and "v" when ``motion.flow`` is none and without "res" when not ``residuals``.
     """
     if motion.flow == "none":
-        return {"res": residual_frames(rgb)}
-    return motion_modalities(rgb, video_flow(to_gray(rgb), make_tvl1(motion.tvl1)), motion.bound)
+        return {"res": residual_frames(rgb)} if residuals else {}
+    return motion_modalities(rgb, video_flow(to_gray(rgb), make_tvl1(motion.tvl1)), motion.bound, residuals)
 
 
-def motion_modalities(rgb: np.ndarray, flow: np.ndarray, bound: float) -> dict[str, np.ndarray]:
-    """What the motion shard stores of one video: rgb (T,H,W,3) uint8 and its flow (T,H,W,2) float32 px
-    -> {"res": (T,H,W,3), "u": (T,H,W,1), "v": (T,H,W,1)} uint8."""
+def motion_modalities(rgb: np.ndarray, flow: np.ndarray, bound: float, residuals: bool) -> dict[str, np.ndarray]:
+    """rgb (T,H,W,3) uint8 and its flow (T,H,W,2) float32 px -> {"res": (T,H,W,3) when
+    ``residuals``, "u": (T,H,W,1), "v": (T,H,W,1)} uint8."""
     q = quantise_flow(flow, bound)
-    return {"res": residual_frames(rgb), "u": q[..., 0:1], "v": q[..., 1:2]}
+    return {**({"res": residual_frames(rgb)} if residuals else {}), "u": q[..., 0:1], "v": q[..., 1:2]}
 
 
-def _motion_task(shard_path: Path, video_id: str, motion: MotionParams) -> tuple[dict | None, str]:
+def _motion_task(shard_path: Path, video_id: str, motion: MotionParams, residuals: bool) -> tuple[dict | None, str]:
     # One OpenCV thread per worker: the pool already fills the cores.
     cv2.setNumThreads(1)
     try:
-        return video_motion(read_rgb(shard_path, video_id), motion), ""
+        return video_motion(read_rgb(shard_path, video_id), motion, residuals), ""
     except (cv2.error, ValueError) as exc:
         return None, f"motion failed: {exc}"
 
 
-def _opencv_results(frames_shard: Path, entries: list[dict], motion: MotionParams) -> Iterator[tuple[dict | None, str]]:
+def _opencv_results(
+    frames_shard: Path, entries: list[dict], motion: MotionParams, residuals: bool
+) -> Iterator[tuple[dict | None, str]]:
     """(modalities or None, rejection reason) per entry, in order, from the joblib pool."""
-    tasks = (delayed(_motion_task)(frames_shard, e["id"], motion) for e in entries)
+    tasks = (delayed(_motion_task)(frames_shard, e["id"], motion, residuals) for e in entries)
     yield from Parallel(n_jobs=motion.n_jobs, return_as="generator")(tasks)
 
 
-def _torch_results(frames_shard: Path, entries: list[dict], motion: MotionParams) -> Iterator[tuple[dict | None, str]]:
+def _torch_results(
+    frames_shard: Path, entries: list[dict], motion: MotionParams, residuals: bool
+) -> Iterator[tuple[dict | None, str]]:
     """(modalities or None, rejection reason) per entry, in order, from the batched PyTorch TV-L1."""
     # Imported here so that the OpenCV pool's workers, which import this module, never load torch.
     import torch
@@ -94,7 +100,7 @@ def _torch_results(frames_shard: Path, entries: list[dict], motion: MotionParams
             if video_id in reasons:
                 yield None, reasons[video_id]
             else:
-                yield motion_modalities(videos.pop(video_id), flows.pop(video_id), motion.bound), ""
+                yield motion_modalities(videos.pop(video_id), flows.pop(video_id), motion.bound, residuals), ""
 
 
 def compute_motion_shard(
@@ -121,9 +127,9 @@ def compute_motion_shard(
     if derived:
         attrs["residuals"] = "rgb"  # readers compute them from the frames shard
     with cpu_pool(pool), ShardWriter(shard_path, storage.encoding, storage.jpeg_quality, attrs) as writer:
-        results = (
-            _torch_results(frames_shard, entries, motion) if batched else _opencv_results(frames_shard, entries, motion)
-        )
+        # Readers derive residuals from JPEG frames: computing them here would be thrown away.
+        run = _torch_results if batched else _opencv_results
+        results = run(frames_shard, entries, motion, residuals=not derived)
         for entry, (modalities, message) in tqdm(
             zip(entries, results, strict=True), total=len(entries), desc=f"motion {shard_path.name}"
         ):
@@ -131,8 +137,7 @@ def compute_motion_shard(
                 rejects.append({"id": entry["id"], "path": entry["path"], "reason": message})
                 continue
             for name, stack in modalities.items():
-                if not (derived and name == "res"):
-                    writer.add(entry["id"], name, stack)
+                writer.add(entry["id"], name, stack)
             videos.append(entry)
     manifest = write_manifest(shard_path, manifest_path, videos, rejects)
     pairs = sum(max(v["frames"] - 1, 0) for v in videos) if motion.flow != "none" else 0

@@ -12,7 +12,7 @@ from preprocess.dataset import build_index
 from preprocess.decode import decode_frames
 from preprocess.formats import FormatOptions
 from preprocess.frames import extract_frames_shard
-from preprocess.motion import compute_motion_shard
+from preprocess.motion import compute_motion_shard, video_motion
 from preprocess.residual import residual_frames
 from preprocess.shards import ShardReader, ShardWriter, verify_manifest, write_manifest
 from tests.conftest import REAL_CLIPS, replace
@@ -142,3 +142,19 @@ def test_with_jpeg_storage_residuals_come_from_the_stored_rgb_exactly(params, tm
         res = reader.read_clip("c/0", start, 6, "res", crop=crop).transpose(1, 2, 3, 0)
         top, left, h, w = crop or (0, 0, 48, 64)
         np.testing.assert_array_equal(res, whole[start : start + 6, top : top + h, left : left + w])
+
+
+def test_residuals_a_reader_derives_are_never_computed(params, monkeypatch):
+    """With JPEG frames the reader computes residuals at read time; the motion stage used to
+    compute them anyway and drop them unstored (with ``motion.flow: none``, its whole work)."""
+    clip = decode_frames(REAL_CLIPS[0], 48, 64).frames[:6]
+    tvl1, none = params.motion, replace(params.motion, flow="none")
+    full = video_motion(clip, tvl1, residuals=True)
+
+    def refuse(_rgb):
+        raise AssertionError("residuals computed although the reader derives them")
+
+    monkeypatch.setattr("preprocess.motion.residual_frames", refuse)
+    assert video_motion(clip, none, residuals=False) == {}
+    flow_only = video_motion(clip, tvl1, residuals=False)
+    assert set(flow_only) == {"u", "v"} and all(np.array_equal(flow_only[k], full[k]) for k in ("u", "v"))
