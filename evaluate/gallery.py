@@ -69,9 +69,14 @@ def tile(reader: ShardReader, video_id: str, modalities: tuple[str, ...], colour
     return cv2.copyMakeBorder(stack, BORDER, BORDER, BORDER, BORDER, cv2.BORDER_CONSTANT, value=colour)
 
 
+def _text(strip: np.ndarray, text: str, x: int) -> None:
+    """Write ``text`` into a HEADER-high white strip from column ``x``."""
+    cv2.putText(strip, text, (x + 2, HEADER - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+
+
 def _label(width: int, text: str) -> np.ndarray:
     strip = np.full((HEADER, width, 3), 255, np.uint8)
-    cv2.putText(strip, text, (2, HEADER - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+    _text(strip, text, 0)
     return strip
 
 
@@ -101,8 +106,7 @@ def gallery_image(
     header = np.full((HEADER, body.shape[1], 3), 255, np.uint8)
     x = tile_width + GAP
     for model in neighbours:
-        text = f"{model} top-{k} ({feature}; {' over '.join(modalities)})"
-        cv2.putText(header, text, (x + 2, HEADER - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+        _text(header, f"{model} top-{k} ({feature}; {' over '.join(modalities)})", x)
         x += k * tile_width + GAP
     return np.concatenate([header, body], axis=0)
 

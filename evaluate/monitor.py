@@ -67,13 +67,8 @@ class PretrainMonitor:
     ):
         self.reader, self.dataset, self.p = reader, dataset, p
         self.knn_k, self.knn_temperature = knn_k, knn_temperature  # the knn stage's: one curve, one protocol
-        self.modalities, self.length, self.crop, self.batch_size, self.runtime = (
-            modalities,
-            length,
-            crop,
-            batch_size,
-            runtime,
-        )
+        self.modalities, self.length, self.crop = modalities, length, crop
+        self.batch_size, self.runtime = batch_size, runtime
         self.ids = sorted(reader.videos)
         self.labels = np.array([reader.videos[v]["label"] for v in self.ids], np.int64)
         self.train = np.array([reader.videos[v]["split"] == "train" for v in self.ids])

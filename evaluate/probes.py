@@ -97,13 +97,19 @@ def linear_stage(
     chosen on validation groups held out of the train split (``p.val_videos``, drawn with
     ``p.seed``), then refitted on the whole train split and tested once."""
 
+    held_out: dict[Path, tuple[list[int], list[int]]] = {}  # per feature file: one split for its three sets
+
+    def fit_and_val_rows(data: FeatureFile) -> tuple[list[int], list[int]]:
+        if data.path not in held_out:
+            train_ids = [str(v) for v in data.ids[data.train]]
+            fit_ids, val_ids = split_validation(train_ids, p.val_videos, p.seed, setting="linear.val_videos")
+            row = {str(v): i for i, v in enumerate(data.ids)}
+            held_out[data.path] = [row[v] for v in fit_ids], [row[v] for v in val_ids]
+        return held_out[data.path]
+
     def classify(data: FeatureFile, feats: np.ndarray, n_classes: int) -> tuple[torch.Tensor, dict[str, Any]]:
-        train_ids = [str(v) for v in data.ids[data.train]]
-        fit_ids, val_ids = split_validation(train_ids, p.val_videos, p.seed, setting="linear.val_videos")
-        row = {str(v): i for i, v in enumerate(data.ids)}
+        fit, val = fit_and_val_rows(data)
         x, labels = torch.from_numpy(feats), torch.from_numpy(data.labels)
-        fit = [row[v] for v in fit_ids]
-        val = [row[v] for v in val_ids]
         best, val_accuracy = choose_weight_decay(
             (x[fit], labels[fit]), (x[val], labels[val]), n_classes, list(p.weight_decays), p.max_iter
         )

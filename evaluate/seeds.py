@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 import statistics
 import subprocess
@@ -112,8 +111,10 @@ def _paired(run: SeedRun, measure: tuple[str, str, str, str]) -> dict[str, float
 
 
 def _mean_sd(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else math.nan
-    return f"{100 * statistics.fmean(values):.1f} ± {100 * sd:.1f}" if len(values) > 1 else f"{100 * values[0]:.1f}"
+    """ "mean ± sd" in %, or the one value when there is one seed (no sd)."""
+    if len(values) == 1:
+        return f"{100 * values[0]:.1f}"
+    return f"{100 * statistics.fmean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
 
 
 def seed_table(runs: list[SeedRun]) -> str:

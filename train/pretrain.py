@@ -265,9 +265,10 @@ def pretrain(
                     "generator": generator.get_state(),
                 },
             )
-        if rank == 0 and on_epoch is not None:
+        if rank == 0:
             measured = monitor(encoder, epoch + 1, last) if monitor is not None else {}
-            on_epoch(row | measured, state is not None)
+            if on_epoch is not None:
+                on_epoch(row | measured, state is not None)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and not last:
             log.info("stopping after epoch %d as asked", epoch + 1)
             return {"config": config, "curves": curves, "stopped": True}
