@@ -3,7 +3,8 @@
 Both read the same real videos: random 16-frame clips of RGB plus one view-2 modality (u),
 one random 112x112 crop, through a DataLoader with the same number of workers. The JPEG path
 is the original code's: one JPEG file per frame and modality, each opened with PIL, resized
-to 128x171 and cropped frame by frame. Prints clips/s of each; asserts nothing.
+to 128x171 and cropped frame by frame. Prints, per ``storage.encoding``, clips/s, the stored
+bytes per RGB frame and the decoded RGB's PSNR against the raw frames; asserts nothing.
 
     python bench/bench_loader.py [--workers 2] [--batches 30]
 
@@ -19,17 +20,20 @@ from pathlib import Path
 
 import click
 import cv2
+import h5py
 import numpy as np
 import torch
 from PIL import Image
 from stand_in_flow import stand_in_flow
+from storage_settings import storage
 
 from preprocess.decode import decode_frames
 from preprocess.residual import residual_frames
-from preprocess.shards import ShardReader, ShardWriter, write_manifest
+from preprocess.shards import RESIDUALS_FROM_RGB, ShardReader, ShardWriter, read_frames, write_manifest
 from train.data import ClipDataset, EpochSampler
 
 H, W, LENGTH, CROP = 128, 171, 16, 112
+ENCODINGS = ("raw", "jpeg", "h264")
 
 
 class JpegClips(torch.utils.data.Dataset):
@@ -98,10 +102,14 @@ def main(realdata: Path, workers: int, batches: int, batch_size: int, max_frames
         records = []
         writers = {
             e: (
-                ShardWriter(tmp / e / "frames/0.h5", e, 90),
-                ShardWriter(tmp / e / "motion/0.h5", e, 90, {"flow_bound": 20.0}),
+                ShardWriter(tmp / e / "frames/0.h5", storage(e)),
+                ShardWriter(
+                    tmp / e / "motion/0.h5",
+                    storage(e),
+                    {"flow_bound": 20.0} | ({"residuals": "rgb"} if e in RESIDUALS_FROM_RGB else {}),
+                ),
             )
-            for e in ("raw", "jpeg")
+            for e in ENCODINGS
         }
         for w in writers.values():
             w[0].__enter__(), w[1].__enter__()
@@ -111,9 +119,10 @@ def main(realdata: Path, workers: int, batches: int, batch_size: int, max_frames
             native = native[:max_frames]
             stored = np.stack([cv2.resize(f, (W, H), interpolation=cv2.INTER_LINEAR) for f in native])
             u = stand_in_flow(stored, 20.0)[..., 0:1]
-            for frames_writer, motion_writer in writers.values():
+            for e, (frames_writer, motion_writer) in writers.items():
                 frames_writer.add(vid, "rgb", stored)
-                motion_writer.add(vid, "res", residual_frames(stored))
+                if e not in RESIDUALS_FROM_RGB:
+                    motion_writer.add(vid, "res", residual_frames(stored))
                 motion_writer.add(vid, "u", u)
             for t, frame in enumerate(native):
                 (tmp / "jpg" / vid / "rgb").mkdir(parents=True, exist_ok=True)
@@ -133,11 +142,42 @@ def main(realdata: Path, workers: int, batches: int, batch_size: int, max_frames
         )
         jpeg = clips_per_second(JpegClips(tmp / "jpg", videos, 0), len(videos), workers, batches, batch_size)
         print(f"per-frame JPEG files + PIL (seed's path): {jpeg:7.1f} clips/s")
-        for e in ("raw", "jpeg"):
+        raw = {vid: read_stored(tmp / "raw" / "frames/0.h5", vid) for vid in videos}
+        for e in ENCODINGS:
             reader = ShardReader(tmp / e / "frames", tmp / e / "motion", [0])
             dataset = ClipDataset(reader, sorted(videos), ("rgb", "u"), LENGTH, CROP, train=True, seed=0)
             rate = clips_per_second(dataset, len(videos), workers, batches, batch_size)
-            print(f"sharded HDF5, storage.encoding={e:4s}:       {rate:7.1f} clips/s ({rate / jpeg:.1f}x)")
+            size = rgb_bytes_per_frame(tmp / e / "frames/0.h5")
+            decoded = np.concatenate([read_stored(tmp / e / "frames/0.h5", vid) for vid in videos])
+            quality = psnr(decoded, np.concatenate(list(raw.values())))
+            print(
+                f"sharded HDF5, storage.encoding={e:4s}:       {rate:7.1f} clips/s ({rate / jpeg:.1f}x), "
+                f"{size / 1000:5.2f} KB per RGB frame, PSNR {quality:5.1f} dB against raw"
+            )
+
+
+def read_stored(shard: Path, video_id: str) -> np.ndarray:
+    """Every decoded (T,H,W,3) RGB frame of one video of a frames shard."""
+    with h5py.File(shard, "r") as f:
+        ds = f[f"videos/{video_id}/rgb"]
+        return read_frames(ds, f.attrs["encoding"], 3, 0, ds.shape[0])
+
+
+def rgb_bytes_per_frame(shard: Path) -> float:
+    """Stored bytes per RGB frame: the encoded sizes (jpeg, h264) or the array's (raw)."""
+    with h5py.File(shard, "r") as f:
+        stacks = [f["videos"][vid]["rgb"] for vid in f["videos"]]
+        if f.attrs["encoding"] in ("jpeg", "h264"):
+            total = sum(len(buf) for ds in stacks for buf in ds[:])
+        else:
+            total = sum(ds.id.get_storage_size() for ds in stacks)
+        return total / sum(ds.shape[0] for ds in stacks)
+
+
+def psnr(decoded: np.ndarray, reference: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB of uint8 frames; inf when they are equal."""
+    mse = float(np.mean((decoded.astype(np.float64) - reference.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def _native_size(clip: Path) -> tuple[int, int]:

@@ -8,6 +8,7 @@ so seconds per pair are CPU-seconds per pair.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -157,11 +158,11 @@ def main(realdata: Path, pairs: int, params_file: str) -> None:
     flows = {vid: stand_in_flow(f, p.motion.bound) for vid, f in sample.items()}
     stacks["u"] = {vid: q[..., 0:1] for vid, q in flows.items()}
     stacks["v"] = {vid: q[..., 1:2] for vid, q in flows.items()}
-    for encoding in ("raw", "lzf", "jpeg"):
+    for encoding in ("raw", "lzf", "jpeg", "h264"):
         sizes = {}
         for modality, videos_of_modality in stacks.items():
             path = tmp / f"{encoding}-{modality}.h5"
-            with ShardWriter(path, encoding, p.storage.jpeg_quality) as writer:
+            with ShardWriter(path, dataclasses.replace(p.storage, encoding=encoding)) as writer:
                 for vid, data in videos_of_modality.items():
                     writer.add(vid, modality, data)
             sizes[modality] = path.stat().st_size / frames_total

@@ -15,6 +15,7 @@ stored bytes per residual frame; asserts nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import click
 import h5py
 import numpy as np
 from bench_preprocess import real_clips
+from storage_settings import storage
 
 from preprocess.decode import decode_frames
 from preprocess.residual import residual_frames, residual_to_unit
@@ -42,7 +44,7 @@ def exact_residual(frames: np.ndarray) -> np.ndarray:
 def stored(stack: np.ndarray, encoding: str, folder: Path) -> tuple[np.ndarray, int]:
     """A (T,H,W,3) uint8 stack written as ``encoding`` and read back, and its size on disk in bytes."""
     path = folder / f"{encoding}.h5"
-    with ShardWriter(path, encoding, QUALITY) as writer:
+    with ShardWriter(path, dataclasses.replace(storage(encoding), jpeg_quality=QUALITY)) as writer:
         writer.add("v", "res", stack)
     with h5py.File(path) as f:
         ds = f["videos/v/res"]

@@ -24,6 +24,7 @@ from pathlib import Path
 import click
 import numpy as np
 import torch
+from storage_settings import storage
 from torch.utils.flop_counter import FlopCounterMode
 
 from pipeline.params import load_params
@@ -40,8 +41,8 @@ def random_shards(folder: Path, n_videos: int, frames: int, height: int, width: 
     rng = np.random.default_rng(0)
     records = []
     with (
-        ShardWriter(folder / "frames/0.h5", "raw", 90) as fw,
-        ShardWriter(folder / "motion/0.h5", "raw", 90, {"flow_bound": 20.0}) as mw,
+        ShardWriter(folder / "frames/0.h5", storage("raw")) as fw,
+        ShardWriter(folder / "motion/0.h5", storage("raw"), {"flow_bound": 20.0}) as mw,
     ):
         for i in range(n_videos):
             vid = f"c/{i}"

@@ -34,6 +34,7 @@ import torch
 from bench_preprocess import middle_pairs, real_clips, torch_tvl1_rate
 from bench_train import backbone_gflops, device_step_rate, feature_rate, loader_step_rate, shard_loader, training_step
 from joblib import Parallel, delayed
+from storage_settings import storage
 
 from pipeline.params import load_params
 from pipeline.runtime import Runtime
@@ -130,8 +131,10 @@ def _moving_texture(seed: int, frames: int, height: int, width: int) -> np.ndarr
 def _write_shard(folder: Path, shard_id: int, ids: list[int], s: Sizes) -> list[dict]:
     records = []
     with (
-        ShardWriter(folder / "frames" / f"{shard_id}.h5", "jpeg", 90) as frames,
-        ShardWriter(folder / "motion" / f"{shard_id}.h5", "jpeg", 90, {"flow": "none", "flow_bound": 20.0}) as motion,
+        ShardWriter(folder / "frames" / f"{shard_id}.h5", storage("jpeg")) as frames,
+        ShardWriter(
+            folder / "motion" / f"{shard_id}.h5", storage("jpeg"), {"flow": "none", "flow_bound": 20.0}
+        ) as motion,
     ):
         for i in ids:
             rgb = _moving_texture(i, s.frames, s.height, s.frame_width)

@@ -120,11 +120,21 @@ class FramesParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class H264Params:
+    """libx264 settings of ``storage.encoding: h264`` (preprocess/h264.py)."""
+
+    crf: Annotated[int, Range(low=0, high=51)]  # constant quality: lower is larger and closer to the frames
+    gop: Count  # frames between keyframes: a clip decodes at most gop - 1 frames before its first
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
+
+
+@dataclasses.dataclass(frozen=True)
 class StorageParams:
     """How frames, residuals and flow are stored in the HDF5 shards."""
 
-    encoding: Literal["raw", "lzf", "jpeg"]  # jpeg: encoded frames; lzf: HDF5 filter
+    encoding: Literal["raw", "lzf", "jpeg", "h264"]  # jpeg: encoded frames; h264: a video stream; lzf: HDF5 filter
     jpeg_quality: Annotated[int, Range(low=1, high=100)]
+    h264: H264Params
 
 
 @dataclasses.dataclass(frozen=True)

@@ -61,7 +61,7 @@ def extract_frames_shard(
         for e in entries
     )
     videos, rejects = [], []
-    with cpu_pool(pool), ShardWriter(shard_path, storage.encoding, storage.jpeg_quality) as writer:
+    with cpu_pool(pool), ShardWriter(shard_path, storage) as writer:
         results = Parallel(n_jobs=frames.n_jobs, return_as="generator")(tasks)
         for entry, (video, message) in tqdm(
             zip(entries, results, strict=True), total=len(entries), desc=f"frames {shard_path.name}"

@@ -126,7 +126,7 @@ def compute_motion_shard(
     derived = storage.encoding in RESIDUALS_FROM_RGB
     if derived:
         attrs["residuals"] = "rgb"  # readers compute them from the frames shard
-    with cpu_pool(pool), ShardWriter(shard_path, storage.encoding, storage.jpeg_quality, attrs) as writer:
+    with cpu_pool(pool), ShardWriter(shard_path, storage, attrs) as writer:
         # Readers derive residuals from JPEG frames: computing them here would be thrown away.
         run = _torch_results if batched else _opencv_results
         results = run(frames_shard, entries, motion, residuals=not derived)

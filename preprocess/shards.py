@@ -1,11 +1,13 @@
 """Sharded HDF5 storage of per-video frame stacks, its manifests and a lazy clip reader.
 
 A shard file holds ``/videos/<video id>/<modality>``: (T,H,W,C) uint8 for ``raw``/``lzf``
-(one HDF5 chunk per frame, so a clip read touches only its frames) or (T,) variable-length
-JPEG bytes for ``jpeg``. The frames stage writes ``rgb``; the motion stage writes ``res``,
+(one HDF5 chunk per frame, so a clip read touches only its frames), (T,) variable-length
+JPEG bytes for ``jpeg``, or (T,) H.264 packets for ``h264`` (``preprocess/h264.py``: a clip
+decodes from the keyframe before it). The frames stage writes ``rgb``; the motion stage writes ``res``,
 ``u`` and ``v`` into a shard of the same id, except where residuals come from the stored RGB
-at read time (``RESIDUALS_FROM_RGB``; the motion shard's ``residuals`` attribute says so). Each shard file has a manifest (JSON beside it)
-with its size, sha256, the videos it holds and the videos it rejected.
+at read time (``RESIDUALS_FROM_RGB``; the motion shard's ``residuals`` attribute says so). Each
+shard file has a manifest (JSON beside it) with its size, sha256, the videos it holds and the
+videos it rejected.
 
 Readers open exactly the shards they are given (never a glob of a folder, which would pick up
 the leftovers of removed shards), check each shard file against its manifest's size and
@@ -28,6 +30,8 @@ from pipeline.atomic import atomic_path, read_json, write_json
 from pipeline.checksums import file_sha256
 from pipeline.errors import InputError
 from pipeline.paths import stage_of
+from pipeline.schema import StorageParams
+from preprocess.h264 import decode_h264, encode_h264, keyframe_before
 from preprocess.residual import residual_frames
 
 VIDEO_SPLITS = ("train", "test")  # the split values of the index
@@ -37,8 +41,10 @@ MOTION_MODALITIES = ("res", "u", "v")
 # A JPEG residual was up to 55/255 from the exact one (bench/bench_residuals.py); a lossless one
 # costs 9x a JPEG frame. From the JPEG-decoded RGB, through the one residual definition, it is
 # upstream's residual (the difference of its JPEG frames) to the 0.5/255 of uint8 rounding, for
-# the cost of decoding one more frame per clip.
-RESIDUALS_FROM_RGB = frozenset({"jpeg"})
+# the cost of decoding one more frame per clip. H.264 frames likewise: a stored residual would
+# be a second lossy stream of a signal the frames already hold.
+RESIDUALS_FROM_RGB = frozenset({"jpeg", "h264"})
+ENCODED_PER_FRAME = frozenset({"jpeg", "h264"})  # stored as (T,) variable-length bytes
 
 
 def encode_jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
@@ -60,11 +66,11 @@ def decode_jpeg(buf: np.ndarray, channels: int) -> np.ndarray:
 class ShardWriter:
     """Writes one shard file atomically: a temporary file renamed into place on close."""
 
-    def __init__(self, path: Path, encoding: str, jpeg_quality: int, attrs: dict | None = None):
+    def __init__(self, path: Path, storage: StorageParams, attrs: dict | None = None):
         self.path = Path(path)
         self.attrs = attrs or {}
-        self.encoding = encoding
-        self.jpeg_quality = jpeg_quality
+        self.storage = storage
+        self.encoding = storage.encoding
         self._atomic = atomic_path(self.path)
 
     def __enter__(self) -> ShardWriter:
@@ -82,7 +88,13 @@ class ShardWriter:
         if self.encoding == "jpeg":
             ds = self._file.create_dataset(name, (len(frames),), dtype=h5py.vlen_dtype(np.uint8))
             for i, frame in enumerate(frames):
-                ds[i] = encode_jpeg(frame, self.jpeg_quality)
+                ds[i] = encode_jpeg(frame, self.storage.jpeg_quality)
+        elif self.encoding == "h264":
+            h264 = self.storage.h264
+            ds = self._file.create_dataset(name, (len(frames),), dtype=h5py.vlen_dtype(np.uint8))
+            for i, packet in enumerate(encode_h264(frames, h264.crf, h264.gop, h264.preset)):
+                ds[i] = packet
+            ds.attrs["gop"] = h264.gop
         else:
             ds = self._file.create_dataset(
                 name,
@@ -108,11 +120,16 @@ def read_frames(
     """Frames [start, stop) of one stored stack as (T,H,W,C) uint8, optionally cropped.
 
     crop: (top, left, height, width). Raw and lzf stacks crop in the HDF5 selection; JPEG
-    frames are decoded whole and cropped after.
+    and H.264 frames are decoded whole and cropped after.
     """
     top, left, h, w = crop if crop else (0, 0, None, None)
-    if encoding == "jpeg":
-        frames = np.stack([decode_jpeg(buf, channels) for buf in ds[start:stop]])
+    if encoding in ENCODED_PER_FRAME:
+        if encoding == "jpeg":
+            frames = np.stack([decode_jpeg(buf, channels) for buf in ds[start:stop]])
+        else:
+            key = keyframe_before(start, int(ds.attrs["gop"]))
+            _, height, width, _ = ds.attrs["shape"]
+            return decode_h264(list(ds[key:stop]), channels, int(height), int(width), start - key, crop)
         return frames[:, top : top + h, left : left + w] if crop else frames
     return ds[start:stop, top : top + h, left : left + w] if crop else ds[start:stop]
 

@@ -7,9 +7,15 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.atomic import write_json
+from pipeline.schema import H264Params, StorageParams
 from preprocess.dataset import shard_of
 from preprocess.residual import residual_frames
 from preprocess.shards import ShardWriter, write_manifest
+
+
+def storage(encoding: str, jpeg_quality: int = 90) -> StorageParams:
+    """Storage settings of one encoding (h264 at params.yaml's values)."""
+    return StorageParams(encoding, jpeg_quality, H264Params(crf=18, gop=8, preset="medium"))
 
 
 def bar_video(label: int, frames: int, size: int, background: int) -> np.ndarray:
@@ -25,8 +31,8 @@ def _write_shard(
     frames_dir: Path, motion_dir: Path, shard_id: int, records: list[dict], videos: dict, frames_rejects: list[dict]
 ) -> None:
     with (
-        ShardWriter(frames_dir / f"{shard_id}.h5", "raw", 90) as fw,
-        ShardWriter(motion_dir / f"{shard_id}.h5", "raw", 90, {"flow_bound": 20.0}) as mw,
+        ShardWriter(frames_dir / f"{shard_id}.h5", storage("raw")) as fw,
+        ShardWriter(motion_dir / f"{shard_id}.h5", storage("raw"), {"flow_bound": 20.0}) as mw,
     ):
         for record in records:
             video = videos[record["id"]]

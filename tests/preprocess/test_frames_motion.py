@@ -16,6 +16,7 @@ from preprocess.motion import compute_motion_shard, video_motion
 from preprocess.residual import residual_frames
 from preprocess.shards import ShardReader, ShardWriter, verify_manifest, write_manifest
 from tests.conftest import REAL_CLIPS, replace
+from tests.shards_fixture import storage
 
 OPTIONS = FormatOptions(split=1, test_ratio=0.3, split_seed=0)  # split 1; folder: a 30% test draw, seed 0
 
@@ -45,7 +46,7 @@ def test_motion_stage_on_every_real_clip(params, tmp_path):
     """Residual and flow for the first frames of every real clip (all codecs and sizes)."""
     frames_dir, motion_dir = tmp_path / "frames", tmp_path / "motion"
     records = []
-    with ShardWriter(frames_dir / "0.h5", "raw", 90) as writer:
+    with ShardWriter(frames_dir / "0.h5", storage("raw")) as writer:
         for i, clip in enumerate(REAL_CLIPS):
             frames = decode_frames(clip, 128, 171).frames[:5]
             writer.add(f"c/{i}", "rgb", frames)
@@ -72,7 +73,7 @@ def test_motion_stage_on_every_real_clip(params, tmp_path):
 def test_motion_refuses_a_corrupt_frames_shard(params, tmp_path, rng):
     """Flipped bytes in a frames shard used to become wrong pixels in every later stage."""
     frames_dir = tmp_path / "frames"
-    with ShardWriter(frames_dir / "0.h5", "raw", 90) as writer:
+    with ShardWriter(frames_dir / "0.h5", storage("raw")) as writer:
         writer.add("c/0", "rgb", rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8))
     write_manifest(frames_dir / "0.h5", frames_dir / "0.json", [{"id": "c/0", "path": "c/0.avi", "frames": 4}], [])
     data = bytearray((frames_dir / "0.h5").read_bytes())
@@ -95,7 +96,7 @@ def test_flow_none_writes_residuals_only_and_the_same_residuals(params, tmp_path
     """motion.flow: none skips TV-L1 (the default configuration never reads u/v)."""
     frames_dir = tmp_path / "frames"
     clip = decode_frames(REAL_CLIPS[0], 48, 64).frames[:6]
-    with ShardWriter(frames_dir / "0.h5", "raw", 90) as writer:
+    with ShardWriter(frames_dir / "0.h5", storage("raw")) as writer:
         writer.add("c/0", "rgb", clip)
     write_manifest(frames_dir / "0.h5", frames_dir / "0.json", [{"id": "c/0", "path": "c/0.avi", "frames": 6}], [])
     for flow in ("tvl1", "none"):
@@ -118,14 +119,16 @@ def test_flow_none_writes_residuals_only_and_the_same_residuals(params, tmp_path
     assert strip.shape == (2 * 48, 3 * 64, 3)  # rgb and residual rows, no flow row
 
 
-def test_with_jpeg_storage_residuals_come_from_the_stored_rgb_exactly(params, tmp_path):
-    """storage.encoding: jpeg (the paper settings): residuals are computed from the JPEG-decoded
+@pytest.mark.parametrize("encoding", ["jpeg", "h264"])
+def test_with_encoded_frames_residuals_come_from_the_stored_rgb_exactly(params, tmp_path, encoding):
+    """storage.encoding jpeg (the paper settings) or h264: residuals are computed from the decoded
     RGB when a clip is read, upstream's residual to uint8 rounding, and equal to the same frames
-    of the whole video's residual at any start (stored as JPEG they moved by up to 55/255)."""
+    of the whole video's residual at any start (stored as JPEG they moved by up to 55/255);
+    with H.264 also at starts that are not keyframes (gop 4 here)."""
     frames_dir, motion_dir = tmp_path / "frames", tmp_path / "motion"
     clip = decode_frames(REAL_CLIPS[0], 48, 64).frames[:12]
-    jpeg = replace(params.storage, encoding="jpeg")
-    with ShardWriter(frames_dir / "0.h5", "jpeg", jpeg.jpeg_quality) as writer:
+    jpeg = replace(params.storage, encoding=encoding, h264=replace(params.storage.h264, gop=4))
+    with ShardWriter(frames_dir / "0.h5", jpeg) as writer:
         writer.add("c/0", "rgb", clip)
     write_manifest(frames_dir / "0.h5", frames_dir / "0.json", [{"id": "c/0", "path": "c/0.avi", "frames": 12}], [])
     compute_motion_shard(
@@ -135,10 +138,10 @@ def test_with_jpeg_storage_residuals_come_from_the_stored_rgb_exactly(params, tm
     with h5py.File(motion_dir / "0.h5") as f:
         assert f.attrs["residuals"] == "rgb" and "videos/c/0/res" not in f  # nothing stored twice
     reader = ShardReader(frames_dir, motion_dir, [0])
-    stored_rgb = reader.read_clip("c/0", 0, 12, "rgb").transpose(1, 2, 3, 0)  # the JPEG-decoded frames
-    assert not np.array_equal(stored_rgb, clip)  # RGB is JPEG
+    stored_rgb = reader.read_clip("c/0", 0, 12, "rgb").transpose(1, 2, 3, 0)  # the decoded frames
+    assert not np.array_equal(stored_rgb, clip)  # RGB is lossy
     whole = residual_frames(stored_rgb)
-    for start, crop in ((0, None), (1, None), (5, (3, 7, 20, 24))):
+    for start, crop in ((0, None), (1, None), (4, None), (5, (3, 7, 20, 24))):
         res = reader.read_clip("c/0", start, 6, "res", crop=crop).transpose(1, 2, 3, 0)
         top, left, h, w = crop or (0, 0, 48, 64)
         np.testing.assert_array_equal(res, whole[start : start + 6, top : top + h, left : left + w])

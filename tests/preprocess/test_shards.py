@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from preprocess.shards import ShardReader, ShardWriter, verify_manifest, write_manifest
+from tests.shards_fixture import storage
 
 
 def _write(folder, encoding, videos, modality="rgb", name="0"):
     shard = folder / f"{name}.h5"
-    with ShardWriter(shard, encoding, 95) as writer:
+    with ShardWriter(shard, storage(encoding, 95)) as writer:
         for vid, frames in videos.items():
             writer.add(vid, modality, frames)
     records = [{"id": vid, "frames": len(f)} for vid, f in videos.items()]
@@ -66,7 +67,7 @@ def test_manifest_detects_a_changed_or_truncated_shard(tmp_path, rng):
 
 
 def test_a_failed_write_leaves_no_shard(tmp_path, rng):
-    with pytest.raises(RuntimeError), ShardWriter(tmp_path / "0.h5", "raw", 90) as writer:
+    with pytest.raises(RuntimeError), ShardWriter(tmp_path / "0.h5", storage("raw")) as writer:
         writer.add("A/v1", "rgb", rng.integers(0, 256, (2, 4, 4, 3), dtype=np.uint8))
         raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []

@@ -30,6 +30,7 @@ from preprocess.tvl1_torch import (
     videos_flow,
 )
 from tests.conftest import REAL_CLIPS, needs_cuda, replace
+from tests.shards_fixture import storage
 
 CPU = torch.device("cpu")
 LARGEST_MOTION = "jump_01"  # hmdb51: the real clip with the largest flow
@@ -194,7 +195,7 @@ def test_asking_for_cuda_without_a_gpu_names_the_setting():
 def test_motion_stage_torch_backend_writes_the_opencv_backend_shard_up_to_flow_rounding(params, tmp_path):
     frames_dir = tmp_path / "frames"
     records = []
-    with ShardWriter(frames_dir / "0.h5", "raw", 90) as writer:
+    with ShardWriter(frames_dir / "0.h5", storage("raw")) as writer:
         for i, clip in enumerate(REAL_CLIPS[:5]):
             frames = decode_frames(clip, 48, 64).frames[: 3 + i % 3]  # videos of 3, 4 and 5 frames
             writer.add(f"c/{i}", "rgb", frames)
