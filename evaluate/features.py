@@ -1,4 +1,8 @@
-"""Per-video features: mean over evenly spaced clips of the last conv block's pooled map."""
+"""Per-video features: mean over evenly spaced clips of the last conv block's pooled map.
+
+Under torchrun the features stage shares the videos out (every world-th to each rank) and
+gathers them in order; rank 0 writes the same file one process would.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from pipeline.schema import ClipParams, FeaturesParams, RuntimeParams
 from preprocess.shards import ShardReader
 from train.checkpoint import Encoder, build_encoder, load_encoder
 from train.data import ClipDataset, to_model_input
+from train.distributed import gather_shares, init_distributed, leave_distributed, rank_and_world, rank_share
 
 log = logging.getLogger(__name__)
 
@@ -78,19 +83,30 @@ def extract_all(
     runtime: Runtime,
     out: Path,
 ) -> dict[str, np.ndarray]:
-    """Features of both views (the one encoder on RGB and on ``view2``) for every video, as one .npz."""
+    """Features of both views (the one encoder on RGB and on ``view2``) for every video, as one .npz.
+
+    Under torchrun each rank computes its share of the videos; every rank returns them all and
+    rank 0 writes ``out``.
+    """
     start = time.perf_counter()
     ids = sorted(reader.videos)
+    share = [ids[i] for i in rank_share(len(ids))]
+
+    def features_of(modality: str) -> np.ndarray:
+        mine = video_features(encoder, reader, share, modality, length, crop, n_clips, batch_size, workers, runtime)
+        return gather_shares(torch.from_numpy(mine), len(ids)).numpy()
+
     result = {
         "ids": np.array(ids),
         "labels": np.array([reader.videos[v]["label"] for v in ids], np.int64),
         "split": np.array([reader.videos[v]["split"] for v in ids]),
-        "rgb": video_features(encoder, reader, ids, "rgb", length, crop, n_clips, batch_size, workers, runtime),
-        "view2": video_features(encoder, reader, ids, view2, length, crop, n_clips, batch_size, workers, runtime),
+        "rgb": features_of("rgb"),
+        "view2": features_of(view2),
         "view2_modality": np.array(view2),
     }
-    with atomic_path(out) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **result)
+    if rank_and_world()[0] == 0:
+        with atomic_path(out) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **result)
     log.info(
         "features: %d videos x %d clips, rgb %s + %s %s in %.0fs -> %s",
         len(ids),
@@ -117,6 +133,21 @@ def features_stage(
     out: {"iic": path, "random": path}. The random-init encoder is the same architecture,
     seeded by ``features.random_init_seed``.
     """
+    init_distributed(use_cuda=runtime_params.device != "cpu" and torch.cuda.is_available())
+    try:
+        _features_of_both(checkpoint, reader, clip, features, runtime_params, out)
+    finally:
+        leave_distributed()
+
+
+def _features_of_both(
+    checkpoint: Path,
+    reader: ShardReader,
+    clip: ClipParams,
+    features: FeaturesParams,
+    runtime_params: RuntimeParams,
+    out: dict[str, Path],
+) -> None:
     runtime = make_runtime(runtime_params)
     config, pretrained = load_encoder(checkpoint)
     torch.manual_seed(features.random_init_seed)

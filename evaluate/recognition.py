@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from evaluate.intervals import interval_entry, paired_entry
 from pipeline.atomic import write_json
 from pipeline.errors import check_finite
@@ -23,6 +25,7 @@ from preprocess.shards import ShardReader
 from train.checkpoint import load_checkpoint
 from train.classification import confusion_matrix
 from train.data import class_names, split_ids
+from train.distributed import init_distributed, leave_distributed, rank_and_world
 from train.finetune import finetune
 from train.validation import split_validation
 
@@ -38,20 +41,46 @@ def finetune_stage(
     intervals: IntervalsParams,
     metrics_path: Path,
     live_dir: Callable[[str], Path],
-) -> dict[str, Any]:
+    sync_batchnorm: bool,
+) -> dict[str, Any] | None:
     """The dvc stage ``finetune``: from the pretrained backbone and from random init, each with a
     live log (``live_dir(name)``: curves and the test confusion), then the metrics with their
-    bootstrap intervals over the test videos and the paired iic - random differences."""
+    bootstrap intervals over the test videos and the paired iic - random differences.
+
+    Under torchrun every rank trains (DDP, ``sync_batchnorm``: batch norm over the global batch)
+    and rank 0 alone writes; the other ranks return None.
+    """
 
     # The held-out part is known once the verified list is open: a val_videos that cannot be
     # held out fails here, in one line, before any model is built or any output is written.
     split_validation(split_ids(reader, "train"), setup.val_videos, setup.seed)
+    init_distributed(use_cuda=runtime_params.device != "cpu" and torch.cuda.is_available())
+    try:
+        return _finetune_both(
+            checkpoint_path, reader, setup, clip, runtime_params, intervals, metrics_path, live_dir, sync_batchnorm
+        )
+    finally:
+        leave_distributed()
+
+
+def _finetune_both(
+    checkpoint_path: Path,
+    reader: ShardReader,
+    setup: FinetuneParams,
+    clip: ClipParams,
+    runtime_params: RuntimeParams,
+    intervals: IntervalsParams,
+    metrics_path: Path,
+    live_dir: Callable[[str], Path],
+    sync_batchnorm: bool,
+) -> dict[str, Any] | None:
+    writer = rank_and_world()[0] == 0
     runtime = make_runtime(runtime_params)
     checkpoint = load_checkpoint(checkpoint_path)
     names = class_names(reader)
     results = {}
     for name, state in (("iic", checkpoint["encoder"]), ("random", None)):
-        live = EpochLog(live_dir(name))
+        live = EpochLog(live_dir(name)) if writer else None
         try:
             results[name] = finetune(
                 reader,
@@ -63,16 +92,21 @@ def finetune_stage(
                 runtime_params.workers,
                 len(names),
                 name,
+                sync_batchnorm,
                 on_epoch=live,
             )
-            live.confusion(
-                [names[i] for i in results[name]["actual"].tolist()],
-                [names[i] for i in results[name]["predicted"].tolist()],
-            )
+            if live is not None:
+                live.confusion(
+                    [names[i] for i in results[name]["actual"].tolist()],
+                    [names[i] for i in results[name]["predicted"].tolist()],
+                )
             matrix = confusion_matrix(results[name]["predicted"], results[name]["actual"], len(names))
             log.info("finetune %s confusion (rows actual):\n%s", name, matrix.numpy())
         finally:
-            live.close()
+            if live is not None:
+                live.close()
+    if not writer:
+        return None
     metrics: dict[str, Any] = {name: r["metrics"] for name, r in results.items()}
     metrics["intervals"] = {
         name: {key: interval_entry(hits, intervals) for key, hits in r["video_hits"].items()}

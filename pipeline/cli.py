@@ -174,7 +174,7 @@ def pretrain(stop_after_epoch: int | None) -> None:
     from preprocess.verify import open_verified
     from train.pretrain import pretrain_stage, setup_from_params
 
-    with stage("pretrain") as p:
+    with stage("pretrain", distributed=True) as p:
         data = paths.dataset(p.pretrain.dataset)
         watched, monitor = paths.dataset(p.monitor.dataset), p.monitor.materialize()
         view2 = p.pretrain.modality
@@ -214,7 +214,7 @@ def features(name: str) -> None:
     from evaluate.features import features_stage
     from preprocess.verify import open_verified
 
-    with stage("features", {"dataset": name}) as p:
+    with stage("features", {"dataset": name}, distributed=True) as p:
         data = paths.dataset(name)
         features_stage(
             paths.PRETRAIN_CHECKPOINT,
@@ -302,7 +302,7 @@ def finetune(name: str) -> None:
     from evaluate.recognition import finetune_stage
     from preprocess.verify import open_verified
 
-    with stage("finetune", {"dataset": name}) as p:
+    with stage("finetune", {"dataset": name}, distributed=True) as p:
         data = paths.dataset(name)
         finetune_stage(
             paths.PRETRAIN_CHECKPOINT,
@@ -313,6 +313,7 @@ def finetune(name: str) -> None:
             p.intervals.materialize(),
             data.finetune_metrics,
             data.finetune_live,
+            p.launch.sync_batchnorm,
         )
 
 

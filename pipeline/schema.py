@@ -207,6 +207,17 @@ class RuntimeParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class LaunchParams:
+    """How many processes pretraining, feature extraction and fine-tuning run in (pipeline/torchrun.py)."""
+
+    nnodes: Count  # machines; more than one: every node runs the stage (launch.srun, or by hand)
+    nproc_per_node: Count  # processes per machine, one per GPU; nnodes x nproc_per_node > 1: torchrun
+    srun: bool  # start the stage on every node of the SLURM allocation with srun (dvc repro on its first node)
+    rdzv_endpoint: str  # host:port of the c10d rendezvous when nnodes > 1 (srun: the port on the first node)
+    sync_batchnorm: bool  # batch statistics over every rank's share of the global batch, as one process would
+
+
+@dataclasses.dataclass(frozen=True)
 class PretrainParams:
     dataset: str  # a key of datasets: pretraining reads its train split
     method: Method  # the contrastive method (train/methods.py)
@@ -323,6 +334,7 @@ class Params:
     clip: ClipParams
     model: ModelParams
     runtime: RuntimeParams
+    launch: LaunchParams
     pretrain: PretrainParams
     monitor: MonitorParams
     features: FeaturesParams

@@ -20,6 +20,7 @@ from pipeline.launcher import watch_launcher
 from pipeline.locks import stage_lock
 from pipeline.params import load_params
 from pipeline.stage_params import StageParams
+from pipeline.torchrun import relaunch_under_torchrun
 
 log = logging.getLogger("pipeline")
 
@@ -88,22 +89,34 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def stage(name: str, item: dict[str, object] | None = None, params_file: str = "params.yaml") -> Iterator[StageParams]:
+def stage(
+    name: str, item: dict[str, object] | None = None, params_file: str = "params.yaml", distributed: bool = False
+) -> Iterator[StageParams]:
     """Run one stage (one ``item`` of a matrix stage): its params view, validated before anything
-    is written, then a summary line."""
+    is written, then a summary line.
+
+    distributed: the stage can run as torchrun's ranks; when ``launch`` asks for more than one
+    process, this process becomes torchrun (``pipeline/torchrun.py``) before taking the lock.
+    """
     setup_logging()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     accessed: set[str] = set()
     params = StageParams(load_params(params_file), declared_params(name, "dvc.yaml", item, params_file), accessed)
     full_name = stage_name(name, item)
-    # Under torchrun every rank runs the stage: rank 0 holds the lock for all of them.
-    lock = stage_lock(full_name) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
-    with lock:
+    if distributed:
+        relaunch_under_torchrun(params.launch.materialize(), full_name)
+    # Under torchrun every rank runs the stage: rank 0 holds the lock for all of them and alone
+    # touches the shared scratch folder (a rank on another node cannot tell which of its
+    # temporaries are orphans: their writers' pids are not on that node).
+    first_rank = os.environ.get("RANK", "0") == "0"
+    with stage_lock(full_name) if first_rank else contextlib.nullcontext():
         watch_launcher()
-        remove_orphaned_temporaries()
+        if first_rank:
+            remove_orphaned_temporaries()
         start = time.perf_counter()
         yield params
-        save_checksums()  # the shards and videos this stage hashed need not be read again
+        if first_rank:
+            save_checksums()  # the shards and videos this stage hashed need not be read again
         log.info("stage %s done in %.1fs", full_name, time.perf_counter() - start)
     trace = os.environ.get(TRACE_ENV)
     if trace:

@@ -71,3 +71,26 @@ def mean_over_ranks(means: dict[str, float], device: torch.device) -> dict[str, 
     values = torch.tensor(list(means.values()), dtype=torch.float64, device=device)
     dist.all_reduce(values)
     return dict(zip(means, (values / dist.get_world_size()).tolist(), strict=True))
+
+
+def rank_share(n: int) -> range:
+    """This rank's items of ``n`` (every world-th, from its rank): all of them in one process."""
+    rank, world = rank_and_world()
+    return range(rank, n, world)
+
+
+def gather_shares(share: torch.Tensor, n: int) -> torch.Tensor:
+    """(len(rank_share(n)),...) rows of each rank -> (n,...) in item order, on every rank.
+
+    The inverse of ``rank_share``: row i of the result is item i, whichever rank computed it,
+    so a sharded evaluation gives the same tensor as one process.
+    """
+    if not is_distributed():
+        return share
+    world = dist.get_world_size()
+    shares: list[torch.Tensor | None] = [None] * world
+    dist.all_gather_object(shares, share.cpu())
+    out = torch.empty((n, *share.shape[1:]), dtype=share.dtype)
+    for r, part in enumerate(shares):
+        out[r::world] = part
+    return out.to(share.device)

@@ -4,6 +4,11 @@ The pretrained backbone loads strictly: a missing or unexpected key fails (only 
 classifier is fresh). The best epoch on a validation part of the train split is kept and
 tested at video level: the mean of ``eval_clips`` clips' probabilities or logits
 (``finetune.clip_scores``).
+
+Under torchrun it trains with DDP: each rank takes every world-th video of the epoch's
+permutation (``finetune.batch_size`` per rank), validation and test clips are shared out the
+same way and gathered in item order, so every rank selects the same epoch and the metrics are
+those of one process over the whole split.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from pipeline.schema import ClipParams, FinetuneParams
 from preprocess.shards import ShardReader
 from train.classification import CLIP_SCORES, topk_correct, video_scores
 from train.data import ClipDataset, EpochSampler, split_ids, to_model_input
+from train.distributed import gather_shares, mean_over_ranks, rank_and_world, rank_share
 from train.models import Backbone, build_backbone
+from train.sync_batchnorm import synchronise_batchnorm
 from train.validation import split_validation
 
 log = logging.getLogger(__name__)
@@ -72,11 +79,23 @@ def selection_key(val_loss: float, val_accuracy: float, select_by: str) -> tuple
     raise ConfigError(f"finetune.select_by: {select_by!r} is not one of accuracy, loss")
 
 
+def eval_loader(dataset: ClipDataset, batch_size: int, workers: int, persistent: bool) -> torch.utils.data.DataLoader:
+    """This rank's share of an evaluation dataset's clips (all of them in one process), in order."""
+    share = torch.utils.data.Subset(dataset, rank_share(len(dataset)))
+    return torch.utils.data.DataLoader(
+        share, batch_size=batch_size, num_workers=workers, persistent_workers=persistent and workers > 0
+    )
+
+
 @torch.no_grad()
 def evaluate_clips(
     model: nn.Module, loader: torch.utils.data.DataLoader, modality: str, runtime: Runtime
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(clip logits (N,C) float32, clip labels (N,), video of each clip (N,)) over every clip."""
+    """(clip logits (N,C) float32, clip labels (N,), video of each clip (N,)) over every clip.
+
+    loader: from ``eval_loader``; under torchrun each rank scores its share and every rank
+    returns all N clips in item order.
+    """
     model.eval()
     logits, labels, videos = [], [], []
     for batch in loader:
@@ -85,9 +104,8 @@ def evaluate_clips(
         logits.append(out.float().cpu())
         labels.append(batch["label"])
         videos.append(batch["index"])
-    logits_t, labels_t, videos_t = torch.cat(logits), torch.cat(labels), torch.cat(videos)
-    if len(logits_t) != len(loader.dataset):
-        log.warning("evaluated %d clips of %d", len(logits_t), len(loader.dataset))
+    n = len(loader.dataset.dataset)
+    logits_t, labels_t, videos_t = (gather_shares(torch.cat(part), n) for part in (logits, labels, videos))
     return logits_t, labels_t, videos_t
 
 
@@ -131,20 +149,28 @@ def finetune(
     workers: int,
     n_classes: int,
     name: str,
+    sync_batchnorm: bool,
     on_epoch: Callable[[dict[str, float], bool], None] | None = None,
 ) -> dict[str, Any]:
     """Train a classifier; return its test metrics and the test predictions.
 
     config: the pretraining checkpoint's config (the backbone is rebuilt from it).
     encoder_state: the pretrained encoder's state dict, or None for random initialisation.
+    sync_batchnorm: under torchrun, batch norm over the global batch (``launch.sync_batchnorm``).
     on_epoch: called with each epoch's row (and False: fine-tuning does not resume), e.g. a live logger.
     """
     start = time.perf_counter()
+    rank, world = rank_and_world()
     seed_everything(setup.seed)
     backbone = build_backbone(config["arch"], config["width"])
     if encoder_state is not None:
         load_backbone_strict(backbone, encoder_state)
     model = runtime.prepare_model(Classifier(backbone, n_classes, setup.dropout))
+    if world > 1:
+        # Every rank built the same weights; dropout masks must differ between the ranks' videos.
+        torch.manual_seed(setup.seed + rank)
+        if sync_batchnorm:
+            model = synchronise_batchnorm(model, runtime.device.type == "cuda")
     fit_ids, val_ids = split_validation(split_ids(reader, "train"), setup.val_videos, setup.seed)
     test_ids = split_ids(reader, "test")
     log.info(
@@ -156,15 +182,13 @@ def finetune(
     )
     fit_set = ClipDataset(reader, fit_ids, (setup.modality,), clip.length, clip.crop, train=True, seed=setup.seed)
     val_set = ClipDataset(reader, val_ids, (setup.modality,), clip.length, clip.crop, train=False, seed=0, eval_clips=1)
-    sampler = EpochSampler(len(fit_ids), setup.seed)
+    sampler = EpochSampler(len(fit_ids), setup.seed, rank, world)
     # Persistent workers: starting loader processes every epoch would cost more than the
     # demo's epochs themselves.
     loader = torch.utils.data.DataLoader(
         fit_set, batch_size=setup.batch_size, sampler=sampler, num_workers=workers, persistent_workers=workers > 0
     )
-    val_loader = torch.utils.data.DataLoader(
-        val_set, batch_size=setup.batch_size, num_workers=workers, persistent_workers=workers > 0
-    )
+    val_loader = eval_loader(val_set, setup.batch_size, workers, persistent=True)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=setup.lr, momentum=setup.momentum, weight_decay=setup.weight_decay
     )
@@ -172,6 +196,8 @@ def finetune(
         optimizer, mode="min", factor=setup.plateau_factor, patience=setup.plateau_patience, min_lr=setup.min_lr
     )
     trained = runtime.maybe_compile(model)
+    if world > 1:
+        trained = torch.nn.parallel.DistributedDataParallel(trained)
     best = {"key": (float("inf"),), "epoch": 0, "state": copy.deepcopy(model.state_dict())}
     history = []
     for epoch in range(setup.epochs):
@@ -179,6 +205,7 @@ def finetune(
         train_loss = train_one_epoch(
             trained, loader, optimizer, setup.modality, runtime, epoch, f"finetune {name} {epoch + 1}/{setup.epochs}"
         )
+        train_loss = mean_over_ranks({"loss": train_loss}, runtime.device)["loss"]  # equal shares: the global mean
         logits, labels, _ = evaluate_clips(model, val_loader, setup.modality, runtime)
         scores = logits.softmax(1)
         val_loss = F.nll_loss(scores.clamp_min(1e-12).log(), labels).item()
@@ -210,7 +237,7 @@ def finetune(
     test_set = ClipDataset(
         reader, test_ids, (setup.modality,), clip.length, clip.crop, train=False, seed=0, eval_clips=clip.eval_clips
     )
-    test_loader = torch.utils.data.DataLoader(test_set, batch_size=setup.batch_size, num_workers=workers)
+    test_loader = eval_loader(test_set, setup.batch_size, workers, persistent=False)
     logits, labels, videos = evaluate_clips(model, test_loader, setup.modality, runtime)
     scores = logits.softmax(1)
     per_video = video_scores(CLIP_SCORES[setup.clip_scores](logits), videos, len(test_ids))

@@ -36,6 +36,7 @@ from train.distributed import init_distributed, leave_distributed, mean_over_ran
 from train.intra_negatives import INTRA_NEGATIVES
 from train.methods import RAW_FEATURE_METHODS, build_objective
 from train.objective import Objective
+from train.sync_batchnorm import synchronise_batchnorm
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ class PretrainSetup:
     pretrain: PretrainParams
     clip_length: int
     crop: int
+    # Under torchrun: batch norm over the global batch (launch.sync_batchnorm). Not in the
+    # config: a checkpoint's weights load the same either way.
+    sync_batchnorm: bool = False
 
     def config(self) -> dict[str, Any]:
         """Flat plain-value config stored in checkpoints; the encoder is rebuilt from it."""
@@ -191,6 +195,8 @@ def pretrain(
 
     seed_everything(t.seed)
     encoder = runtime.prepare_model(build_encoder(config))
+    if world > 1 and setup.sync_batchnorm:
+        encoder = synchronise_batchnorm(encoder, runtime.device.type == "cuda")
     bank_generator = torch.Generator().manual_seed(t.seed)  # the banks' or queues' initial state
     objective = build_objective(encoder, len(train_ids), t, t.batch_size * world, bank_generator).to(runtime.device)
     optimizer = torch.optim.SGD(encoder.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
@@ -294,7 +300,11 @@ def pretrain(
 def setup_from_params(p: Any) -> PretrainSetup:
     """The stage's params (a StageParams view) as a PretrainSetup."""
     return PretrainSetup(
-        model=p.model.materialize(), pretrain=p.pretrain.materialize(), clip_length=p.clip.length, crop=p.clip.crop
+        model=p.model.materialize(),
+        pretrain=p.pretrain.materialize(),
+        clip_length=p.clip.length,
+        crop=p.clip.crop,
+        sync_batchnorm=p.launch.sync_batchnorm,
     )
 
 

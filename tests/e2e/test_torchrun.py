@@ -1,9 +1,9 @@
-"""The README's several-GPU command, on the CPU: `torchrun --nproc_per_node=2 -m pipeline pretrain`."""
+"""Several processes from `dvc repro`, on the CPU: with ``launch.nproc_per_node: 2`` the pretrain
+stage re-executes itself under torchrun, and DVC waits for both ranks."""
 
 from __future__ import annotations
 
 import re
-import sys
 
 import pytest
 
@@ -12,26 +12,15 @@ from train.checkpoint import load_checkpoint, load_encoder
 
 
 @pytest.mark.slow
-def test_pretraining_under_torchrun_on_two_gloo_ranks(tmp_path):
+def test_dvc_repro_pretrains_under_torchrun_on_two_gloo_ranks(tmp_path):
     """Two ranks join a gloo group, train, rank 0 alone writes the checkpoint, both exit 0 (a
     rank aborting at exit would fail `dvc repro` after the outputs were written), and the
     epoch curves are means over both ranks, not rank 0's half of the global batch."""
     project = tiny_project(tmp_path / "project")
-    set_params(project, {"pretrain": {"batch_size": 2}})  # per rank: 2 x 2 of the 6 train videos
-    run(["dvc", "repro", "verify@demo"], project)
-    output = run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            "-m",
-            "pipeline",
-            "pretrain",
-        ],
-        project,
-    )
+    # Per rank: 2 x 2 of the 6 train videos.
+    set_params(project, {"pretrain": {"batch_size": 2}, "launch": {"nproc_per_node": 2}})
+    output = run(["dvc", "repro", "pretrain"], project)
+    assert "--nproc_per_node=2" in output and "--standalone" in output
     for epoch in (1, 2):
         logged = re.findall(rf"epoch {epoch}: loss ([0-9.]+)", output)
         assert len(logged) == 2 and logged[0] == logged[1], logged  # each rank logs the global mean

@@ -108,6 +108,7 @@ def test_finetune_tests_every_video_at_video_level(tmp_path, clip_scores):
         workers=0,
         n_classes=3,
         name="t",
+        sync_batchnorm=True,
     )
     metrics = result["metrics"]
     assert metrics["test_videos"] == 4 == len(result["predicted"])
@@ -144,5 +145,6 @@ def test_a_validation_part_larger_than_the_train_split_fails_before_anything_run
             IntervalsParams(1000, 0, 0.95),
             metrics,
             lambda name: tmp_path / "live" / name,
+            sync_batchnorm=True,
         )
     assert not metrics.exists() and not (tmp_path / "live").exists()
