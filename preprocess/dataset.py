@@ -198,8 +198,11 @@ def index_dataset(
                 f"see {rejects_path}"
             )
     check_reject_share(rejects, len(entries) + len(rejects), max_reject_share, index_path, "dataset")
-    for shard_id in shard_ids:
-        write_json(shard_list(shard_id), [e for e in entries if e["shard"] == shard_id])
+    by_shard: dict[int, list[dict]] = {shard_id: [] for shard_id in shard_ids}
+    for entry in entries:  # one pass: Kinetics has 240,000 entries and hundreds of shards
+        by_shard[entry["shard"]].append(entry)
+    for shard_id, shard_entries in by_shard.items():
+        write_json(shard_list(shard_id), shard_entries)
     write_json(index_path, entries)
     remove_leftover_shards(shard_folders, shard_ids)
     n_train = sum(e["split"] == "train" for e in entries)

@@ -128,8 +128,12 @@ def compute_motion_shard(
         attrs["residuals"] = "rgb"  # readers compute them from the frames shard
     with cpu_pool(pool), ShardWriter(shard_path, storage, attrs) as writer:
         # Readers derive residuals from JPEG frames: computing them here would be thrown away.
-        run = _torch_results if batched else _opencv_results
-        results = run(frames_shard, entries, motion, residuals=not derived)
+        if derived and motion.flow == "none":
+            # Nothing to store but the videos' names: decoding their frames would be all the cost.
+            results: Iterator[tuple[dict | None, str]] = iter([({}, "")] * len(entries))
+        else:
+            run = _torch_results if batched else _opencv_results
+            results = run(frames_shard, entries, motion, residuals=not derived)
         for entry, (modalities, message) in tqdm(
             zip(entries, results, strict=True), total=len(entries), desc=f"motion {shard_path.name}"
         ):

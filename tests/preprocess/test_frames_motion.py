@@ -161,3 +161,26 @@ def test_residuals_a_reader_derives_are_never_computed(params, monkeypatch):
     assert video_motion(clip, none, residuals=False) == {}
     flow_only = video_motion(clip, tvl1, residuals=False)
     assert set(flow_only) == {"u", "v"} and all(np.array_equal(flow_only[k], full[k]) for k in ("u", "v"))
+
+
+@pytest.mark.parametrize("encoding", ["jpeg", "h264"])
+def test_with_derived_residuals_and_no_flow_the_motion_stage_reads_no_frames(params, tmp_path, monkeypatch, encoding):
+    """Encoded frames and ``motion.flow: none``: the motion shard lists the videos and holds nothing
+    else, so decoding each video's frames (what the stage used to do) would be its whole cost."""
+    frames_dir, motion_dir = tmp_path / "frames", tmp_path / "motion"
+    storage_params = replace(params.storage, encoding=encoding)
+    with ShardWriter(frames_dir / "0.h5", storage_params) as writer:
+        writer.add("c/0", "rgb", decode_frames(REAL_CLIPS[0], 48, 64).frames[:8])
+    write_manifest(frames_dir / "0.h5", frames_dir / "0.json", [{"id": "c/0", "path": "c/0.avi", "frames": 8}], [])
+
+    def refuse(*_args):
+        raise AssertionError("frames decoded although nothing is computed from them")
+
+    monkeypatch.setattr("preprocess.motion.read_rgb", refuse)
+    manifest = compute_motion_shard(
+        frames_dir / "0.h5", frames_dir / "0.json", motion_dir / "0.h5", motion_dir / "0.json",
+        replace(params.motion, flow="none", n_jobs=1), storage_params, params.pool,  # in this process
+    )  # fmt: skip
+    assert [v["id"] for v in manifest["videos"]] == ["c/0"] and manifest["rejects"] == []
+    reader = ShardReader(frames_dir, motion_dir, [0])
+    assert reader.read_clip("c/0", 2, 4, "res").shape == (3, 4, 48, 64)
