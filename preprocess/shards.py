@@ -181,6 +181,27 @@ def checked_manifest(manifest_path: Path, stage: str) -> dict:
     return read_json(manifest_path)
 
 
+def _check_verified(folder: Path, kind: str, recorded: dict[int, str]) -> dict[int, str]:
+    """``recorded`` ({shard id: sha256}) when every shard file in ``folder`` still has it; else
+    InputError naming the file: rebuilt since it was verified (its manifest agrees with it:
+    verify again), or damaged (it matches neither: rebuild it)."""
+    for shard_id, sha256 in recorded.items():
+        manifest_path, stage = folder / f"{shard_id}.json", stage_of(folder, kind, shard_id)
+        if not manifest_path.is_file():
+            raise InputError(f"{manifest_path}: missing; run `dvc repro {stage}`")
+        shard = folder / f"{shard_id}.h5"
+        if not shard.is_file():
+            raise InputError(f"{shard}: missing; run `dvc repro -f {stage}`")
+        if file_sha256(shard) != sha256:
+            if not verify_manifest(manifest_path):  # a consistent shard, just not the verified one
+                verify = stage_of(folder, "verify")
+                raise InputError(f"{shard} changed after the verify stage listed it; run `dvc repro {verify}`")
+            raise InputError(
+                f"{shard}: checksum differs from the manifest and the verified list; rerun `dvc repro -f {stage}`"
+            )
+    return dict(recorded)
+
+
 class ShardReader:
     """Clip reads over the frame and motion shards; HDF5 files open lazily in each process.
 
@@ -192,12 +213,29 @@ class ShardReader:
     """
 
     def __init__(
-        self, frames_dir: Path, motion_dir: Path | None, shard_ids: Sequence[int], videos: Sequence[dict] | None = None
+        self,
+        frames_dir: Path,
+        motion_dir: Path | None,
+        shard_ids: Sequence[int],
+        videos: Sequence[dict] | None = None,
+        verified_sha256: dict[str, dict[int, str]] | None = None,
     ):
+        """verified_sha256: {"frames"|"motion": {shard id: sha256}} as the verify stage recorded
+        them beside ``videos`` (which are then its entries, each with its ``frames`` count). Given,
+        each shard file is checked against them and no manifest is parsed: the verify stage
+        already matched the manifests to the index, and at Kinetics size (240,000 videos)
+        parsing them again would be most of every stage's start-up."""
         self.folders = {"rgb": Path(frames_dir)}
         if motion_dir is not None:
             self.folders.update({m: Path(motion_dir) for m in MOTION_MODALITIES})
         folders = {"frames": Path(frames_dir)} | ({"motion": Path(motion_dir)} if motion_dir is not None else {})
+        self._handles: dict[Path, h5py.File] = {}
+        self._pid: int | None = None
+        if verified_sha256 is not None and videos is not None:
+            self.shard_sha256 = {kind: _check_verified(folders[kind], kind, verified_sha256[kind]) for kind in folders}
+            self.videos = {v["id"]: v for v in videos}
+            self._file_of = {v["id"]: f"{v['shard']}.h5" for v in videos}
+            return
         held: dict[str, dict[int, dict[str, dict]]] = {}
         self.shard_sha256: dict[str, dict[int, str]] = {}
         for kind, folder in folders.items():
@@ -227,8 +265,6 @@ class ShardReader:
                     )
             self.videos[video["id"]] = {**held["frames"][shard_id][video["id"]], **video}
             self._file_of[video["id"]] = f"{shard_id}.h5"
-        self._handles: dict[Path, h5py.File] = {}
-        self._pid: int | None = None
 
     @property
     def fingerprint(self) -> str:

@@ -56,6 +56,23 @@ def test_a_leftover_shard_is_never_read(dataset, tmp_path):
     assert set(reader.videos) == {v["id"] for v in verified["videos"]} == {e["id"] for e in kept} - {"C1/v004"}
 
 
+def test_the_verified_reader_parses_no_manifest_and_serves_what_a_manifest_reader_does(dataset, tmp_path, monkeypatch):
+    """At Kinetics size parsing every manifest was most of each stage's start-up: the verified
+    list already holds each video's entry and each shard's checksum."""
+    _verify(dataset, tmp_path, [0, 1, 2])
+    from_manifests = ShardReader(dataset["frames"], dataset["motion"], [0, 1, 2])
+
+    def no_manifest(path):
+        raise AssertionError(f"parsed {path}")
+
+    monkeypatch.setattr("preprocess.shards.read_json", no_manifest)
+    reader = open_verified(tmp_path / "verified/videos.json", dataset["frames"], dataset["motion"])
+    assert reader.videos == from_manifests.videos
+    assert reader.fingerprint == from_manifests.fingerprint
+    video = sorted(reader.videos)[0]
+    assert (reader.read_clip(video, 0, 4, "u") == from_manifests.read_clip(video, 0, 4, "u")).all()
+
+
 def test_a_video_removed_from_the_index_but_still_in_its_shard_is_stale(dataset, tmp_path):
     index = read_json(dataset["index"])
     write_json(dataset["index"], index[1:])
