@@ -1,4 +1,4 @@
-"""Training-clip read speed: the sharded HDF5 reader against the seed's per-frame JPEG path.
+"""Training-clip read speed: the sharded HDF5 reader against upstream's per-frame JPEG path.
 
 Both read the same real videos: random 16-frame clips of RGB plus one view-2 modality (u),
 one random 112x112 crop, through a DataLoader with the same number of workers. The JPEG path
@@ -37,7 +37,7 @@ ENCODINGS = ("raw", "jpeg", "h264")
 
 
 class JpegClips(torch.utils.data.Dataset):
-    """The seed's loader: PIL per frame file, resize to 128x171, crop, to float tensors."""
+    """Upstream BestJuly/IIC's loader: PIL per frame file, resize to 128x171, crop, to float tensors."""
 
     def __init__(self, root: Path, videos: dict[str, int], seed: int):
         self.root, self.ids, self.frames, self.seed = root, list(videos), list(videos.values()), seed
@@ -141,7 +141,7 @@ def main(realdata: Path, workers: int, batches: int, batch_size: int, max_frames
             f"batch {batch_size}, {workers} workers, {batches} batches"
         )
         jpeg = clips_per_second(JpegClips(tmp / "jpg", videos, 0), len(videos), workers, batches, batch_size)
-        print(f"per-frame JPEG files + PIL (seed's path): {jpeg:7.1f} clips/s")
+        print(f"per-frame JPEG files + PIL (upstream's path): {jpeg:7.1f} clips/s")
         raw = {vid: read_stored(tmp / "raw" / "frames/0.h5", vid) for vid in videos}
         for e in ENCODINGS:
             reader = ShardReader(tmp / e / "frames", tmp / e / "motion", [0])

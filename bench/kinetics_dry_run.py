@@ -1,4 +1,4 @@
-"""A Kinetics-400-size run of the preprocessing DAG: 240,000 tiny videos, 128 shards, real DVC.
+"""A Kinetics-400-size run of the preprocessing DAG: 240,000 tiny videos, 32 shards, real DVC.
 
 Writes a ``kinetics_csv`` list with the official columns (``label,youtube_id,time_start,
 time_end,split``; 400 labels with spaces, 220,000 train and 20,000 val rows) and a tiny H.264
@@ -21,7 +21,7 @@ with real DVC:
 Prints a table whose every line says whether it is a full-size or a sample figure. Asserts
 nothing.
 
-    python bench/kinetics_dry_run.py [--videos 240000] [--shards 128] [--work /tmp/iic-kinetics]
+    python bench/kinetics_dry_run.py [--videos 240000] [--shards 32] [--work /tmp/iic-kinetics]
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def megabytes(paths) -> float:
 @click.option("--videos", type=int, default=240_000, show_default=True)
 @click.option("--classes", type=int, default=400, show_default=True)
 @click.option("--val-every", type=int, default=12, show_default=True, help="every n-th row is val (20,000 of 240,000)")
-@click.option("--shards", type=int, default=128, show_default=True, help="the README's Kinetics-400 shard count")
+@click.option("--shards", type=int, default=32, show_default=True, help="the README's Kinetics-400 shard count")
 @click.option("--sample-shards", type=int, default=2, show_default=True, help="shards the real frames stage builds")
 @click.option("--frames", type=int, default=20, show_default=True)
 @click.option("--height", type=int, default=24, show_default=True)

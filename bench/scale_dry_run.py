@@ -27,7 +27,7 @@ from pathlib import Path
 
 import click
 import numpy as np
-import yaml
+from ruamel.yaml import YAML
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -101,7 +101,10 @@ def make_workspace(
             (workspace / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, workspace / rel)
     (workspace / "dvc.lock").unlink(missing_ok=True)
-    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    # Round-trip, so the workspace's params.yaml keeps its comments: DVC parses the whole file
+    # once per stage, and its size is part of what a no-op repro costs.
+    yaml = YAML()
+    params = yaml.load((workspace / "params.yaml").read_text())
     source = next(iter(params["datasets"].values()))
     params["datasets"] = {name: {**source, **dataset}}
     params["evaluate"]["datasets"] = [name]
@@ -111,7 +114,8 @@ def make_workspace(
     params["clip"].update(length=min(16, frames), crop=min(height, width) // 2)
     for section, values in (overrides or {}).items():
         params[section].update(values)
-    (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with open(workspace / "params.yaml", "w") as f:
+        yaml.dump(params, f)
     for command in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],
