@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from pipeline import checksums  # noqa: E402  (the repository is the import root)
 from preprocess.demo import write_video  # noqa: E402
-from preprocess.verify import open_verified  # noqa: E402
+from preprocess.verified import open_verified  # noqa: E402
 
 GOALS = "no-op dvc repro < 15 s at 32 shards; reader start-up < 2 s; per-video overhead < 50 ms"
 KINETICS_VIDEOS, KINETICS_SHARDS = 240_000, 256

@@ -19,17 +19,12 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from pipeline.atomic import read_json, write_bytes, write_json
-from train.checkpoint import load_checkpoint
+from pipeline.markdown import markdown_table
+from train.checkpoint import backbone_state, load_checkpoint
 
 log = logging.getLogger(__name__)
 
 TORCHVISION_WIDTH = 64  # torchvision's video ResNets have a 64-channel stem
-
-
-def backbone_state(encoder_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The ``backbone.*`` tensors of an encoder state dict, prefix removed, contiguous (safetensors needs it)."""
-    prefix = "backbone."
-    return {k[len(prefix) :]: v.contiguous() for k, v in encoder_state.items() if k.startswith(prefix)}
 
 
 def torchvision_model(arch: str) -> nn.Module:
@@ -81,18 +76,17 @@ def model_card(config: dict[str, Any], dataset: str, evaluations: dict[str, dict
         "",
         "Self-supervised with the inter-intra contrastive framework (Tao, Wang, Yamasaki, ACM MM 2020).",
         "",
-        "| | |",
-        "|---|---|",
-        f"| architecture | `{arch}`, stem width {width}, {8 * width}-d pooled output |",
-        f"| input | (B, 3, {config['clip_length']}, {config['crop']}, {config['crop']}) float RGB in [0, 1], "
-        "no mean/std normalisation |",
-        f"| view 2 during pretraining | `{config['view2']}` (residual frames are (frame t - frame t-1 + 1) / 2; "
-        "flow channels are replicated to 3) |",
-        f"| contrastive method | `{config['method']}`, intra-negatives: "
-        f"{config['neg'] if config['intra_neg'] else 'none'} |",
-        f"| pretraining data | {dataset}, train split, {config['train_videos']} videos, no labels |",
-        f"| schedule | {config['epochs']} epochs, batch {config['batch_size']}, lr {config['lr']}, seed {config['seed']} |",
     ]
+    rows = [
+        ["architecture", f"`{arch}`, stem width {width}, {8 * width}-d pooled output"],
+        ["input", f"(B, 3, {config['clip_length']}, {config['crop']}, {config['crop']}) float RGB in [0, 1], "
+         "no mean/std normalisation"],
+        ["view 2 during pretraining", f"`{config['view2']}` (residual frames are (frame t - frame t-1 + 1) / 2; "
+         "flow channels are replicated to 3)"],
+        ["contrastive method", f"`{config['method']}`, intra-negatives: {config['neg'] if config['intra_neg'] else 'none'}"],
+        ["pretraining data", f"{dataset}, train split, {config['train_videos']} videos, no labels"],
+        ["schedule", f"{config['epochs']} epochs, batch {config['batch_size']}, lr {config['lr']}, seed {config['seed']}"],
+    ]  # fmt: skip
     for name, results in evaluations.items():
         models = [m for m in ("iic", "random") if m in results["retrieval"]]  # not its intervals, paired
         for model in models:
@@ -100,12 +94,13 @@ def model_card(config: dict[str, Any], dataset: str, evaluations: dict[str, dict
                 if isinstance(topk, dict):  # skip the query and gallery counts
                     ks = "/".join(k.removeprefix("top") for k in topk)
                     values = " / ".join(f"{100 * v:.1f}" for v in topk.values())
-                    lines.append(f"| `{name}` retrieval top-{ks}, {model} {kind} | {values} |")
+                    rows.append([f"`{name}` retrieval top-{ks}, {model} {kind}", values])
         finetune = results["finetune"]
-        lines.append(
-            f"| `{name}` fine-tuned video top-1 | {100 * finetune['iic']['video_top1']:.1f} "
-            f"(random init: {100 * finetune['random']['video_top1']:.1f}) |"
-        )
+        rows.append(
+            [f"`{name}` fine-tuned video top-1",
+             f"{100 * finetune['iic']['video_top1']:.1f} (random init: {100 * finetune['random']['video_top1']:.1f})"]
+        )  # fmt: skip
+    lines += markdown_table(["", ""], rows)
     lines += ["", "## Load", "", "```python", "import torch", "from safetensors.torch import load_file"]
     if arch in _TORCHVISION_CODE and width == TORCHVISION_WIDTH:
         lines += [

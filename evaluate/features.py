@@ -16,12 +16,12 @@ from tqdm import tqdm
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import NonFiniteError
-from pipeline.runtime import Runtime, make_runtime
+from pipeline.runtime import Runtime
 from pipeline.schema import ClipParams, FeaturesParams, RuntimeParams
 from preprocess.shards import ShardReader
 from train.checkpoint import Encoder, build_encoder, load_encoder
 from train.data import ClipDataset, to_model_input
-from train.distributed import gather_shares, init_distributed, leave_distributed, rank_and_world, rank_share
+from train.distributed import gather_shares, process_group, rank_and_world, rank_share
 
 log = logging.getLogger(__name__)
 
@@ -131,37 +131,22 @@ def features_stage(
     """The dvc stage ``features``: the pretrained encoder's and a random-init encoder's features.
 
     out: {"iic": path, "random": path}. The random-init encoder is the same architecture,
-    seeded by ``features.random_init_seed``.
+    seeded by ``features.random_init_seed``. Under torchrun the ranks share the videos out.
     """
-    init_distributed(use_cuda=runtime_params.device != "cpu" and torch.cuda.is_available())
-    try:
-        _features_of_both(checkpoint, reader, clip, features, runtime_params, out)
-    finally:
-        leave_distributed()
-
-
-def _features_of_both(
-    checkpoint: Path,
-    reader: ShardReader,
-    clip: ClipParams,
-    features: FeaturesParams,
-    runtime_params: RuntimeParams,
-    out: dict[str, Path],
-) -> None:
-    runtime = make_runtime(runtime_params)
-    config, pretrained = load_encoder(checkpoint)
-    torch.manual_seed(features.random_init_seed)
-    random_init = build_encoder(config)
-    for name, encoder in (("iic", pretrained), ("random", random_init)):
-        extract_all(
-            encoder,
-            config["view2"],
-            reader,
-            clip.length,
-            clip.crop,
-            clip.eval_clips,
-            features.batch_size,
-            runtime_params.workers,
-            runtime,
-            out[name],
-        )
+    with process_group(runtime_params) as runtime:
+        config, pretrained = load_encoder(checkpoint)
+        torch.manual_seed(features.random_init_seed)
+        random_init = build_encoder(config)
+        for name, encoder in (("iic", pretrained), ("random", random_init)):
+            extract_all(
+                encoder,
+                config["view2"],
+                reader,
+                clip.length,
+                clip.crop,
+                clip.eval_clips,
+                features.batch_size,
+                runtime_params.workers,
+                runtime,
+                out[name],
+            )

@@ -21,6 +21,7 @@ from pipeline.atomic import atomic_path
 from pipeline.errors import ConfigError
 from pipeline.schema import GalleryParams
 from preprocess.shards import ShardReader
+from train.data import view_modalities
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def gallery_image(
 ) -> np.ndarray:
     """(rows, cols, 3) uint8: per query row, the query tile, then k neighbour tiles per model."""
     first = next(iter(files.values()))
-    modalities = ("rgb",) if first.view2 == "rgb" else ("rgb", first.view2)
+    modalities = view_modalities(first.view2)
     neighbours = {model: neighbour_rows(data, feature, queries, k) for model, data in files.items()}
     rows = []
     tile_width = 0

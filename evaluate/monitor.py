@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -26,6 +27,8 @@ from pipeline.schema import MonitorParams
 from preprocess.shards import ShardReader
 from train.checkpoint import Encoder
 from train.classification import topk_correct
+from train.data import view_modalities
+from train.pretrain import PretrainSetup
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +120,32 @@ class PretrainMonitor:
             time.perf_counter() - start,
         )
         return metrics
+
+
+def monitor_factory(
+    reader: ShardReader, dataset: str, p: MonitorParams, knn_k: int, knn_temperature: float, setup: PretrainSetup
+) -> Callable[[Runtime], PretrainMonitor] | None:
+    """What ``train.pretrain.pretrain_stage`` calls, once it knows its runtime, to build the monitor
+    of ``dataset`` (``reader``: its verified videos); None when ``p.every`` is 0 (no curve).
+
+    It measures both views of the pretraining setup with the knn stage's k and temperature, one
+    protocol for the curve and the stage, on clips of the pretraining size.
+    """
+    if not p.every:
+        return None
+
+    def make(runtime: Runtime) -> PretrainMonitor:
+        return PretrainMonitor(
+            reader,
+            dataset,
+            p,
+            knn_k,
+            knn_temperature,
+            view_modalities(setup.pretrain.modality),
+            setup.clip_length,
+            setup.crop,
+            setup.pretrain.batch_size,
+            runtime,
+        )
+
+    return make

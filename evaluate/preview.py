@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
-import h5py
 import numpy as np
 
 from pipeline.atomic import atomic_path
@@ -39,14 +38,12 @@ def preview_strip(reader: ShardReader, video_id: str, n_frames: int, flow_bound:
 
 def write_preview(verified: Path, frames_dir: Path, motion_dir: Path, video_id: str, out: Path, n_frames: int) -> None:
     """PNG strip of one verified video (``verified``: the verify stage's video list)."""
-    from preprocess.verify import open_verified
+    from preprocess.verified import open_verified
 
     reader = open_verified(verified, frames_dir, motion_dir)
     if video_id not in reader.videos:
         raise InputError(f"{video_id} is not a usable video (see {verified} for ids)")
-    with h5py.File(Path(motion_dir) / f"{reader.videos[video_id]['shard']}.h5", "r") as f:
-        bound = float(f.attrs["flow_bound"]) if f.attrs.get("flow", "tvl1") != "none" else None
-    strip = preview_strip(reader, video_id, n_frames, bound)
+    strip = preview_strip(reader, video_id, n_frames, reader.flow_bound(video_id))
     with atomic_path(out) as tmp:
         _ok, buf = cv2.imencode(".png", cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
         tmp.write_bytes(buf.tobytes())

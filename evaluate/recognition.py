@@ -13,19 +13,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from evaluate.intervals import interval_entry, paired_entry
 from pipeline.atomic import write_json
 from pipeline.errors import check_finite
 from pipeline.live import EpochLog
-from pipeline.runtime import make_runtime
 from pipeline.schema import ClipParams, FinetuneParams, IntervalsParams, RuntimeParams
 from preprocess.shards import ShardReader
 from train.checkpoint import load_checkpoint
 from train.classification import confusion_matrix
 from train.data import class_names, split_ids
-from train.distributed import init_distributed, leave_distributed, rank_and_world
+from train.distributed import process_group, rank_and_world
 from train.finetune import finetune
 from train.validation import split_validation
 
@@ -54,57 +51,37 @@ def finetune_stage(
     # The held-out part is known once the verified list is open: a val_videos that cannot be
     # held out fails here, in one line, before any model is built or any output is written.
     split_validation(split_ids(reader, "train"), setup.val_videos, setup.seed)
-    init_distributed(use_cuda=runtime_params.device != "cpu" and torch.cuda.is_available())
-    try:
-        return _finetune_both(
-            checkpoint_path, reader, setup, clip, runtime_params, intervals, metrics_path, live_dir, sync_batchnorm
-        )
-    finally:
-        leave_distributed()
-
-
-def _finetune_both(
-    checkpoint_path: Path,
-    reader: ShardReader,
-    setup: FinetuneParams,
-    clip: ClipParams,
-    runtime_params: RuntimeParams,
-    intervals: IntervalsParams,
-    metrics_path: Path,
-    live_dir: Callable[[str], Path],
-    sync_batchnorm: bool,
-) -> dict[str, Any] | None:
-    writer = rank_and_world()[0] == 0
-    runtime = make_runtime(runtime_params)
-    checkpoint = load_checkpoint(checkpoint_path)
-    names = class_names(reader)
-    results = {}
-    for name, state in (("iic", checkpoint["encoder"]), ("random", None)):
-        live = EpochLog(live_dir(name)) if writer else None
-        try:
-            results[name] = finetune(
-                reader,
-                setup,
-                clip,
-                checkpoint["config"],
-                state,
-                runtime,
-                runtime_params.workers,
-                len(names),
-                name,
-                sync_batchnorm,
-                on_epoch=live,
-            )
-            if live is not None:
-                live.confusion(
-                    [names[i] for i in results[name]["actual"].tolist()],
-                    [names[i] for i in results[name]["predicted"].tolist()],
+    with process_group(runtime_params) as runtime:
+        writer = rank_and_world()[0] == 0
+        checkpoint = load_checkpoint(checkpoint_path)
+        names = class_names(reader)
+        results = {}
+        for name, state in (("iic", checkpoint["encoder"]), ("random", None)):
+            live = EpochLog(live_dir(name)) if writer else None
+            try:
+                results[name] = finetune(
+                    reader,
+                    setup,
+                    clip,
+                    checkpoint["config"],
+                    state,
+                    runtime,
+                    runtime_params.workers,
+                    len(names),
+                    name,
+                    sync_batchnorm,
+                    on_epoch=live,
                 )
-            matrix = confusion_matrix(results[name]["predicted"], results[name]["actual"], len(names))
-            log.info("finetune %s confusion (rows actual):\n%s", name, matrix.numpy())
-        finally:
-            if live is not None:
-                live.close()
+                if live is not None:
+                    live.confusion(
+                        [names[i] for i in results[name]["actual"].tolist()],
+                        [names[i] for i in results[name]["predicted"].tolist()],
+                    )
+                matrix = confusion_matrix(results[name]["predicted"], results[name]["actual"], len(names))
+                log.info("finetune %s confusion (rows actual):\n%s", name, matrix.numpy())
+            finally:
+                if live is not None:
+                    live.close()
     if not writer:
         return None
     metrics: dict[str, Any] = {name: r["metrics"] for name, r in results.items()}

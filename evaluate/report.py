@@ -18,7 +18,9 @@ from typing import Any
 from evaluate.intervals import verdict
 from evaluate.paper import FINETUNING, ROWS, differences, official_split1, rows_for
 from pipeline.atomic import write_bytes, write_json
+from pipeline.dotted import dotted
 from pipeline.errors import InputError
+from pipeline.markdown import markdown_table
 from pipeline.paths import DatasetPaths
 from pipeline.schema import DatasetParams
 
@@ -108,9 +110,8 @@ def _paper_lines(name: str, source: tuple[str, int], entries: list[dict]) -> lis
     lines = [
         "Published numbers (%), each beside ours only where every setting that changes it matches:",
         "",
-        "| row | source | protocol | ours compared | paper | ours | differs in |",
-        "|---|---|---|---|---|---|---|",
     ]
+    rows = []
     for e in entries:
         paper = " / ".join(f"{v:.1f}" for v in e["paper"].values())
         ours = " / ".join(f"{v:.1f}" for v in e["ours"].values()) if e["ours"] else "-"
@@ -119,9 +120,8 @@ def _paper_lines(name: str, source: tuple[str, int], entries: list[dict]) -> lis
         differ = "; ".join(e["differences"][:3]) + (
             f"; {len(e['differences']) - 3} more" if len(e["differences"]) > 3 else ""
         )
-        lines.append(
-            f"| {e['row']} | {e['source']} | {e['protocol']} {keys} | {what} | {paper} | {ours} | {differ or 'nothing'} |"
-        )
+        rows.append([e["row"], e["source"], f"{e['protocol']} {keys}", what, paper, ours, differ or "nothing"])
+    lines += markdown_table(["row", "source", "protocol", "ours compared", "paper", "ours", "differs in"], rows)
     notes = [f"{e['row']}: {e['note']}" for e in entries if "note" in e]
     return [*lines, "", *(f"Note. {n}." for n in notes), *([""] if notes else [])]
 
@@ -134,24 +134,15 @@ def _frozen_lines(knn: dict, linear: dict, run: dict[str, Any]) -> list[str]:
         f"train videos: weighted kNN (k {run['knn.k']}, votes exp(cosine / {run['knn.temperature']:g})) and a "
         "linear probe (its weight decay chosen on held-out validation groups of the train split).",
         "",
-        "| model | features | "
-        + " | ".join(f"kNN {k}" for k in ks)
-        + " | "
-        + " | ".join(f"linear {k}" for k in ks)
-        + " | linear weight decay |",
-        "|---|---|" + "---|" * (2 * len(ks) + 1),
     ]
-    for model in ("iic", "random"):
-        for kind in kinds:
-            a, b = knn[model][kind], linear[model][kind]
-            lines.append(
-                f"| {model} | {kind} | "
-                + " | ".join(_pct(a[k]) for k in ks)
-                + " | "
-                + " | ".join(_pct(b[k]) for k in ks)
-                + f" | {b['weight_decay']:g} |"
-            )
-    return [*lines, ""]
+    header = ["model", "features", *(f"kNN {k}" for k in ks), *(f"linear {k}" for k in ks), "linear weight decay"]
+    rows = [
+        [model, kind, *(_pct(knn[model][kind][k]) for k in ks), *(_pct(linear[model][kind][k]) for k in ks),
+         f"{linear[model][kind]['weight_decay']:g}"]
+        for model in ("iic", "random")
+        for kind in kinds
+    ]  # fmt: skip
+    return [*lines, *markdown_table(header, rows), ""]
 
 
 def dataset_section(
@@ -169,14 +160,19 @@ def dataset_section(
         "train videos (top-k: a query counts when one of its k nearest has its class).",
         "",
     ]
-    lines += ["| model | features | " + " | ".join(ks) + " |", "|---|---|" + "---|" * len(ks)]
-    for model in ("iic", "random"):
-        for kind in kinds:
-            lines.append(f"| {model} | {kind} | " + " | ".join(_pct(retrieval[model][kind][k]) for k in ks) + " |")
-    lines += ["", "| fine-tuned from | clip top-1 | video top-1 | video top-5 |", "|---|---|---|---|"]
-    for model in ("iic", "random"):
-        m = finetune[model]
-        lines.append(f"| {model} | {_pct(m['clip_top1'])} | {_pct(m['video_top1'])} | {_pct(m['video_top5'])} |")
+    lines += markdown_table(
+        ["model", "features", *ks],
+        [
+            [model, kind, *(_pct(retrieval[model][kind][k]) for k in ks)]
+            for model in ("iic", "random")
+            for kind in kinds
+        ],
+    )
+    lines.append("")
+    lines += markdown_table(
+        ["fine-tuned from", "clip top-1", "video top-1", "video top-5"],
+        [[m, *(_pct(finetune[m][k]) for k in ("clip_top1", "video_top1", "video_top5"))] for m in ("iic", "random")],
+    )
     lines.append("")
     lines += _frozen_lines(metrics["knn"], metrics["linear"], run)
     lines += comparison_lines(metrics, run)
@@ -201,8 +197,6 @@ def comparison_lines(metrics: dict[str, dict], run: dict[str, Any]) -> list[str]
         f"IIC against random init, top-1 with {level} bootstrap intervals over the test videos; the verdict "
         "comes from the paired interval of the difference (same resampled videos for both):",
         "",
-        "| measure | IIC | random init | IIC - random | verdict |",
-        "|---|---|---|---|---|",
     ]
     # (label, a model's value, a model's interval, the paired difference) for every measure.
     rows = [
@@ -220,13 +214,13 @@ def comparison_lines(metrics: dict[str, dict], run: dict[str, Any]) -> list[str]
          lambda m, k=key: finetune["intervals"][m][k], finetune["paired"][key])
         for key in finetune["paired"]
     ]  # fmt: skip
-    for label, value, interval, paired in rows:
-        diff = f"{100 * paired['diff']:+.1f} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}]"
-        lines.append(
-            f"| {label} | {_with_interval(value('iic'), interval('iic'))} | "
-            f"{_with_interval(value('random'), interval('random'))} | {diff} | {verdict(paired['low'], paired['high'])} |"
-        )
-    return [*lines, ""]
+    cells = [
+        [label, _with_interval(value("iic"), interval("iic")), _with_interval(value("random"), interval("random")),
+         f"{100 * paired['diff']:+.1f} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}]",
+         verdict(paired["low"], paired["high"])]
+        for label, value, interval, paired in rows
+    ]  # fmt: skip
+    return [*lines, *markdown_table(["measure", "IIC", "random init", "IIC - random", "verdict"], cells), ""]
 
 
 def _protocol_line(run: dict[str, Any]) -> str:
@@ -285,14 +279,13 @@ def report_stage(
         lines += section
         data["datasets"][name] = entry
     fields = [f.name.rstrip("_") for f in dataclasses.fields(DatasetParams)]
-    lines += ["## Datasets", "", "| name | role | " + " | ".join(fields) + " |", "|---|---|" + "---|" * len(fields)]
+    rows = []
     for name, source in sources.items():
         role = ", ".join(r for r, on in (("pretraining", name == pretrained_on), ("evaluation", name in outputs)) if on)
-        lines.append(
-            f"| `{name}` | {role or 'unused'} | "
-            + " | ".join(str(getattr(source, f.name)) for f in dataclasses.fields(DatasetParams))
-            + " |"
+        rows.append(
+            [f"`{name}`", role or "unused", *(getattr(source, f.name) for f in dataclasses.fields(DatasetParams))]
         )
+    lines += ["## Datasets", "", *markdown_table(["name", "role", *fields], rows)]
     lines.append("")
     data["sources"] = {name: dataclasses.asdict(source) for name, source in sources.items()}
     write_bytes(report_path, "\n".join(lines).encode())
@@ -305,9 +298,7 @@ def run_settings(p: Any, pretrained_on: DatasetParams) -> dict[str, Any]:
     """``RUN_KEYS`` read through a stage's params view, and the pretraining dataset's (format, split)."""
     run: dict[str, Any] = {}
     for key in RUN_KEYS:
-        node = p
-        for part in key.split("."):
-            node = getattr(node, part)
+        node = dotted(p, key)
         run[key] = list(node) if isinstance(node, list) else node
     return run | {"pretrained on": (pretrained_on.format, pretrained_on.split)}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 import statistics
 import subprocess
@@ -17,10 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from evaluate.intervals import verdict
+from pipeline.dotted import dotted
 from pipeline.errors import InputError
+from pipeline.markdown import markdown_table
+
+log = logging.getLogger(__name__)
 
 SEED_KEYS = ("pretrain.seed", "finetune.seed", "features.random_init_seed", "linear.seed")
 METRICS_FILE = re.compile(r"artifacts/metrics/(?P<dataset>[^/]+)/(?P<stage>retrieval|knn|linear|finetune)\.json$")
+LEVEL_KEY = "intervals.level"
 VERDICT_MARK = {"ahead": "+", "behind": "-", "level": "="}
 
 
@@ -31,13 +37,7 @@ class SeedRun:
     name: str
     seed: int
     metrics: dict[str, dict[str, dict]]
-
-
-def _param(params: dict, key: str) -> Any:
-    node: Any = params
-    for part in key.split("."):
-        node = node[part]
-    return node
+    level: float  # intervals.level: the paired intervals' coverage behind each verdict
 
 
 def _runs_of(node: Any, nested: bool = False) -> list[tuple[dict, bool]]:
@@ -69,8 +69,15 @@ def seed_runs(exp_show: Any) -> list[SeedRun]:
         params = (data["params"].get("params.yaml") or {}).get("data")
         if not params:
             continue
-        name = entry.get("name") or str(data.get("rev", ""))[:7]
-        seeds = {key: _param(params, key) for key in SEED_KEYS}
+        rev = str(data.get("rev", ""))
+        name = entry.get("name") or (rev[:7] if re.fullmatch(r"[0-9a-f]{40}", rev) else rev)
+        try:
+            seeds = {key: dotted(params, key) for key in SEED_KEYS}
+            level = float(dotted(params, LEVEL_KEY))
+        except (KeyError, TypeError) as exc:
+            # An older run, from before a seed key or the interval level existed: the others still count.
+            log.warning("%s: left out, its params have no %s (a run of older code)", name, exc.args[0])
+            continue
         if len(set(seeds.values())) != 1:
             raise InputError(f"{name}: its seeds differ ({seeds}); set all of {', '.join(SEED_KEYS)} to one "
                              "value per experiment")  # fmt: skip
@@ -78,23 +85,28 @@ def seed_runs(exp_show: Any) -> list[SeedRun]:
         metrics: dict[str, dict[str, dict]] = {}
         for path, content in data["metrics"].items():
             match = METRICS_FILE.search(path)
-            if match and content.get("data"):
+            if match and isinstance(content, dict) and content.get("data"):
                 metrics.setdefault(match["dataset"], {})[match["stage"]] = content["data"]
         rank = (is_experiment, data.get("timestamp") or "")
         if metrics and (seed not in runs or rank > runs[seed][0]):
-            runs[seed] = (rank, SeedRun(name, seed, metrics))
+            runs[seed] = (rank, SeedRun(name, seed, metrics, level))
     return [runs[s][1] for s in sorted(runs)]
 
 
-def _measures(metrics: dict[str, dict[str, dict]]) -> list[tuple[str, str, str, str]]:
-    """(dataset, stage, feature or "", metric key) of every measure the table shows, in order."""
-    out = []
-    for dataset, stages in metrics.items():
-        for stage in ("retrieval", "knn", "linear"):
-            if stage in stages:
-                out += [(dataset, stage, kind, "top1") for kind in stages[stage]["paired"]]
-        if "finetune" in stages:
-            out += [(dataset, "finetune", "", key) for key in stages["finetune"]["paired"]]
+def _measures(runs: list[SeedRun]) -> list[tuple[str, str, str, str]]:
+    """(dataset, stage, feature or "", metric key) of every measure the table shows, in order:
+    those with paired differences in some run (a run without one, of older code, is skipped there)."""
+    out: list[tuple[str, str, str, str]] = []
+    for run in runs:
+        for dataset, stages in run.metrics.items():
+            for stage in ("retrieval", "knn", "linear", "finetune"):
+                paired = stages.get(stage, {}).get("paired", {})
+                keys = (
+                    [(dataset, stage, "", key) for key in paired]
+                    if stage == "finetune"
+                    else [(dataset, stage, kind, "top1") for kind in paired]
+                )
+                out += [m for m in keys if m not in out]
     return out
 
 
@@ -117,6 +129,11 @@ def _mean_sd(values: list[float]) -> str:
     return f"{100 * statistics.fmean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
 
 
+def _levels(runs: list[SeedRun]) -> str:
+    """The runs' interval level as a percentage ("95%"), or each of them when they differ ("90% / 95%")."""
+    return " / ".join(f"{100 * level:g}%" for level in sorted({r.level for r in runs}))
+
+
 def seed_table(runs: list[SeedRun]) -> str:
     """The markdown table of ``runs`` (every measure found in the first run and present in all)."""
     if not runs:
@@ -124,15 +141,11 @@ def seed_table(runs: list[SeedRun]) -> str:
     names = {"retrieval": "retrieval", "knn": "kNN", "linear": "linear probe", "finetune": "fine-tuned"}
     head = [
         f"{len(runs)} seeds ({', '.join(str(r.seed) for r in runs)}); top-1 %, mean ± sd over the seeds. IIC - random per "
-        "seed with the verdict of its paired 95% interval (+ ahead, = level, - behind).",
+        f"seed with the verdict of its paired {_levels(runs)} interval (+ ahead, = level, - behind).",
         "",
-        "| dataset | measure | IIC | random init | "
-        + " | ".join(f"seed {r.seed}" for r in runs)
-        + " | mean IIC - random |",
-        "|---|---|---|---|" + "---|" * len(runs) + "---|",
     ]
     rows = []
-    for measure in _measures(runs[0].metrics):
+    for measure in _measures(runs):
         try:
             iic = [_value(r, measure, "iic") for r in runs]
             random = [_value(r, measure, "random") for r in runs]
@@ -143,12 +156,9 @@ def seed_table(runs: list[SeedRun]) -> str:
         label = f"{names[stage]} {kind} top-1" if kind else f"{names[stage]} {key.replace('_', ' ')}"
         diffs = [f"{100 * p['diff']:+.1f} {VERDICT_MARK[verdict(p['low'], p['high'])]}" for p in paired]
         mean_diff = statistics.fmean(p["diff"] for p in paired)
-        rows.append(
-            f"| {dataset} | {label} | {_mean_sd(iic)} | {_mean_sd(random)} | "
-            + " | ".join(diffs)
-            + f" | {100 * mean_diff:+.1f} |"
-        )
-    return "\n".join([*head, *rows, ""])
+        rows.append([dataset, label, _mean_sd(iic), _mean_sd(random), *diffs, f"{100 * mean_diff:+.1f}"])
+    header = ["dataset", "measure", "IIC", "random init", *(f"seed {r.seed}" for r in runs), "mean IIC - random"]
+    return "\n".join([*head, *markdown_table(header, rows), ""])
 
 
 def exp_show_json(repo: Path) -> Any:

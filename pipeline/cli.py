@@ -12,12 +12,16 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pipeline import paths
-from pipeline.errors import UserError
+from pipeline.errors import InputError, UserError
 from pipeline.stage import setup_logging, stage
+
+if TYPE_CHECKING:
+    from preprocess.shards import ShardReader
 
 log = logging.getLogger("pipeline")
 
@@ -45,6 +49,14 @@ class _Pipeline(click.Group):
 def main(ctx: click.Context, debug: bool) -> None:
     """IIC self-supervised video representation pipeline."""
     ctx.meta["debug"] = debug
+
+
+def _verified_reader(name: str) -> ShardReader:
+    """The verified videos of dataset ``name``: what every training and evaluation stage reads."""
+    from preprocess.verified import open_verified
+
+    data = paths.dataset(name)
+    return open_verified(data.verified_videos, data.frames, data.motion)
 
 
 DATASET = click.argument("name")  # a key of datasets (or of demo) in params.yaml
@@ -170,40 +182,29 @@ def preview(name: str, video_id: str, out: Path | None, n_frames: int) -> None:
 @click.option("--stop-after-epoch", type=int, default=None, help="end after this epoch's checkpoint (resume tests)")
 def pretrain(stop_after_epoch: int | None) -> None:
     """IIC pretraining on the train split of pretrain.dataset, resumable from its last checkpoint."""
-    from evaluate.monitor import PretrainMonitor
-    from preprocess.verify import open_verified
-    from train.pretrain import pretrain_stage, setup_from_params
+    from evaluate.monitor import monitor_factory
+    from train.pretrain import PretrainSetup, pretrain_stage
 
     with stage("pretrain", distributed=True) as p:
-        data = paths.dataset(p.pretrain.dataset)
-        watched, monitor = paths.dataset(p.monitor.dataset), p.monitor.materialize()
-        view2 = p.pretrain.modality
-
-        def make_monitor(runtime):
-            return PretrainMonitor(
-                open_verified(watched.verified_videos, watched.frames, watched.motion),
-                p.monitor.dataset,
-                monitor,
-                p.knn.k,
-                p.knn.temperature,
-                ("rgb",) if view2 == "rgb" else ("rgb", view2),
-                p.clip.length,
-                p.clip.crop,
-                p.pretrain.batch_size,
-                runtime,
-            )
-
+        setup = PretrainSetup(
+            model=p.model.materialize(),
+            pretrain=p.pretrain.materialize(),
+            clip_length=p.clip.length,
+            crop=p.clip.crop,
+            sync_batchnorm=p.launch.sync_batchnorm,
+        )
+        monitor = p.monitor.materialize()
+        reader = _verified_reader(setup.pretrain.dataset)
+        watched = _verified_reader(monitor.dataset) if monitor.every else reader
         pretrain_stage(
-            setup_from_params(p),
+            setup,
             p.runtime.materialize(),
-            data.verified_videos,
-            data.frames,
-            data.motion,
+            reader,
             paths.PRETRAIN_CHECKPOINT,
             paths.PRETRAIN_RESUME / "last.pt",
             paths.PRETRAIN_LIVE,
             stop_after_epoch=stop_after_epoch,
-            make_monitor=make_monitor if monitor.every else None,
+            make_monitor=monitor_factory(watched, monitor.dataset, monitor, p.knn.k, p.knn.temperature, setup),
         )
 
 
@@ -212,13 +213,12 @@ def pretrain(stop_after_epoch: int | None) -> None:
 def features(name: str) -> None:
     """Per-video features of the pretrained and of a random-init model on one evaluation dataset."""
     from evaluate.features import features_stage
-    from preprocess.verify import open_verified
 
     with stage("features", {"dataset": name}, distributed=True) as p:
         data = paths.dataset(name)
         features_stage(
             paths.PRETRAIN_CHECKPOINT,
-            open_verified(data.verified_videos, data.frames, data.motion),
+            _verified_reader(name),
             p.clip.materialize(),
             p.features.materialize(),
             p.runtime.materialize(),
@@ -247,7 +247,7 @@ def retrieve(name: str) -> None:
 @DATASET
 def knn(name: str) -> None:
     """Weighted kNN classification of the test videos on the frozen features of both models."""
-    from evaluate.probes import knn_stage
+    from evaluate.knn_stage import knn_stage
 
     with stage("knn", {"dataset": name}) as p:
         data = paths.dataset(name)
@@ -263,7 +263,7 @@ def knn(name: str) -> None:
 @DATASET
 def linear(name: str) -> None:
     """A linear probe on the frozen features of both models (weight decay chosen on validation groups)."""
-    from evaluate.probes import linear_stage
+    from evaluate.linear_stage import linear_stage
 
     with stage("linear", {"dataset": name}) as p:
         data = paths.dataset(name)
@@ -280,12 +280,11 @@ def linear(name: str) -> None:
 def gallery(name: str) -> None:
     """A PNG of test queries beside their nearest train videos, pretrained and random-init side by side."""
     from evaluate.gallery import gallery_stage
-    from preprocess.verify import open_verified
     from train.data import class_names
 
     with stage("gallery", {"dataset": name}) as p:
         data = paths.dataset(name)
-        reader = open_verified(data.verified_videos, data.frames, data.motion)
+        reader = _verified_reader(name)
         gallery_stage(
             {m: data.features_file(m) for m in ("iic", "random")},
             reader,
@@ -300,13 +299,12 @@ def gallery(name: str) -> None:
 def finetune(name: str) -> None:
     """Fine-tune from the pretrained backbone and from random init; video-level test metrics."""
     from evaluate.recognition import finetune_stage
-    from preprocess.verify import open_verified
 
     with stage("finetune", {"dataset": name}, distributed=True) as p:
         data = paths.dataset(name)
         finetune_stage(
             paths.PRETRAIN_CHECKPOINT,
-            open_verified(data.verified_videos, data.frames, data.motion),
+            _verified_reader(name),
             p.finetune.materialize(),
             p.clip.materialize(),
             p.runtime.materialize(),
@@ -349,7 +347,16 @@ def seeds(exp_json: Path | None, out: Path | None) -> None:
     from evaluate.seeds import exp_show_json, seed_runs, seed_table
 
     setup_logging()
-    table = seed_table(seed_runs(json.loads(exp_json.read_text()) if exp_json else exp_show_json(Path.cwd())))
+    if exp_json is not None:
+        try:
+            shown = json.loads(exp_json.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"{exp_json}: not JSON ({exc.msg} at line {exc.lineno}); save `dvc exp show --json` again"
+            ) from exc
+    else:
+        shown = exp_show_json(Path.cwd())
+    table = seed_table(seed_runs(shown))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(table)

@@ -32,6 +32,22 @@ EXPORT = ARTIFACTS / "export"  # model.safetensors, model.pth, config.json, READ
 PREVIEW = ARTIFACTS / "preview"
 
 
+def shard_file(folder: Path, shard_id: int) -> Path:
+    """The HDF5 file of shard ``shard_id`` in a frames or motion folder."""
+    return Path(folder) / f"{shard_id}.h5"
+
+
+def shard_manifest(folder: Path, shard_id: int) -> Path:
+    """The manifest (JSON) beside ``shard_file(folder, shard_id)``."""
+    return Path(folder) / f"{shard_id}.json"
+
+
+def shard_id_of(path: Path) -> int | None:
+    """The shard id of a shard file or manifest (``3.h5``, ``3.json``); None for any other file."""
+    stem, _, suffix = Path(path).name.partition(".")
+    return int(stem) if suffix in ("h5", "json") and stem.isdigit() else None
+
+
 def demo_videos(name: str) -> Path:
     return DEMO / name / "videos"
 
@@ -70,16 +86,16 @@ class DatasetPaths:
         return self.root / "motion"
 
     def frames_shard(self, shard_id: int) -> Path:
-        return self.frames / f"{shard_id}.h5"
+        return shard_file(self.frames, shard_id)
 
     def frames_manifest(self, shard_id: int) -> Path:
-        return self.frames / f"{shard_id}.json"
+        return shard_manifest(self.frames, shard_id)
 
     def motion_shard(self, shard_id: int) -> Path:
-        return self.motion / f"{shard_id}.h5"
+        return shard_file(self.motion, shard_id)
 
     def motion_manifest(self, shard_id: int) -> Path:
-        return self.motion / f"{shard_id}.json"
+        return shard_manifest(self.motion, shard_id)
 
     @property
     def verified_videos(self) -> Path:  # the usable videos and the checksum of every shard

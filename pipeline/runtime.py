@@ -13,6 +13,7 @@ import random
 import numpy as np
 import torch
 
+from pipeline.errors import ConfigError
 from pipeline.schema import RuntimeParams
 
 log = logging.getLogger(__name__)
@@ -47,13 +48,21 @@ class Runtime:
         return torch.compile(model) if self.compile else model
 
 
+def check_device(choice: str, key: str) -> None:
+    """ConfigError naming ``key`` when ``cuda`` is asked for on a machine without one.
+
+    Touches no GPU: under torchrun it runs before each rank has picked its own.
+    """
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{key}: cuda, but torch sees no CUDA device here; set it to auto or cpu")
+
+
 def resolve_device(choice: str, key: str) -> torch.device:
     """``auto`` | ``cpu`` | ``cuda`` -> the device: auto is the current GPU when there is one, else the CPU.
 
     key names the setting in the error when ``cuda`` is asked for on a machine without one.
     """
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"{key} is cuda but no CUDA device is available")
+    check_device(choice, key)
     if choice in ("auto", "cuda") and torch.cuda.is_available():
         return torch.device("cuda", torch.cuda.current_device())  # torchrun sets one GPU per rank
     return torch.device("cpu")

@@ -303,6 +303,9 @@ class MonitorParams:
     clips: Count  # evenly spaced clips per video (evaluation uses clip.eval_clips)
 
 
+SelectBy = Literal["accuracy", "loss"]
+
+
 @dataclasses.dataclass(frozen=True)
 class FinetuneParams:
     modality: Modality  # input of the fine-tuned network
@@ -314,7 +317,7 @@ class FinetuneParams:
     momentum: Fraction
     weight_decay: NonNegative
     val_videos: Count  # train videos held out for model selection (whole groups)
-    select_by: Literal["accuracy", "loss"]  # the kept epoch has the best validation accuracy or loss
+    select_by: SelectBy  # the kept epoch has the best validation accuracy or loss
     plateau_factor: Annotated[float, Range(low=0, high=1, low_open=True, high_open=True)]
     plateau_patience: NonNegativeInt
     min_lr: NonNegative

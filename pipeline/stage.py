@@ -16,6 +16,7 @@ import yaml
 
 from pipeline.atomic import remove_orphaned_temporaries
 from pipeline.checksums import save_checksums
+from pipeline.dotted import dotted
 from pipeline.launcher import watch_launcher
 from pipeline.locks import stage_lock
 from pipeline.params import load_params
@@ -45,10 +46,7 @@ def resolve_template(text: str, item: dict[str, object], raw_params: dict) -> st
             return str(item["dataset"])
         if name.startswith("item."):
             return str(item[name.removeprefix("item.")])
-        node: object = raw_params
-        for part in name.split("."):
-            node = node[part]  # type: ignore[index]
-        return str(node)
+        return str(dotted(raw_params, name))
 
     return _TEMPLATE.sub(value, text)
 

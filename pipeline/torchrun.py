@@ -35,7 +35,7 @@ def world_size(launch: LaunchParams) -> int:
     return launch.nnodes * launch.nproc_per_node
 
 
-def rdzv_endpoint(launch: LaunchParams, env: Mapping[str, str], hostname: str) -> str:
+def rdzv_endpoint(launch: LaunchParams, hostname: str) -> str:
     """Where the nodes meet: ``launch.rdzv_endpoint``; under srun this node (the allocation's
     first, where dvc repro runs) with that port."""
     host, sep, port = launch.rdzv_endpoint.rpartition(":")
@@ -68,7 +68,7 @@ def torchrun_command(
         torchrun += [
             f"--nnodes={launch.nnodes}",
             "--rdzv_backend=c10d",
-            f"--rdzv_endpoint={rdzv_endpoint(launch, env, hostname)}",
+            f"--rdzv_endpoint={rdzv_endpoint(launch, hostname)}",
             f"--rdzv_id={job}{run_id}",
         ]
     command = torchrun + ["-m", "pipeline", *stage_args]

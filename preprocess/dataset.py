@@ -20,9 +20,9 @@ from tqdm import tqdm
 from pipeline.atomic import write_json
 from pipeline.checksums import file_sha256
 from pipeline.errors import InputError
-from preprocess.formats import FORMATS, FormatOptions, Layout, Listed, Reject
-from preprocess.shards import VIDEO_SPLITS
-from preprocess.verify import check_reject_share
+from pipeline.paths import shard_id_of
+from preprocess.formats import FORMATS, VIDEO_SPLITS, FormatOptions, Layout, Listed, Reject
+from preprocess.rejects import check_reject_share
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +157,8 @@ def remove_leftover_shards(folders: Sequence[Path], shard_ids: Sequence[int]) ->
     removed = []
     for folder in folders:
         for path in sorted(folder.glob("*")) if folder.is_dir() else ():
-            stem = path.name.split(".")[0]
-            if path.suffix in (".h5", ".json") and stem.isdigit() and int(stem) not in shard_ids:
+            shard_id = shard_id_of(path)
+            if shard_id is not None and shard_id not in shard_ids:
                 path.unlink()
                 removed.append(path)
     if removed:

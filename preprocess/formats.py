@@ -29,6 +29,8 @@ import numpy as np
 
 from pipeline.errors import InputError
 
+VIDEO_SPLITS = ("train", "test")  # the split values of the index
+
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".3gp")
 _UCF101_GROUP = re.compile(r"_(g\d+)_c\d+$")  # v_<Class>_g08_c01: group 8, clip 1
 
@@ -151,7 +153,9 @@ def _ucf101(root: Path, lists: Path, o: FormatOptions) -> Layout:
 def _hmdb51(root: Path, lists: Path, o: FormatOptions) -> Layout:
     files = sorted(lists.glob(f"*_test_split{o.split}.txt"))
     if not files:
-        raise FileNotFoundError(f"no <class>_test_split{o.split}.txt files in {lists}")
+        raise InputError(
+            f"{lists}: no <class>_test_split{o.split}.txt files, as the hmdb51 format's split {o.split} needs"
+        )
     classes = [f.name[: -len(f"_test_split{o.split}.txt")] for f in files]
     listed, rejects = [], []
     for class_name, path in zip(classes, files, strict=True):

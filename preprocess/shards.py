@@ -29,12 +29,11 @@ import numpy as np
 from pipeline.atomic import atomic_path, read_json, write_json
 from pipeline.checksums import file_sha256
 from pipeline.errors import InputError
-from pipeline.paths import stage_of
+from pipeline.paths import shard_file, shard_manifest, stage_of
 from pipeline.schema import StorageParams
 from preprocess.h264 import decode_h264, encode_h264, keyframe_before
 from preprocess.residual import residual_frames
 
-VIDEO_SPLITS = ("train", "test")  # the split values of the index
 MODALITY_CHANNELS = {"rgb": 3, "res": 3, "u": 1, "v": 1}
 MOTION_MODALITIES = ("res", "u", "v")
 # Encodings whose residuals are not stored but computed from the stored RGB when a clip is read.
@@ -186,10 +185,10 @@ def _check_verified(folder: Path, kind: str, recorded: dict[int, str]) -> dict[i
     InputError naming the file: rebuilt since it was verified (its manifest agrees with it:
     verify again), or damaged (it matches neither: rebuild it)."""
     for shard_id, sha256 in recorded.items():
-        manifest_path, stage = folder / f"{shard_id}.json", stage_of(folder, kind, shard_id)
+        manifest_path, stage = shard_manifest(folder, shard_id), stage_of(folder, kind, shard_id)
         if not manifest_path.is_file():
             raise InputError(f"{manifest_path}: missing; run `dvc repro {stage}`")
-        shard = folder / f"{shard_id}.h5"
+        shard = shard_file(folder, shard_id)
         if not shard.is_file():
             raise InputError(f"{shard}: missing; run `dvc repro -f {stage}`")
         if file_sha256(shard) != sha256:
@@ -234,14 +233,14 @@ class ShardReader:
         if verified_sha256 is not None and videos is not None:
             self.shard_sha256 = {kind: _check_verified(folders[kind], kind, verified_sha256[kind]) for kind in folders}
             self.videos = {v["id"]: v for v in videos}
-            self._file_of = {v["id"]: f"{v['shard']}.h5" for v in videos}
+            self._shard_of = {v["id"]: int(v["shard"]) for v in videos}
             return
         held: dict[str, dict[int, dict[str, dict]]] = {}
         self.shard_sha256: dict[str, dict[int, str]] = {}
         for kind, folder in folders.items():
             held[kind], self.shard_sha256[kind] = {}, {}
             for shard_id in shard_ids:
-                manifest = checked_manifest(folder / f"{shard_id}.json", stage_of(folder, kind, shard_id))
+                manifest = checked_manifest(shard_manifest(folder, shard_id), stage_of(folder, kind, shard_id))
                 held[kind][shard_id] = {v["id"]: v for v in manifest["videos"]}
                 self.shard_sha256[kind][shard_id] = manifest["sha256"]
         if videos is None:
@@ -255,16 +254,16 @@ class ShardReader:
         else:
             wanted = [(int(v["shard"]), v) for v in videos]
         self.videos: dict[str, dict] = {}
-        self._file_of: dict[str, str] = {}
+        self._shard_of: dict[str, int] = {}
         for shard_id, video in wanted:
             for kind in held:
                 if video["id"] not in held[kind].get(shard_id, {}):
                     raise InputError(
-                        f"{folders[kind] / f'{shard_id}.json'} does not hold {video['id']}, which the "
+                        f"{shard_manifest(folders[kind], shard_id)} does not hold {video['id']}, which the "
                         f"index lists: the shard is stale; run `dvc repro`"
                     )
             self.videos[video["id"]] = {**held["frames"][shard_id][video["id"]], **video}
-            self._file_of[video["id"]] = f"{shard_id}.h5"
+            self._shard_of[video["id"]] = shard_id
 
     @property
     def fingerprint(self) -> str:
@@ -289,8 +288,18 @@ class ShardReader:
 
     def frame_size(self, video_id: str) -> tuple[int, int]:
         """(height, width) of the stored frames."""
-        shape = self._file(self.folders["rgb"] / self._file_of[video_id])[f"videos/{video_id}/rgb"].attrs["shape"]
+        shape = self._file(shard_file(self.folders["rgb"], self._shard_of[video_id]))[f"videos/{video_id}/rgb"].attrs[
+            "shape"
+        ]
         return int(shape[1]), int(shape[2])
+
+    def flow_bound(self, video_id: str) -> float | None:
+        """The bound (px) the video's stored flow was quantised to, or None when its motion shard
+        holds no flow (``motion.flow: none``, or a reader without motion)."""
+        if "u" not in self.folders:
+            return None
+        shard = self._file(shard_file(self.folders["u"], self._shard_of[video_id]))
+        return float(shard.attrs["flow_bound"]) if shard.attrs.get("flow", "tvl1") != "none" else None
 
     def read_clip(
         self,
@@ -304,7 +313,7 @@ class ShardReader:
 
         crop: (top, left, height, width), applied to every frame; None keeps whole frames.
         """
-        shard = self._file(self.folders[modality] / self._file_of[video_id])
+        shard = self._file(shard_file(self.folders[modality], self._shard_of[video_id]))
         if modality == "res" and shard.attrs.get("residuals") == "rgb":
             return self._residual_from_rgb(video_id, start, length, crop)
         ds = shard[f"videos/{video_id}/{modality}"]

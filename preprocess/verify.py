@@ -12,39 +12,16 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.atomic import read_json, write_json
 from pipeline.errors import InputError
-from pipeline.paths import dataset_of, stage_of
-from preprocess.shards import VIDEO_SPLITS, ShardReader, checked_manifest
+from pipeline.paths import shard_manifest, stage_of
+from preprocess.formats import VIDEO_SPLITS
+from preprocess.rejects import check_reject_share
+from preprocess.shards import checked_manifest
 
 log = logging.getLogger(__name__)
-
-
-def check_reject_share(
-    rejects: Sequence[dict], n_total: int, max_share: float, artifact: Path, stage_kind: str
-) -> None:
-    """Fail only past the configured share of rejects, naming some; below it, say how many were
-    rejected. A reject is a dict with "path", or a formats.Reject.
-
-    artifact: what the ``stage_kind`` stage writes (``artifacts/data/<dataset>/...``); the message
-    names the stage and the dataset's setting (``datasets.<dataset>.max_reject_share``) from it.
-    """
-    name = dataset_of(artifact)
-    what = stage_of(artifact, stage_kind)
-    key = f"datasets.{name}.max_reject_share" if name else "max_reject_share"
-    n_rejected = len(rejects)
-    share = n_rejected / max(n_total, 1)
-    if n_rejected:
-        log.warning("%s: rejected %d of %d videos (%.1f%%)", what, n_rejected, n_total, 100 * share)
-    if share > max_share:
-        named = [r["path"] if isinstance(r, dict) else r.path for r in rejects[:3]]
-        raise InputError(
-            f"{what}: {n_rejected} of {n_total} videos rejected ({share:.1%}), more than "
-            f"{key}={max_share:.1%}: {', '.join(named)}{', ...' if n_rejected > 3 else ''}"
-        )
 
 
 def verify_dataset(
@@ -77,8 +54,8 @@ def verify_dataset(
     checksums: dict[str, dict[int, str]] = {"frames": {}, "motion": {}}
     for shard_id in shard_ids:
         frames_stage, motion_stage = stage_of(frames_dir, "frames", shard_id), stage_of(motion_dir, "motion", shard_id)
-        frames = checked_manifest(frames_dir / f"{shard_id}.json", frames_stage)
-        motion = checked_manifest(motion_dir / f"{shard_id}.json", motion_stage)
+        frames = checked_manifest(shard_manifest(frames_dir, shard_id), frames_stage)
+        motion = checked_manifest(shard_manifest(motion_dir, shard_id), motion_stage)
         checksums["frames"][shard_id], checksums["motion"][shard_id] = frames["sha256"], motion["sha256"]
         listed = {e["id"] for e in by_shard.get(shard_id, [])}
         decoded = {v["id"]: v for v in frames["videos"]}
@@ -114,12 +91,3 @@ def verify_dataset(
         videos_path,
     )
     return verified
-
-
-def open_verified(videos_path: Path, frames_dir: Path, motion_dir: Path) -> ShardReader:
-    """A reader of exactly the verified videos; fails when a shard changed since it was verified."""
-    if not videos_path.is_file():
-        raise InputError(f"{videos_path}: missing; run `dvc repro {stage_of(videos_path, 'verify')}`")
-    verified = read_json(videos_path)
-    recorded = {kind: {int(k): v for k, v in sums.items()} for kind, sums in verified["sha256"].items()}
-    return ShardReader(frames_dir, motion_dir, verified["shards"], verified["videos"], verified_sha256=recorded)

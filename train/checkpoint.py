@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pipeline.atomic import write_bytes
+from pipeline.errors import InputError
 from train.models import Backbone, build_backbone
 
 FORMAT = 2
@@ -51,8 +52,8 @@ def build_encoder(config: dict[str, Any]) -> Encoder:
     return Encoder(build_backbone(config["arch"], config["width"]), config["feat_dim"] if head else None)
 
 
-class CheckpointFormatError(ValueError):
-    """A checkpoint written in another format version."""
+class CheckpointFormatError(InputError, ValueError):
+    """A checkpoint written in another format version: rerun the stage that wrote it."""
 
 
 def checkpoint_bytes(checkpoint: dict[str, Any]) -> bytes:
@@ -98,10 +99,43 @@ def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
     write_bytes(path, checkpoint_bytes(checkpoint))
 
 
+BACKBONE_PREFIX = "backbone."
+
+
+def backbone_state(encoder_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The ``backbone.*`` tensors of an encoder state dict, prefix removed, contiguous (safetensors
+    needs it): what fine-tuning and the export load. The projection head (``head.*``) is left out."""
+    return {
+        k.removeprefix(BACKBONE_PREFIX): v.contiguous()
+        for k, v in encoder_state.items()
+        if k.startswith(BACKBONE_PREFIX)
+    }
+
+
+def load_backbone_strict(backbone: Backbone, encoder_state: dict[str, torch.Tensor]) -> None:
+    """Load the ``backbone.*`` part of an encoder state dict into ``backbone``; any mismatch (a key
+    besides the head's, a missing key, another shape) is an InputError: the pretrained weights
+    are of another backbone than the one being built."""
+    leftover = sorted(k for k in encoder_state if not k.startswith(BACKBONE_PREFIX) and not k.startswith("head."))
+    if leftover:
+        raise InputError(f"the pretrained encoder has keys no backbone has: {leftover[:3]}; rerun `dvc repro pretrain`")
+    try:
+        backbone.load_state_dict(backbone_state(encoder_state), strict=True)
+    except RuntimeError as exc:  # torch lists every missing, unexpected or misshapen key
+        first = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[1:3]) if len(first) > 1 else first[0]
+        raise InputError(
+            f"the pretrained encoder does not fit a {type(backbone).__name__} of this config: {detail[:300]}"
+        ) from exc
+
+
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     if checkpoint.get("format") != FORMAT:
-        raise CheckpointFormatError(f"{path}: checkpoint format {checkpoint.get('format')!r}, expected {FORMAT}")
+        raise CheckpointFormatError(
+            f"{path}: checkpoint format {checkpoint.get('format')!r}, this code reads format {FORMAT}; "
+            f"rerun `dvc repro -f pretrain` to rebuild it"
+        )
     return checkpoint
 
 

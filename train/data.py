@@ -127,6 +127,12 @@ class EpochSampler(torch.utils.data.Sampler[tuple[int, int]]):
         return self.n // self.world
 
 
+def view_modalities(view2: str) -> tuple[str, ...]:
+    """The modalities of a pretrained encoder's two views: RGB, then ``view2`` unless that is RGB
+    too (the second RGB view is another crop of the same frames, not another modality)."""
+    return ("rgb",) if view2 == "rgb" else ("rgb", view2)
+
+
 def split_ids(reader: ShardReader, split: str) -> list[str]:
     """Ids of one split (train|test) in a stable order."""
     return sorted(v for v, rec in reader.videos.items() if rec["split"] == split)

@@ -7,10 +7,15 @@ code and tests run the same lines as a DDP rank.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import torch
 from torch import distributed as dist
+
+from pipeline.runtime import Runtime, check_device, make_runtime
+from pipeline.schema import RuntimeParams
 
 
 def is_distributed() -> bool:
@@ -37,6 +42,23 @@ def leave_distributed() -> None:
     """Leave the group before the interpreter's exit tears the backend down under it."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def process_group(p: RuntimeParams) -> Iterator[Runtime]:
+    """The block of a training or evaluation stage: join torchrun's process group when launched
+    by torchrun (NCCL on CUDA, gloo on the CPU), yield the stage's ``Runtime``, and leave the
+    group afterwards, on an error too. Without torchrun it only yields the runtime.
+
+    The device choice is checked first, so ``runtime.device: cuda`` on a machine without CUDA
+    fails in one line before any process group is formed.
+    """
+    check_device(p.device, "runtime.device")
+    init_distributed(use_cuda=p.device != "cpu" and torch.cuda.is_available())
+    try:
+        yield make_runtime(p)
+    finally:
+        leave_distributed()
 
 
 def gather_from_ranks(x: torch.Tensor) -> torch.Tensor:

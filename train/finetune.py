@@ -25,10 +25,11 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from pipeline.errors import ConfigError, NonFiniteError
+from pipeline.errors import NonFiniteError
 from pipeline.runtime import Runtime, seed_everything
-from pipeline.schema import ClipParams, FinetuneParams
+from pipeline.schema import ClipParams, FinetuneParams, SelectBy
 from preprocess.shards import ShardReader
+from train.checkpoint import load_backbone_strict
 from train.classification import CLIP_SCORES, topk_correct, video_scores
 from train.data import ClipDataset, EpochSampler, split_ids, to_model_input
 from train.distributed import gather_shares, mean_over_ranks, rank_and_world, rank_share
@@ -52,31 +53,16 @@ class Classifier(nn.Module):
         return self.classifier(self.dropout(self.backbone(x)))
 
 
-def load_backbone_strict(backbone: Backbone, encoder_state: dict[str, torch.Tensor]) -> None:
-    """Load the ``backbone.*`` part of an encoder state dict; any key mismatch raises.
-
-    The encoder's projection head (``head.*``) is the only part left out, by design.
-    """
-    prefix = "backbone."
-    state = {k[len(prefix) :]: v for k, v in encoder_state.items() if k.startswith(prefix)}
-    leftover = sorted(k for k in encoder_state if not k.startswith(prefix) and not k.startswith("head."))
-    if leftover:
-        raise KeyError(f"unexpected keys in the pretrained encoder: {leftover}")
-    backbone.load_state_dict(state, strict=True)  # raises on missing or unexpected keys
-
-
-def selection_key(val_loss: float, val_accuracy: float, select_by: str) -> tuple[float, ...]:
+def selection_key(val_loss: float, val_accuracy: float, select_by: SelectBy) -> tuple[float, ...]:
     """Sort key of an epoch for model selection; lower is better, the first epoch wins ties.
 
     ``loss`` is upstream BestJuly/IIC's rule. ``accuracy`` breaks ties by the loss: on a small validation
     part the loss keeps rising as the classifier grows confident, while the accuracy rises
-    too, and the loss alone would keep an untrained first epoch.
+    too, and the loss alone would keep an untrained first epoch. (The schema admits no other value.)
     """
     if select_by == "loss":
         return (val_loss,)
-    if select_by == "accuracy":
-        return (-val_accuracy, val_loss)
-    raise ConfigError(f"finetune.select_by: {select_by!r} is not one of accuracy, loss")
+    return (-val_accuracy, val_loss)
 
 
 def eval_loader(dataset: ClipDataset, batch_size: int, workers: int, persistent: bool) -> torch.utils.data.DataLoader:
@@ -139,27 +125,30 @@ def train_one_epoch(
     return total / max(n, 1)
 
 
-def finetune(
-    reader: ShardReader,
-    setup: FinetuneParams,
-    clip: ClipParams,
+class BestEpoch:
+    """The epoch ``selection_key`` ranks best so far and a copy of the model's state then."""
+
+    def __init__(self, model: nn.Module):
+        self.key: tuple[float, ...] = (float("inf"),)
+        self.epoch = 0  # 0: before training, the initial weights
+        self.state = copy.deepcopy(model.state_dict())
+
+    def offer(self, key: tuple[float, ...], epoch: int, model: nn.Module) -> None:
+        """Keep ``model``'s state when ``key`` is better (lower) than the best so far; ties keep the earlier."""
+        if key < self.key:
+            self.key, self.epoch, self.state = key, epoch, copy.deepcopy(model.state_dict())
+
+
+def build_classifier(
     config: dict[str, Any],
     encoder_state: dict | None,
-    runtime: Runtime,
-    workers: int,
     n_classes: int,
-    name: str,
+    setup: FinetuneParams,
+    runtime: Runtime,
     sync_batchnorm: bool,
-    on_epoch: Callable[[dict[str, float], bool], None] | None = None,
-) -> dict[str, Any]:
-    """Train a classifier; return its test metrics and the test predictions.
-
-    config: the pretraining checkpoint's config (the backbone is rebuilt from it).
-    encoder_state: the pretrained encoder's state dict, or None for random initialisation.
-    sync_batchnorm: under torchrun, batch norm over the global batch (``launch.sync_batchnorm``).
-    on_epoch: called with each epoch's row (and False: fine-tuning does not resume), e.g. a live logger.
-    """
-    start = time.perf_counter()
+) -> nn.Module:
+    """The backbone the checkpoint's ``config`` names, from ``encoder_state`` (None: random init),
+    with a fresh classifier; seeded by ``finetune.seed``, so both runs start their heads alike."""
     rank, world = rank_and_world()
     seed_everything(setup.seed)
     backbone = build_backbone(config["arch"], config["width"])
@@ -171,69 +160,34 @@ def finetune(
         torch.manual_seed(setup.seed + rank)
         if sync_batchnorm:
             model = synchronise_batchnorm(model, runtime.device.type == "cuda")
-    fit_ids, val_ids = split_validation(split_ids(reader, "train"), setup.val_videos, setup.seed)
-    test_ids = split_ids(reader, "test")
-    log.info(
-        "finetune %s: %d training videos, %d held out for validation (whole groups), %d test videos",
-        name,
-        len(fit_ids),
-        len(val_ids),
-        len(test_ids),
-    )
-    fit_set = ClipDataset(reader, fit_ids, (setup.modality,), clip.length, clip.crop, train=True, seed=setup.seed)
-    val_set = ClipDataset(reader, val_ids, (setup.modality,), clip.length, clip.crop, train=False, seed=0, eval_clips=1)
-    sampler = EpochSampler(len(fit_ids), setup.seed, rank, world)
-    # Persistent workers: starting loader processes every epoch would cost more than the
-    # demo's epochs themselves.
-    loader = torch.utils.data.DataLoader(
-        fit_set, batch_size=setup.batch_size, sampler=sampler, num_workers=workers, persistent_workers=workers > 0
-    )
-    val_loader = eval_loader(val_set, setup.batch_size, workers, persistent=True)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=setup.lr, momentum=setup.momentum, weight_decay=setup.weight_decay
-    )
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=setup.plateau_factor, patience=setup.plateau_patience, min_lr=setup.min_lr
-    )
-    trained = runtime.maybe_compile(model)
-    if world > 1:
-        trained = torch.nn.parallel.DistributedDataParallel(trained)
-    best = {"key": (float("inf"),), "epoch": 0, "state": copy.deepcopy(model.state_dict())}
-    history = []
-    for epoch in range(setup.epochs):
-        sampler.set_epoch(epoch)
-        train_loss = train_one_epoch(
-            trained, loader, optimizer, setup.modality, runtime, epoch, f"finetune {name} {epoch + 1}/{setup.epochs}"
-        )
-        train_loss = mean_over_ranks({"loss": train_loss}, runtime.device)["loss"]  # equal shares: the global mean
-        logits, labels, _ = evaluate_clips(model, val_loader, setup.modality, runtime)
-        scores = logits.softmax(1)
-        val_loss = F.nll_loss(scores.clamp_min(1e-12).log(), labels).item()
-        val_acc = topk_correct(scores, labels, 1).float().mean().item()
-        plateau.step(val_loss)
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": train_loss,
-            "val_loss": val_loss,
-            "val_top1": val_acc,
-            "lr": optimizer.param_groups[0]["lr"],
-        }
-        history.append(row)
-        if on_epoch is not None:
-            on_epoch(row, False)
-        key = selection_key(val_loss, val_acc, setup.select_by)
-        if key < best["key"]:
-            best = {"key": key, "epoch": epoch + 1, "state": copy.deepcopy(model.state_dict())}
-        log.info(
-            "finetune %s epoch %d: train loss %.4f, val loss %.4f, val top1 %.3f",
-            name,
-            epoch + 1,
-            train_loss,
-            val_loss,
-            val_acc,
-        )
+    return model
 
-    model.load_state_dict(best["state"])
+
+def validate(
+    model: nn.Module, loader: torch.utils.data.DataLoader, modality: str, runtime: Runtime
+) -> tuple[float, float]:
+    """(loss, top-1 accuracy) over the validation clips: the numbers ``selection_key`` ranks."""
+    logits, labels, _ = evaluate_clips(model, loader, modality, runtime)
+    scores = logits.softmax(1)
+    loss = F.nll_loss(scores.clamp_min(1e-12).log(), labels).item()
+    return loss, topk_correct(scores, labels, 1).float().mean().item()
+
+
+def score_test_videos(
+    model: nn.Module,
+    reader: ShardReader,
+    test_ids: list[str],
+    setup: FinetuneParams,
+    clip: ClipParams,
+    workers: int,
+    runtime: Runtime,
+) -> dict[str, Any]:
+    """Video-level test of ``model``: each video scores the mean of its ``clip.eval_clips`` clips'
+    probabilities or logits (``finetune.clip_scores``).
+
+    Returns {"metrics": clip and video top-1/top-5, "predicted": (V,), "actual": (V,),
+    "video_hits": {"video_top1": (V,) bool, ...}} for the bootstrap intervals.
+    """
     test_set = ClipDataset(
         reader, test_ids, (setup.modality,), clip.length, clip.crop, train=False, seed=0, eval_clips=clip.eval_clips
     )
@@ -248,21 +202,106 @@ def finetune(
         "clip_top5": topk_correct(scores, labels, 5).float().mean().item(),
         "video_top1": topk_correct(per_video, video_labels, 1).float().mean().item(),
         "video_top5": topk_correct(per_video, video_labels, 5).float().mean().item(),
-        "best_epoch": best["epoch"],
-        "test_videos": len(test_ids),
     }
+    return {"metrics": metrics, "predicted": per_video.argmax(1), "actual": video_labels, "video_hits": video_hits}
+
+
+def fit_loaders(
+    reader: ShardReader,
+    fit_ids: list[str],
+    val_ids: list[str],
+    setup: FinetuneParams,
+    clip: ClipParams,
+    workers: int,
+) -> tuple[torch.utils.data.DataLoader, EpochSampler, torch.utils.data.DataLoader]:
+    """(training loader, its sampler, validation loader): random clips of this rank's share of
+    each epoch's permutation of ``fit_ids``; one centre clip of each of ``val_ids``."""
+    rank, world = rank_and_world()
+    fit_set = ClipDataset(reader, fit_ids, (setup.modality,), clip.length, clip.crop, train=True, seed=setup.seed)
+    val_set = ClipDataset(reader, val_ids, (setup.modality,), clip.length, clip.crop, train=False, seed=0, eval_clips=1)
+    sampler = EpochSampler(len(fit_ids), setup.seed, rank, world)
+    # Persistent workers: starting loader processes every epoch would cost more than the
+    # demo's epochs themselves.
+    loader = torch.utils.data.DataLoader(
+        fit_set, batch_size=setup.batch_size, sampler=sampler, num_workers=workers, persistent_workers=workers > 0
+    )
+    return loader, sampler, eval_loader(val_set, setup.batch_size, workers, persistent=True)
+
+
+def finetune(
+    reader: ShardReader,
+    setup: FinetuneParams,
+    clip: ClipParams,
+    config: dict[str, Any],
+    encoder_state: dict | None,
+    runtime: Runtime,
+    workers: int,
+    n_classes: int,
+    name: str,
+    sync_batchnorm: bool,
+    on_epoch: Callable[[dict[str, float], bool], None] | None = None,
+) -> dict[str, Any]:
+    """Train a classifier, keep its best validation epoch, test it; return ``score_test_videos``'s
+    result with the best epoch in its metrics and the epochs' ``history``.
+
+    config: the pretraining checkpoint's config (the backbone is rebuilt from it).
+    encoder_state: the pretrained encoder's state dict, or None for random initialisation.
+    sync_batchnorm: under torchrun, batch norm over the global batch (``launch.sync_batchnorm``).
+    on_epoch: called with each epoch's row (and False: fine-tuning does not resume), e.g. a live logger.
+    """
+    start = time.perf_counter()
+    world = rank_and_world()[1]
+    model = build_classifier(config, encoder_state, n_classes, setup, runtime, sync_batchnorm)
+    fit_ids, val_ids = split_validation(split_ids(reader, "train"), setup.val_videos, setup.seed)
+    test_ids = split_ids(reader, "test")
+    log.info(
+        "finetune %s: %d training videos, %d held out for validation (whole groups), %d test videos",
+        name,
+        len(fit_ids),
+        len(val_ids),
+        len(test_ids),
+    )
+    loader, sampler, val_loader = fit_loaders(reader, fit_ids, val_ids, setup, clip, workers)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=setup.lr, momentum=setup.momentum, weight_decay=setup.weight_decay
+    )
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=setup.plateau_factor, patience=setup.plateau_patience, min_lr=setup.min_lr
+    )
+    trained = runtime.maybe_compile(model)
+    if world > 1:
+        trained = torch.nn.parallel.DistributedDataParallel(trained)
+    best, history = BestEpoch(model), []
+    for epoch in range(setup.epochs):
+        sampler.set_epoch(epoch)
+        desc = f"finetune {name} {epoch + 1}/{setup.epochs}"
+        train_loss = train_one_epoch(trained, loader, optimizer, setup.modality, runtime, epoch, desc)
+        train_loss = mean_over_ranks({"loss": train_loss}, runtime.device)["loss"]  # equal shares: the global mean
+        val_loss, val_acc = validate(model, val_loader, setup.modality, runtime)
+        plateau.step(val_loss)
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "val_top1": val_acc}
+        history.append(row | {"lr": optimizer.param_groups[0]["lr"]})
+        if on_epoch is not None:
+            on_epoch(history[-1], False)
+        best.offer(selection_key(val_loss, val_acc, setup.select_by), epoch + 1, model)
+        log.info(
+            "finetune %s epoch %d: train loss %.4f, val loss %.4f, val top1 %.3f",
+            name,
+            epoch + 1,
+            train_loss,
+            val_loss,
+            val_acc,
+        )
+
+    model.load_state_dict(best.state)
+    result = score_test_videos(model, reader, test_ids, setup, clip, workers, runtime)
+    result["metrics"] = {**result["metrics"], "best_epoch": best.epoch, "test_videos": len(test_ids)}
     log.info(
         "finetune %s: video top1 %.3f (best epoch %d, %d test videos) in %.0fs",
         name,
-        metrics["video_top1"],
-        best["epoch"],
+        result["metrics"]["video_top1"],
+        best.epoch,
         len(test_ids),
         time.perf_counter() - start,
     )
-    return {
-        "metrics": metrics,
-        "predicted": per_video.argmax(1),
-        "actual": video_labels,
-        "video_hits": video_hits,
-        "history": history,
-    }
+    return result | {"history": history}

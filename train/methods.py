@@ -1,8 +1,8 @@
 """Contrastive methods behind one interface: name -> builder of an objective module.
 
 Every objective implements the ``Objective`` protocol of ``train/objective.py``; the layout of
-each one's logits is in its module's docstring (``train/cmc.py``, ``train/moco.py``,
-``train/simclr.py``).
+each one's logits is in its module's docstring (``train/cmc.py``, ``train/cmc_upstream.py``,
+``train/moco.py``, ``train/simclr.py``).
 """
 
 from __future__ import annotations

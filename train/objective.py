@@ -1,6 +1,6 @@
 """What every contrastive method provides (the ``Objective`` protocol) and the pieces they share.
 
-A method (``train/methods.py``: cmc, moco, simclr) is an ``nn.Module`` with two calls:
+A method (``train/methods.py``: cmc, cmc_upstream, moco, simclr) is an ``nn.Module`` with two calls:
 ``logits`` turns the clips of both views into (logits view 1, logits view 2, labels) with the
 positive at column 0, so that cross-entropy is the loss; ``after_step`` runs after each
 optimizer step (MoCo's key encoder follows there). The layout of each method's logits is in
@@ -15,8 +15,10 @@ from typing import Protocol
 import torch
 from torch import nn
 
-# encode(clips, module=the shared encoder): (N,3,T,H,W) -> unit-norm features (N,D) float,
-# under the runtime's autocast (MoCo passes its key encoder as ``module``).
+# encode(clips, module=the shared encoder): (N,3,T,H,W) -> features (N,D) float, under the
+# runtime's autocast (MoCo passes its key encoder as ``module``). Unit-norm after the projection
+# head, except for the methods of ``RAW_FEATURE_METHODS`` (cmc_upstream: the backbone's raw
+# pooled features, as upstream feeds its banks).
 Encode = Callable[..., torch.Tensor]
 # make_negative: clips (B,C,T,H,W) -> their intra-negatives, from an explicit generator.
 MakeNegative = Callable[[torch.Tensor, torch.Generator], torch.Tensor]

@@ -27,12 +27,12 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from pipeline.errors import ConfigError, NonFiniteError
-from pipeline.runtime import Runtime, make_runtime, seed_everything
+from pipeline.runtime import Runtime, seed_everything
 from pipeline.schema import ModelParams, PretrainParams, RuntimeParams
 from preprocess.shards import ShardReader
 from train.checkpoint import CheckpointFormatError, build_encoder, load_checkpoint, save_checkpoint
-from train.data import ClipDataset, EpochSampler, split_ids, to_model_input
-from train.distributed import init_distributed, leave_distributed, mean_over_ranks, rank_and_world
+from train.data import ClipDataset, EpochSampler, split_ids, to_model_input, view_modalities
+from train.distributed import mean_over_ranks, process_group, rank_and_world
 from train.intra_negatives import INTRA_NEGATIVES
 from train.methods import RAW_FEATURE_METHODS, build_objective
 from train.objective import Objective
@@ -124,42 +124,140 @@ def batch_loss(
     return loss, stats
 
 
+EPOCH_LOG = ("epoch", "loss", "p_pos_view1", "p_pos_view2")  # an epoch row's fields in the log line
+
+
+@dataclasses.dataclass
+class Training:
+    """What pretraining updates, and what a resume state restores: the encoder (unwrapped), the
+    objective (banks or queues), the optimiser, its schedule and the negatives' generator."""
+
+    encoder: torch.nn.Module
+    objective: Objective
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.MultiStepLR
+    generator: torch.Generator
+
+
+def build_training(setup: PretrainSetup, config: dict[str, Any], n_train: int, runtime: Runtime) -> Training:
+    """A fresh encoder, objective, optimiser and schedule, seeded by ``pretrain.seed``.
+
+    n_train: the train videos (the memory banks' rows). Under torchrun every rank builds the
+    same weights, banks and generators; batch norm is synchronised when ``setup`` asks for it.
+    """
+    t = setup.pretrain
+    world = rank_and_world()[1]
+    seed_everything(t.seed)
+    encoder = runtime.prepare_model(build_encoder(config))
+    if world > 1 and setup.sync_batchnorm:
+        encoder = synchronise_batchnorm(encoder, runtime.device.type == "cuda")
+    bank_generator = torch.Generator().manual_seed(t.seed)  # the banks' or queues' initial state
+    objective = build_objective(encoder, n_train, t, t.batch_size * world, bank_generator).to(runtime.device)
+    optimizer = torch.optim.SGD(encoder.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, t.lr_steps, t.lr_decay)
+    generator = torch.Generator(device=runtime.device).manual_seed(t.seed + 1)  # negatives, intra-negatives
+    return Training(encoder, objective, optimizer, scheduler, generator)
+
+
+def checkpoint_state(
+    config: dict[str, Any], epoch: int, curves: list[dict], training: Training, inputs: str | None = None
+) -> dict[str, Any]:
+    """The checkpoint after ``epoch``: the final one (config, epoch, curves, encoder) or, given
+    the reader's fingerprint ``inputs``, the resume state, which also holds what
+    ``restore_training`` needs to go on exactly where training stopped."""
+    if inputs is None:
+        return {"config": config, "epoch": epoch, "curves": curves, "encoder": training.encoder.state_dict()}
+    return {
+        "config": config,
+        "inputs": inputs,
+        "epoch": epoch,
+        "curves": curves,
+        "encoder": training.encoder.state_dict(),
+        "objective": training.objective.state_dict(),
+        "optimizer": training.optimizer.state_dict(),
+        "scheduler": training.scheduler.state_dict(),
+        "generator": training.generator.get_state(),
+    }
+
+
+def restore_training(training: Training, state: dict[str, Any]) -> None:
+    """Load a resume state written by ``checkpoint_state(..., inputs=...)`` into ``training``."""
+    training.encoder.load_state_dict(state["encoder"])
+    training.objective.load_state_dict(state["objective"])
+    training.optimizer.load_state_dict(state["optimizer"])
+    training.scheduler.load_state_dict(state["scheduler"])
+    training.generator.set_state(state["generator"])
+
+
+def train_loader(
+    reader: ShardReader, train_ids: list[str], setup: PretrainSetup, workers: int, runtime: Runtime
+) -> tuple[torch.utils.data.DataLoader, EpochSampler]:
+    """Pairs of views of the train videos, this rank's share of each epoch's permutation, whole batches only."""
+    t = setup.pretrain
+    rank, world = rank_and_world()
+    dataset = ClipDataset(
+        reader,
+        train_ids,
+        view_modalities(t.modality),
+        setup.clip_length,
+        setup.crop,
+        train=True,
+        seed=t.seed,
+        second_rgb=t.modality == "rgb",
+    )
+    sampler = EpochSampler(len(train_ids), t.seed, rank, world)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=t.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=True,
+        pin_memory=runtime.device.type == "cuda",
+        persistent_workers=workers > 0,
+    )
+    return loader, sampler
+
+
 def train_one_epoch(
     loader: torch.utils.data.DataLoader,
     setup: PretrainSetup,
-    encoder: torch.nn.Module,
-    objective: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    trained: torch.nn.Module,
+    training: Training,
     runtime: Runtime,
-    generator: torch.Generator,
     epoch: int,
     show: bool,
 ) -> dict[str, float]:
-    """One pass over the loader; the mean loss and positive probabilities of the epoch.
+    """One pass over the loader and the schedule's step; the epoch's row of the curves: the mean
+    loss and positive probabilities over the batches (and the ranks), and the next epoch's lr.
 
+    trained: ``training.encoder`` as it trains (compiled, or DDP-wrapped under torchrun).
     Raises NonFiniteError naming the epoch (1-based) and batch when a loss is NaN or infinite:
     training on would only spread it into the weights and every later stage.
     """
-    encoder.train()
+    trained.train()
     totals = {"loss": 0.0, "p_pos_view1": 0.0, "p_pos_view2": 0.0}
     n_batches = 0
     for batch in tqdm(
         loader, desc=f"pretrain epoch {epoch + 1}/{setup.pretrain.epochs}", disable=not show, leave=False
     ):
-        loss, stats = batch_loss(batch, setup, encoder, objective, runtime, generator)
+        loss, stats = batch_loss(batch, setup, trained, training.objective, runtime, training.generator)
         if not math.isfinite(stats["loss"]):
             raise NonFiniteError(
                 f"pretraining loss is {stats['loss']} at epoch {epoch + 1}, batch {n_batches + 1}; "
                 f"check pretrain.lr and pretrain.nce_t"
             )
-        optimizer.zero_grad(set_to_none=True)
+        training.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        objective.after_step(encoder)  # MoCo: the key encoder follows
+        training.optimizer.step()
+        training.objective.after_step(trained)  # MoCo: the key encoder follows
         for key in totals:
             totals[key] += stats[key]
         n_batches += 1
-    return {k: v / max(n_batches, 1) for k, v in totals.items()}
+    training.scheduler.step()
+    means = mean_over_ranks({k: v / max(n_batches, 1) for k, v in totals.items()}, runtime.device)
+    row = {"epoch": epoch + 1, **means, "lr": training.optimizer.param_groups[0]["lr"]}
+    log.info("epoch %d: loss %.4f, p(pos) view1 %.4f view2 %.4f", *(row[k] for k in EPOCH_LOG))
+    return row
 
 
 def pretrain(
@@ -192,156 +290,73 @@ def pretrain(
             f"pretrain.batch_size: {len(train_ids)} train videos cannot fill one batch of {t.batch_size} per rank"
         )
     inputs = reader.fingerprint
-
-    seed_everything(t.seed)
-    encoder = runtime.prepare_model(build_encoder(config))
-    if world > 1 and setup.sync_batchnorm:
-        encoder = synchronise_batchnorm(encoder, runtime.device.type == "cuda")
-    bank_generator = torch.Generator().manual_seed(t.seed)  # the banks' or queues' initial state
-    objective = build_objective(encoder, len(train_ids), t, t.batch_size * world, bank_generator).to(runtime.device)
-    optimizer = torch.optim.SGD(encoder.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, t.lr_steps, t.lr_decay)
-    generator = torch.Generator(device=runtime.device).manual_seed(t.seed + 1)  # negatives, intra-negatives
-    curves: list[dict] = []
-    start_epoch = 0
-
+    training = build_training(setup, config, len(train_ids), runtime)
     state = resume_state(resume_path, config, inputs, t.epochs)
+    curves: list[dict] = state["curves"] if state is not None else []
+    start_epoch = state["epoch"] if state is not None else 0
     if state is not None:
-        encoder.load_state_dict(state["encoder"])
-        objective.load_state_dict(state["objective"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        curves, start_epoch = state["curves"], state["epoch"]
+        restore_training(training, state)
         log.info("resuming pretraining from %s at epoch %d", resume_path, start_epoch)
 
-    trained = runtime.maybe_compile(encoder)
+    trained = runtime.maybe_compile(training.encoder)
     if world > 1:
         trained = torch.nn.parallel.DistributedDataParallel(trained)
-    dataset = ClipDataset(
-        reader,
-        train_ids,
-        ("rgb",) if t.modality == "rgb" else ("rgb", t.modality),
-        setup.clip_length,
-        setup.crop,
-        train=True,
-        seed=t.seed,
-        second_rgb=t.modality == "rgb",
-    )
-    sampler = EpochSampler(len(train_ids), t.seed, rank, world)
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=t.batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        drop_last=True,
-        pin_memory=runtime.device.type == "cuda",
-        persistent_workers=workers > 0,
-    )
+    loader, sampler = train_loader(reader, train_ids, setup, workers, runtime)
     start = time.perf_counter()
     for epoch in range(start_epoch, t.epochs):
         sampler.set_epoch(epoch)
-        means = mean_over_ranks(
-            train_one_epoch(loader, setup, trained, objective, optimizer, runtime, generator, epoch, rank == 0),
-            runtime.device,
-        )
-        scheduler.step()
-        row = {"epoch": epoch + 1, **means, "lr": optimizer.param_groups[0]["lr"]}
-        curves.append(row)
-        log.info(
-            "epoch %d: loss %.4f, p(pos) view1 %.4f view2 %.4f",
-            epoch + 1,
-            row["loss"],
-            row["p_pos_view1"],
-            row["p_pos_view2"],
-        )
+        curves.append(train_one_epoch(loader, setup, trained, training, runtime, epoch, rank == 0))
         last = epoch + 1 == t.epochs
         if rank == 0 and ((epoch + 1) % t.checkpoint_every == 0) and not last:
-            save_checkpoint(
-                resume_path,
-                {
-                    "config": config,
-                    "inputs": inputs,
-                    "epoch": epoch + 1,
-                    "curves": curves,
-                    "encoder": encoder.state_dict(),
-                    "objective": objective.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "generator": generator.get_state(),
-                },
-            )
+            save_checkpoint(resume_path, checkpoint_state(config, epoch + 1, curves, training, inputs=inputs))
         if rank == 0:
-            measured = monitor(encoder, epoch + 1, last) if monitor is not None else {}
+            measured = monitor(training.encoder, epoch + 1, last) if monitor is not None else {}
             if on_epoch is not None:
-                on_epoch(row | measured, state is not None)
+                on_epoch(curves[-1] | measured, state is not None)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and not last:
             log.info("stopping after epoch %d as asked", epoch + 1)
             return {"config": config, "curves": curves, "stopped": True}
 
     if rank == 0:
-        save_checkpoint(
-            checkpoint_path, {"config": config, "epoch": t.epochs, "curves": curves, "encoder": encoder.state_dict()}
-        )
+        save_checkpoint(checkpoint_path, checkpoint_state(config, t.epochs, curves, training))
         resume_path.unlink(missing_ok=True)  # finished: a later rerun starts from scratch
         clips = (t.epochs - start_epoch) * len(sampler) // t.batch_size * t.batch_size * world
+        elapsed = time.perf_counter() - start
         log.info(
             "pretrained %s on %d videos: %d clips in %.0fs on %d process(es) -> %s",
-            config["arch"],
-            len(train_ids),
-            clips,
-            time.perf_counter() - start,
-            world,
-            checkpoint_path,
+            *(config["arch"], len(train_ids), clips, elapsed, world, checkpoint_path),
         )
     return {"config": config, "curves": curves, "stopped": False}
-
-
-def setup_from_params(p: Any) -> PretrainSetup:
-    """The stage's params (a StageParams view) as a PretrainSetup."""
-    return PretrainSetup(
-        model=p.model.materialize(),
-        pretrain=p.pretrain.materialize(),
-        clip_length=p.clip.length,
-        crop=p.clip.crop,
-        sync_batchnorm=p.launch.sync_batchnorm,
-    )
 
 
 def pretrain_stage(
     setup: PretrainSetup,
     runtime_params: RuntimeParams,
-    verified: Path,
-    frames_dir: Path,
-    motion_dir: Path,
+    reader: ShardReader,
     checkpoint_path: Path,
     resume_path: Path,
     live_dir: Path,
     stop_after_epoch: int | None = None,
     make_monitor: Callable[[Runtime], Callable[[torch.nn.Module, int, bool], dict[str, float]]] | None = None,
 ) -> dict[str, Any]:
-    """The dvc stage ``pretrain``: join torchrun if launched by it, open the verified videos, train
-    with a live log of every epoch (DVCLive, rank 0) and, from ``make_monitor(runtime)``, the
-    learning curve a monitor measures on rank 0."""
+    """The dvc stage ``pretrain``: in torchrun's process group when launched by it, train on
+    ``reader``'s train split with a live log of every epoch (DVCLive, rank 0) and, from
+    ``make_monitor(runtime)``, the learning curve a monitor measures on rank 0."""
     from pipeline.live import EpochLog
-    from preprocess.verify import open_verified  # the stage's input, not the library's
 
-    reader = open_verified(verified, frames_dir, motion_dir)  # a missing input fails before anything starts
-    init_distributed(use_cuda=runtime_params.device != "cpu" and torch.cuda.is_available())
-    runtime = make_runtime(runtime_params)
-    live = EpochLog(live_dir)
-    try:
-        return pretrain(
-            reader,
-            setup,
-            runtime,
-            checkpoint_path,
-            resume_path,
-            runtime_params.workers,
-            stop_after_epoch=stop_after_epoch,
-            on_epoch=live,
-            monitor=make_monitor(runtime) if make_monitor is not None and rank_and_world()[0] == 0 else None,
-        )
-    finally:
-        live.close()
-        leave_distributed()
+    with process_group(runtime_params) as runtime:
+        live = EpochLog(live_dir)
+        try:
+            return pretrain(
+                reader,
+                setup,
+                runtime,
+                checkpoint_path,
+                resume_path,
+                runtime_params.workers,
+                stop_after_epoch=stop_after_epoch,
+                on_epoch=live,
+                monitor=make_monitor(runtime) if make_monitor is not None and rank_and_world()[0] == 0 else None,
+            )
+        finally:
+            live.close()

@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from evaluate.probes import knn_stage, linear_stage
+from evaluate.knn_stage import knn_stage
+from evaluate.linear_stage import linear_stage
 from pipeline.errors import ConfigError
 from pipeline.schema import IntervalsParams, KnnParams, LinearParams
 

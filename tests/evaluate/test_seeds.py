@@ -9,6 +9,7 @@ def _params(seed):
     for key in SEED_KEYS:
         section, leaf = key.split(".")
         params.setdefault(section, {})[leaf] = seed
+    params["intervals"] = {"level": 0.95}
     return {"params.yaml": {"data": params}}
 
 
@@ -71,3 +72,49 @@ def test_a_run_whose_seed_keys_disagree_is_refused():
 def test_nothing_to_aggregate_says_how_to_run_the_seeds():
     with pytest.raises(InputError, match="README: Seeds"):
         seed_table([])
+
+
+def test_a_run_of_older_code_is_left_out_and_the_others_kept(caplog):
+    """An experiment from before linear.seed existed ended the whole table in a KeyError."""
+    shown = _exp_show()
+    old = shown[1]["experiments"][0]["revs"][0]
+    del old["data"]["params"]["params.yaml"]["data"]["linear"]
+    runs = seed_runs(shown)
+    assert [(r.seed, r.name) for r in runs] == [(2, "exp-two"), (632, "main")]
+    assert "exp-one: left out, its params have no 'linear'" in caplog.text or "exp-one: left out" in caplog.text
+
+
+def test_retrieval_metrics_without_paired_differences_drop_only_that_measure():
+    shown = _exp_show()
+    old = shown[1]["experiments"][0]["revs"][0]["data"]["metrics"]["artifacts/metrics/demo/retrieval.json"]["data"]
+    del old["paired"]
+    table = seed_table(seed_runs(shown))
+    assert "fine-tuned video top1" in table  # the measures every run has are all there
+    assert "3 seeds (1, 2, 632)" in table
+
+
+def test_the_workspace_is_named_whole_in_a_message():
+    mixed = _entry("workspace", None, 1, _metrics(0.1, 0.1, -0.1, 0.1))
+    mixed["data"]["params"]["params.yaml"]["data"]["finetune"]["seed"] = 5
+    with pytest.raises(InputError, match="^workspace: its seeds differ"):
+        seed_runs([mixed])
+
+
+def test_the_interval_level_is_the_runs_not_a_fixed_95():
+    shown = _exp_show()
+    for entry in (shown[0], shown[1], *(e["revs"][0] for e in shown[1]["experiments"])):
+        entry["data"]["params"]["params.yaml"]["data"]["intervals"]["level"] = 0.9
+    assert "paired 90% interval" in seed_table(seed_runs(shown))
+
+
+def test_a_truncated_exp_json_is_one_line_naming_the_file(tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    path = tmp_path / "exp.json"
+    path.write_text('[{"rev": "workspace", "data": {"params"')
+    result = CliRunner().invoke(main, ["seeds", "--exp-json", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {path}: not JSON")
+    assert "Traceback" not in result.output

@@ -278,3 +278,30 @@ def test_a_mapping_section_iterates_its_names_like_a_dict(params):
     assert {name: view.datasets[name].format for name in view.datasets} == {
         name: d.format for name, d in params.datasets.items()
     }
+
+
+def _readme_terms() -> list[str]:
+    """The README's headings and bold terms, lower-case, without a closing full stop."""
+    import re
+
+    text = (REPO / "README.md").read_text()
+    headings = re.findall(r"^#{1,6} (.+)$", text, flags=re.MULTILINE)
+    bold = re.findall(r"\*\*([^*]+)\*\*", text)
+    return [t.strip().rstrip(".").lower() for t in headings + bold]
+
+
+def test_every_readme_pointer_in_params_yaml_names_a_heading_or_bold_term():
+    """params.yaml's comments send a reader to "README: X": X must be a heading (or its start,
+    up to a colon) or a bold term there, and every docs/ page named must exist."""
+    import re
+
+    terms = _readme_terms()
+    text = (REPO / "params.yaml").read_text()
+    pointers = re.findall(r"README: ((?:\"[^\"]+\"(?: and )?)+|[\w' -]+)", text)
+    assert len(pointers) >= 7
+    for pointer in pointers:
+        for name in re.findall(r"\"([^\"]+)\"", pointer) or [pointer]:
+            name = name.strip().lower()
+            assert any(t == name or t.startswith(name + ":") for t in terms), f"README has no {name!r}"
+    for page in re.findall(r"docs/[\w-]+\.md", text):
+        assert (REPO / page).is_file(), page

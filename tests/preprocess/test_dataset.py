@@ -16,7 +16,7 @@ from preprocess.dataset import (
     shard_of,
 )
 from preprocess.formats import FORMATS, FormatOptions
-from preprocess.verify import check_reject_share
+from preprocess.rejects import check_reject_share
 from tests.conftest import REAL_CLIPS, SPLITS
 
 OPTIONS = FormatOptions(split=1, test_ratio=0.3, split_seed=0)  # split 1; folder: a 30% test draw, seed 0

@@ -319,3 +319,11 @@ def test_a_normalisable_list_path_keeps_its_video_and_id(tmp_path):
         ("../Alpha/v_Alpha_g07_c01.avi", "path leaves the dataset root or is not Class/video"),
         ("/Alpha/v_Alpha_g01_c01.avi", "path leaves the dataset root or is not Class/video"),
     ]
+
+
+def test_hmdb51_lists_without_the_split_files_is_an_input_error_naming_the_folder(tmp_path):
+    """Every other list error is an InputError; this one was a FileNotFoundError."""
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "root").mkdir()
+    with pytest.raises(InputError, match=r"lists: no <class>_test_split1\.txt files"):
+        build_index(tmp_path / "root", tmp_path / "lists", 4, "hmdb51", OPTIONS)

@@ -188,7 +188,7 @@ def test_gamma_is_refused_for_the_torch_backend_not_ignored(params):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without a GPU")
 def test_asking_for_cuda_without_a_gpu_names_the_setting():
     assert resolve_device("auto", "motion.torch.device") == CPU
-    with pytest.raises(RuntimeError, match="motion.torch.device is cuda"):
+    with pytest.raises(ConfigError, match="^motion.torch.device: cuda, but torch sees no CUDA device"):
         resolve_device("cuda", "motion.torch.device")
 
 

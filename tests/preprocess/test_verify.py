@@ -7,7 +7,8 @@ import pytest
 from pipeline.atomic import read_json, write_json
 from pipeline.errors import InputError
 from preprocess.shards import ShardReader
-from preprocess.verify import open_verified, verify_dataset
+from preprocess.verified import open_verified
+from preprocess.verify import verify_dataset
 from tests.shards_fixture import make_sharded_dataset
 
 

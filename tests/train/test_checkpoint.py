@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 import torch
 
-from train.checkpoint import build_encoder, load_encoder, save_checkpoint
+from pipeline.errors import ConfigError, UserError
+from train.checkpoint import CheckpointFormatError, build_encoder, load_checkpoint, load_encoder, save_checkpoint
 
 CONFIG = {"arch": "r3d", "width": 4, "feat_dim": 8}
 
@@ -41,3 +43,45 @@ def test_training_state_round_trips_unchanged(tmp_path):
     loaded = torch.load(tmp_path / "r.pt", weights_only=True)
     assert loaded["scheduler"] == scheduler.state_dict()
     assert encoder.state_dict()._metadata == loaded["encoder"]._metadata
+
+
+def test_an_old_format_model_pt_is_one_line_naming_the_file_in_every_stage_that_reads_it(tmp_path, monkeypatch):
+    """features, finetune and export read model.pt: a checkpoint of an older format was a
+    traceback from each; now the CLI prints one line naming the file and what to rerun."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from pipeline import paths
+    from pipeline.cli import main
+    from tests.conftest import REPO
+
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    paths.PRETRAIN_CHECKPOINT.parent.mkdir(parents=True)
+    torch.save({"format": 1, "config": CONFIG, "encoders": {}}, paths.PRETRAIN_CHECKPOINT)
+    with pytest.raises(CheckpointFormatError, match=r"^artifacts/pretrain/model.pt: checkpoint format 1.*dvc repro"):
+        load_encoder(paths.PRETRAIN_CHECKPOINT)  # features
+    with pytest.raises(UserError):
+        load_checkpoint(paths.PRETRAIN_CHECKPOINT)  # finetune
+    result = CliRunner().invoke(main, ["export"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: artifacts/pretrain/model.pt: checkpoint format 1")
+    assert "Traceback" not in result.output and result.output.count("\n") == 1
+
+
+def test_asking_for_cuda_without_one_is_a_config_error_before_any_process_group(monkeypatch):
+    from pipeline.schema import RuntimeParams
+    from train.distributed import process_group
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    joined = []
+    monkeypatch.setattr("train.distributed.init_distributed", lambda use_cuda: joined.append(use_cuda))
+    params = RuntimeParams(device="cuda", bf16=True, channels_last=True, cudnn_benchmark=True, compile=False, workers=0)
+    with (
+        pytest.raises(ConfigError, match="^runtime.device: cuda, but torch sees no CUDA device"),
+        process_group(params),
+    ):
+        pass
+    assert joined == []

@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from evaluate.recognition import finetune_stage
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, InputError
 from pipeline.runtime import Runtime
 from pipeline.schema import ClipParams, FinetuneParams, IntervalsParams, RuntimeParams
 from preprocess.formats import video_group
 from preprocess.shards import ShardReader
 from tests.shards_fixture import make_tiny_shards
-from train.checkpoint import build_encoder
-from train.finetune import finetune, load_backbone_strict, selection_key
+from train.checkpoint import build_encoder, load_backbone_strict
+from train.finetune import finetune, selection_key
 from train.models import build_backbone
 from train.validation import split_validation
 
@@ -27,11 +27,13 @@ def test_strict_loading_accepts_an_encoder_and_rejects_mismatches():
     load_backbone_strict(backbone, encoder.state_dict())
     assert torch.equal(backbone.stem[0].weight, encoder.backbone.stem[0].weight)
     missing = {k: v for k, v in encoder.state_dict().items() if "layer4" not in k}
-    with pytest.raises(RuntimeError, match="Missing key"):
+    # Each mismatch is one line a person can act on, never a KeyError or a torch traceback.
+    with pytest.raises(InputError, match="does not fit a VideoResNet.*Missing key") as missing_key:
         load_backbone_strict(build_backbone("r3d", 4), missing)
-    with pytest.raises(RuntimeError):  # a different width: shapes differ
+    assert "\n" not in str(missing_key.value)
+    with pytest.raises(InputError, match="size mismatch"):  # a different width: shapes differ
         load_backbone_strict(build_backbone("r3d", 8), encoder.state_dict())
-    with pytest.raises(KeyError, match="unexpected"):
+    with pytest.raises(InputError, match=r"keys no backbone has: \['extra.weight'\]"):
         load_backbone_strict(build_backbone("r3d", 4), {**encoder.state_dict(), "extra.weight": torch.zeros(1)})
 
 
@@ -64,8 +66,20 @@ def test_selection_prefers_accuracy_then_loss_or_the_loss_alone():
 
     assert best("accuracy") == 2  # the best accuracy; of the tied epochs the lower loss
     assert best("loss") == 0
+
+
+def test_params_refuse_a_selection_rule_selection_key_does_not_know(tmp_path):
+    """selection_key has no branch for an unknown rule: the schema's choices are its only guard."""
+    import yaml
+
+    from pipeline.params import load_params
+    from tests.conftest import REPO
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["finetune"]["select_by"] = "f1"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=r"finetune\.select_by"):
-        selection_key(1.0, 0.5, "f1")
+        load_params(tmp_path / "params.yaml")
 
 
 def test_video_group_reads_ucf101_names_and_falls_back_to_the_video():
@@ -125,7 +139,7 @@ def test_every_backbone_loads_strictly_from_its_encoder(arch):
     load_backbone_strict(backbone, encoder.state_dict())
     for key, value in encoder.backbone.state_dict().items():
         assert torch.equal(backbone.state_dict()[key], value)
-    with pytest.raises(RuntimeError):  # another architecture's weights never load silently
+    with pytest.raises(InputError):  # another architecture's weights never load silently
         load_backbone_strict(build_backbone("s3d" if arch == "i3d" else "i3d", 8), encoder.state_dict())
 
 
