@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,8 +60,8 @@ def video_features(
             sums = torch.zeros(len(video_ids), feats.shape[1])
         sums.index_add_(0, batch["index"], feats)
         counts.index_add_(0, batch["index"], torch.ones(len(feats)))
-    if not torch.all(counts == n_clips):
-        raise RuntimeError(f"expected {n_clips} clips per video, got counts {counts.unique().tolist()}")
+    if sums is None or not torch.all(counts == n_clips):
+        raise RuntimeError(f"expected {n_clips} clips per video, got counts {counts.unique().tolist()}")  # a bug
     features = (sums / counts.unsqueeze(1)).numpy().astype(np.float32)
     bad = ~np.isfinite(features).all(axis=1)
     if bad.any():
@@ -96,7 +97,7 @@ def extract_all(
         mine = video_features(encoder, reader, share, modality, length, crop, n_clips, batch_size, workers, runtime)
         return gather_shares(torch.from_numpy(mine), len(ids)).numpy()
 
-    result = {
+    result: dict[str, Any] = {
         "ids": np.array(ids),
         "labels": np.array([reader.videos[v]["label"] for v in ids], np.int64),
         "split": np.array([reader.videos[v]["split"] for v in ids]),

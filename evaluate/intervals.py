@@ -65,9 +65,12 @@ def verdict(low: float, high: float) -> str:
 class IntervalSettings(Protocol):
     """``intervals`` of params.yaml (``pipeline.schema.IntervalsParams``)."""
 
-    resamples: int
-    seed: int
-    level: float
+    @property
+    def resamples(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def level(self) -> float: ...
 
 
 def interval_entry(hits: np.ndarray, p: IntervalSettings) -> dict[str, float]:

@@ -91,9 +91,10 @@ class PretrainMonitor:
         """Whether to measure after ``epoch`` (1-based)."""
         return self.p.every > 0 and (epoch % self.p.every == 0 or last)
 
-    def __call__(self, encoder: Encoder, epoch: int, last: bool) -> dict[str, float]:
+    def __call__(self, encoder: torch.nn.Module, epoch: int, last: bool) -> dict[str, float]:
         if not self.due(epoch, last):
             return {}
+        assert isinstance(encoder, Encoder), "the monitor measures a pretraining Encoder's backbone"
         start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):  # nothing here may move training's random streams
             features = {

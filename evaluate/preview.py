@@ -18,7 +18,7 @@ def preview_strip(reader: ShardReader, video_id: str, n_frames: int, flow_bound:
     flow computed) flow; frames evenly spaced over the video."""
     total = reader.num_frames(video_id)
     picks = np.linspace(1, total - 1, n_frames).round().astype(int)  # frame 0 has no motion
-    rows = {"rgb": [], "res": []}
+    rows: dict[str, list[np.ndarray]] = {"rgb": [], "res": []}
     flows = []
     for t in picks:
         rows["rgb"].append(reader.read_clip(video_id, t, 1, "rgb")[:, 0].transpose(1, 2, 0))

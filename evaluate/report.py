@@ -178,7 +178,7 @@ def dataset_section(
     lines += comparison_lines(metrics, run)
     entries = paper_rows(source, retrieval, finetune, run)
     lines += _paper_lines(name, source, entries)
-    entry = dict(metrics)
+    entry: dict[str, Any] = dict(metrics)
     if entries:
         entry["paper"] = entries
     return lines, entry
@@ -188,37 +188,37 @@ def _with_interval(value: float, interval: dict[str, float]) -> str:
     return f"{100 * value:.1f} [{100 * interval['low']:.1f}, {100 * interval['high']:.1f}]"
 
 
+def measure_rows(metrics: dict[str, dict]) -> list[tuple[str, dict[str, float], dict[str, dict], dict]]:
+    """(label, {model: top-1}, {model: its interval}, the paired difference) of every measure with a
+    paired iic - random difference: retrieval, kNN and the linear probe per feature set, then fine-tuning."""
+    models = ("iic", "random")
+    rows = []
+    for stage, label in (("retrieval", "retrieval"), ("knn", "kNN"), ("linear", "linear probe")):
+        d = metrics[stage]
+        for kind, paired in d["paired"].items():
+            rows.append((f"{label} {kind} top-1", {m: d[m][kind]["top1"] for m in models},
+                         {m: d["intervals"][m][kind]["top1"] for m in models}, paired["top1"]))  # fmt: skip
+    finetune = metrics["finetune"]
+    for key, paired in finetune["paired"].items():
+        rows.append((f"fine-tuned {key.replace('_', ' ')}", {m: finetune[m][key] for m in models},
+                     {m: finetune["intervals"][m][key] for m in models}, paired))  # fmt: skip
+    return rows
+
+
 def comparison_lines(metrics: dict[str, dict], run: dict[str, Any]) -> list[str]:
     """IIC beside random init with bootstrap intervals, and the verdict of each paired interval:
     retrieval, kNN and the linear probe on every feature set, then fine-tuning."""
-    finetune = metrics["finetune"]
     level = f"{100 * run['intervals.level']:g}%"
     lines = [
         f"IIC against random init, top-1 with {level} bootstrap intervals over the test videos; the verdict "
         "comes from the paired interval of the difference (same resampled videos for both):",
         "",
     ]
-    # (label, a model's value, a model's interval, the paired difference) for every measure.
-    rows = [
-        (
-            f"{label} {kind} top-1",
-            lambda m, k=kind, d=metrics[stage]: d[m][k]["top1"],
-            lambda m, k=kind, d=metrics[stage]: d["intervals"][m][k]["top1"],
-            metrics[stage]["paired"][kind]["top1"],
-        )
-        for stage, label in (("retrieval", "retrieval"), ("knn", "kNN"), ("linear", "linear probe"))
-        for kind in metrics[stage]["paired"]
-    ]
-    rows += [
-        (f"fine-tuned {key.replace('_', ' ')}", lambda m, k=key: finetune[m][k],
-         lambda m, k=key: finetune["intervals"][m][k], finetune["paired"][key])
-        for key in finetune["paired"]
-    ]  # fmt: skip
     cells = [
-        [label, _with_interval(value("iic"), interval("iic")), _with_interval(value("random"), interval("random")),
+        [label, *(_with_interval(value[m], interval[m]) for m in ("iic", "random")),
          f"{100 * paired['diff']:+.1f} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}]",
          verdict(paired["low"], paired["high"])]
-        for label, value, interval, paired in rows
+        for label, value, interval, paired in measure_rows(metrics)
     ]  # fmt: skip
     return [*lines, *markdown_table(["measure", "IIC", "random init", "IIC - random", "verdict"], cells), ""]
 

@@ -87,7 +87,7 @@ def build(cls: type, raw: Any, prefix: str) -> Any:
         hint = hints[field.name]
         if typing.get_origin(hint) is dict:
             values[field.name] = _build_map(typing.get_args(hint)[1], raw[key], dotted)
-        elif dataclasses.is_dataclass(hint):
+        elif isinstance(hint, type) and dataclasses.is_dataclass(hint):
             values[field.name] = build(hint, raw[key], dotted + ".")
         else:
             values[field.name] = _check_scalar(raw[key], hint, dotted)

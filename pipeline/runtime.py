@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import logging
 import random
+from typing import cast
 
 import numpy as np
 import torch
@@ -45,7 +46,7 @@ class Runtime:
         return clips
 
     def maybe_compile(self, model: torch.nn.Module) -> torch.nn.Module:
-        return torch.compile(model) if self.compile else model
+        return cast(torch.nn.Module, torch.compile(model)) if self.compile else model
 
 
 def check_device(choice: str, key: str) -> None:

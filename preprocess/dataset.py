@@ -108,15 +108,16 @@ def build_index(
         if item.class_name is not None and item.class_name not in labels:
             rejects.append(Reject(item.rel_path, f"unknown class {item.class_name!r}", item.source))
             continue
-        if item.listed_label is not None and item.listed_label != labels.get(item.class_name):
+        label = labels.get(item.class_name) if item.class_name is not None else None
+        if item.listed_label is not None and item.listed_label != label:
             rejects.append(
                 Reject(item.rel_path, f"listed label {item.listed_label + 1} is not {item.class_name}'s", item.source)
             )
             continue
         path = resolve_video(root, rel, folder_cache) if layout.two_level else root / rel
         problem = "missing file" if path is None else file_problem(path, root_resolved)
-        if problem:
-            rejects.append(Reject(item.rel_path, problem, item.source))
+        if problem or path is None:
+            rejects.append(Reject(item.rel_path, problem or "missing file", item.source))
             continue
         accepted.append((item, path, PurePosixPath(path.relative_to(root).as_posix())))
     stems = Counter(video_id(real_rel) for _, _, real_rel in {a[2]: a for a in accepted}.values())
@@ -138,7 +139,7 @@ def build_index(
                 "id": vid,
                 "path": str(real_rel),
                 "class": item.class_name,
-                "label": labels.get(item.class_name, -1),
+                "label": labels.get(item.class_name, -1) if item.class_name is not None else -1,
                 "split": item.split,
                 "size": size,
                 "sha256": file_sha256(path),

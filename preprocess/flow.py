@@ -15,7 +15,7 @@ from pipeline.schema import TVL1Params
 
 def make_tvl1(p: TVL1Params) -> cv2.optflow.DualTVL1OpticalFlow:
     """A configured DualTVL1OpticalFlow instance (create one per worker process)."""
-    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create(
+    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create(  # type: ignore[attr-defined]  # opencv-contrib, not in cv2's stubs
         tau=p.tau,
         lambda_=p.lambda_,
         theta=p.theta,

@@ -53,7 +53,8 @@ def encode_h264(frames: np.ndarray, crf: int, gop: int, preset: str) -> list[np.
     for t, frame in enumerate(frames):
         frame = np.pad(frame, pad, mode="edge") if any(p[1] for p in pad) else frame
         if channels == 3:
-            video_frame = av.VideoFrame.from_ndarray(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
+            i420 = np.asarray(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
+            video_frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
         else:
             video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[..., 0]), format="gray")
         video_frame.pts = t
@@ -116,4 +117,4 @@ def decode_h264(
 def _plane(frame: av.VideoFrame, index: int) -> np.ndarray:
     """One plane of a decoded frame as (rows, line size) uint8, without a copy."""
     plane = frame.planes[index]
-    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+    return np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)

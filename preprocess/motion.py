@@ -122,7 +122,7 @@ def compute_motion_shard(
     frames_shard = frames_shard.resolve()  # pool workers (on other machines with Dask) need absolute paths
     batched = motion.backend == "torch" and motion.flow != "none"
     videos, rejects = [], []
-    attrs = {"flow": motion.flow, "flow_bound": motion.bound, "flow_backend": motion.backend}
+    attrs: dict[str, str | float] = {"flow": motion.flow, "flow_bound": motion.bound, "flow_backend": motion.backend}
     derived = storage.encoding in RESIDUALS_FROM_RGB
     if derived:
         attrs["residuals"] = "rgb"  # readers compute them from the frames shard

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from pipeline.errors import InputError
 from pipeline.paths import dataset_of, stage_of
+from preprocess.formats import Reject
 
 log = logging.getLogger(__name__)
 
 
 def check_reject_share(
-    rejects: Sequence[dict], n_total: int, max_share: float, artifact: Path, stage_kind: str
+    rejects: Sequence[dict | Reject], n_total: int, max_share: float, artifact: Path, stage_kind: str
 ) -> None:
     """Fail only past the configured share of rejects, naming some; below it, say how many were
     rejected. A reject is a dict with "path", or a formats.Reject.

@@ -57,9 +57,10 @@ def encode_jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
 
 def decode_jpeg(buf: np.ndarray, channels: int) -> np.ndarray:
     """1-D uint8 JPEG bytes -> (H,W,C) uint8."""
-    if channels == 3:
-        return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)[..., None]
+    image = cv2.imdecode(buf, cv2.IMREAD_COLOR if channels == 3 else cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise InputError(f"a stored JPEG frame of {len(buf)} bytes does not decode: the shard is damaged")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if channels == 3 else image[..., None]
 
 
 class ShardWriter:
@@ -121,7 +122,7 @@ def read_frames(
     crop: (top, left, height, width). Raw and lzf stacks crop in the HDF5 selection; JPEG
     and H.264 frames are decoded whole and cropped after.
     """
-    top, left, h, w = crop if crop else (0, 0, None, None)
+    top, left, h, w = crop if crop else (0, 0, 0, 0)
     if encoding in ENCODED_PER_FRAME:
         if encoding == "jpeg":
             frames = np.stack([decode_jpeg(buf, channels) for buf in ds[start:stop]])
@@ -130,7 +131,7 @@ def read_frames(
             _, height, width, _ = ds.attrs["shape"]
             return decode_h264(list(ds[key:stop]), channels, int(height), int(width), start - key, crop)
         return frames[:, top : top + h, left : left + w] if crop else frames
-    return ds[start:stop, top : top + h, left : left + w] if crop else ds[start:stop]
+    return np.asarray(ds[start:stop, top : top + h, left : left + w] if crop else ds[start:stop])
 
 
 def write_manifest(shard_path: Path, manifest_path: Path, videos: list[dict], rejects: list[dict]) -> dict:
@@ -230,13 +231,15 @@ class ShardReader:
         folders = {"frames": Path(frames_dir)} | ({"motion": Path(motion_dir)} if motion_dir is not None else {})
         self._handles: dict[Path, h5py.File] = {}
         self._pid: int | None = None
+        self.shard_sha256: dict[str, dict[int, str]] = {}
+        self.videos: dict[str, dict] = {}
+        self._shard_of: dict[str, int] = {}
         if verified_sha256 is not None and videos is not None:
             self.shard_sha256 = {kind: _check_verified(folders[kind], kind, verified_sha256[kind]) for kind in folders}
             self.videos = {v["id"]: v for v in videos}
             self._shard_of = {v["id"]: int(v["shard"]) for v in videos}
             return
         held: dict[str, dict[int, dict[str, dict]]] = {}
-        self.shard_sha256: dict[str, dict[int, str]] = {}
         for kind, folder in folders.items():
             held[kind], self.shard_sha256[kind] = {}, {}
             for shard_id in shard_ids:
@@ -253,8 +256,6 @@ class ShardReader:
             ]
         else:
             wanted = [(int(v["shard"]), v) for v in videos]
-        self.videos: dict[str, dict] = {}
-        self._shard_of: dict[str, int] = {}
         for shard_id, video in wanted:
             for kind in held:
                 if video["id"] not in held[kind].get(shard_id, {}):

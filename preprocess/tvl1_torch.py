@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -189,7 +190,7 @@ def remap_cubic(images: torch.Tensor, map_x: torch.Tensor, map_y: torch.Tensor) 
     return out
 
 
-def _mask_of(active: torch.Tensor) -> torch.Tensor | bool | None:
+def _mask_of(active: torch.Tensor) -> torch.Tensor | Literal[False] | None:
     """(B,) flags of the pairs still iterating -> False if none is, None if all are (no masking
     needed, the common case), else a (B,1,1) mask. One device-to-host sync per iteration."""
     n_active = int(active.sum())
@@ -370,11 +371,16 @@ def videos_flow(
     else:
         pairs = [(i, t) for i, g in enumerate(grays) for t in range(1, len(g))]
         for start in range(0, len(pairs), batch):
-            chunk = pairs[start : start + batch]
+            pair_chunk = pairs[start : start + batch]
             flow = _flow_on(
-                device, p, [grays[i][t - 1] for i, t in chunk], [grays[i][t] for i, t in chunk], None, compiled
+                device,
+                p,
+                [grays[i][t - 1] for i, t in pair_chunk],
+                [grays[i][t] for i, t in pair_chunk],
+                None,
+                compiled,
             )
-            for (i, t), f in zip(chunk, flow, strict=True):
+            for (i, t), f in zip(pair_chunk, flow, strict=True):
                 flows[i][t] = f
     return flows
 

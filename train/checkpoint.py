@@ -83,7 +83,7 @@ def _canonical(obj: Any) -> Any:
         for key, value in obj.items():
             copy[_canonical(key)] = _canonical(value)
         if hasattr(obj, "_metadata"):  # a module state dict: its per-module versions
-            copy._metadata = _canonical(obj._metadata)
+            copy._metadata = _canonical(obj._metadata)  # type: ignore[attr-defined]
         return copy
     if isinstance(obj, list):
         return [_canonical(v) for v in obj]

@@ -24,6 +24,8 @@ class MemoryBank(nn.Module):
     the uniform rows themselves, as CMC and upstream BestJuly/IIC do, whose norm is about 1 too.
     """
 
+    rows: torch.Tensor  # (N,D) buffer
+
     def __init__(self, n: int, dim: int, generator: torch.Generator, on_sphere: bool = True):
         super().__init__()
         std = 1.0 / (dim / 3) ** 0.5  # CMC's initialisation
@@ -91,6 +93,7 @@ class CMCObjective(nn.Module):
         negatives = draw_negatives(index, n_rows, self.k, generator)  # (B,K)
         intra1 = intra2 = None
         if self.intra_neg:
+            assert n1 is not None and n2 is not None, "intra_neg: the intra-negatives' features are needed"
             intra_index = draw_negatives(index, n_rows, self.k, generator)  # (B,K)
             intra1 = torch.cat([n1.unsqueeze(1), self.intra1[intra_index]], dim=1)  # (B,1+K,D)
             intra2 = torch.cat([n2.unsqueeze(1), self.intra2[intra_index]], dim=1)
@@ -100,6 +103,7 @@ class CMCObjective(nn.Module):
         self.view1.update(all_index, gather_from_ranks(f1.detach()), self.momentum)
         self.view2.update(all_index, gather_from_ranks(f2.detach()), self.momentum)
         if self.intra_neg:
+            assert n1 is not None and n2 is not None
             self.intra1.update(all_index, gather_from_ranks(n1.detach()), self.momentum)
             self.intra2.update(all_index, gather_from_ranks(n2.detach()), self.momentum)
         labels = torch.zeros(b, dtype=torch.long, device=f1.device)
@@ -122,10 +126,11 @@ class CMCObjective(nn.Module):
         One forward per view, as upstream does, so that batch norm sees one modality at a
         time; a view's clips and their intra-negatives go together (one larger batch).
         """
+        n1: torch.Tensor | None = None
+        n2: torch.Tensor | None = None
         if make_negative is not None:
             f1, n1 = encode(torch.cat([x1, make_negative(x1, generator)])).chunk(2)
             f2, n2 = encode(torch.cat([x2, make_negative(x2, generator)])).chunk(2)
         else:
             f1, f2 = encode(x1), encode(x2)  # (B,D) each
-            n1 = n2 = None
         return self(f1, f2, index, generator, n1, n2)  # (B,1+K[+1+K]) each

@@ -66,6 +66,7 @@ class UpstreamCMCObjective(nn.Module):
         self.view1.update(all_index, gather_from_ranks(f1.detach()), self.momentum)
         self.view2.update(all_index, gather_from_ranks(f2.detach()), self.momentum)
         if self.intra_neg:
+            assert n1 is not None, "intra_neg: the intra-negatives' features are needed"
             self.intra.update(all_index, gather_from_ranks(n1.detach()), self.momentum)
         return logits1, logits2, torch.zeros(f1.shape[0], dtype=torch.long, device=f1.device)
 

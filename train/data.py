@@ -8,6 +8,7 @@ into float on the device. Every random choice of a sample comes from a generator
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,10 +82,11 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, item: int | tuple[int, int]) -> dict:
         """item: a clip number (eval), or (epoch, video position) from EpochSampler (train)."""
-        if self.train:
+        if isinstance(item, tuple):  # training: EpochSampler's (epoch, video position)
             epoch, video = item
+            clip_number = 0
         else:
-            video = item // self.eval_clips
+            epoch, (video, clip_number) = 0, divmod(item, self.eval_clips)
         vid = self.video_ids[video]
         n_frames, (height, width) = self.reader.num_frames(vid), self.reader.frame_size(vid)
         rng = None
@@ -92,8 +94,8 @@ class ClipDataset(torch.utils.data.Dataset):
             rng = np.random.default_rng([self.seed, epoch, video])
             w = random_window(n_frames, height, width, self.length, self.crop, rng)
         else:
-            w = eval_windows(n_frames, height, width, self.length, self.crop, self.eval_clips)[item % self.eval_clips]
-        out = {"index": video, "label": self.labels[video]}
+            w = eval_windows(n_frames, height, width, self.length, self.crop, self.eval_clips)[clip_number]
+        out: dict[str, Any] = {"index": video, "label": self.labels[video]}
         for modality in self.modalities:
             out[modality] = self._read(vid, w, modality)
         if self.second_rgb:

@@ -114,5 +114,6 @@ def gather_shares(share: torch.Tensor, n: int) -> torch.Tensor:
     dist.all_gather_object(shares, share.cpu())
     out = torch.empty((n, *share.shape[1:]), dtype=share.dtype)
     for r, part in enumerate(shares):
+        assert part is not None, f"rank {r} sent no share"
         out[r::world] = part
     return out.to(share.device)

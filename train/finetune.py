@@ -90,7 +90,9 @@ def evaluate_clips(
         logits.append(out.float().cpu())
         labels.append(batch["label"])
         videos.append(batch["index"])
-    n = len(loader.dataset.dataset)
+    share = loader.dataset
+    assert isinstance(share, torch.utils.data.Subset), "a loader from eval_loader"
+    n = len(share.dataset)  # type: ignore[arg-type]  # a ClipDataset: it has a length
     logits_t, labels_t, videos_t = (gather_shares(torch.cat(part), n) for part in (logits, labels, videos))
     return logits_t, labels_t, videos_t
 

@@ -8,6 +8,7 @@ each one's logits is in its module's docstring (``train/cmc.py``, ``train/cmc_up
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -17,6 +18,7 @@ from pipeline.schema import PretrainParams
 from train.cmc import CMCObjective
 from train.cmc_upstream import UpstreamCMCObjective
 from train.moco import MoCoObjective
+from train.models import Backbone
 from train.simclr import SimCLRObjective
 
 
@@ -33,7 +35,8 @@ def _cmc_upstream(
     encoder: nn.Module, n_videos: int, p: PretrainParams, global_batch: int, g: torch.Generator
 ) -> nn.Module:
     # The banks hold the backbone's raw pooled features (RAW_FEATURE_METHODS): feat_dim is not used.
-    return UpstreamCMCObjective(n_videos, encoder.backbone.out_dim, p.nce_k, p.nce_t, p.nce_m, p.intra_neg, g)
+    out_dim = cast(Backbone, encoder.backbone).out_dim
+    return UpstreamCMCObjective(n_videos, out_dim, p.nce_k, p.nce_t, p.nce_m, p.intra_neg, g)
 
 
 def _moco(encoder: nn.Module, n_videos: int, p: PretrainParams, global_batch: int, g: torch.Generator) -> nn.Module:

@@ -31,6 +31,9 @@ from train.objective import Encode, MakeNegative, nce_logits
 class KeyQueue(nn.Module):
     """(K,D) unit-norm keys, oldest overwritten first."""
 
+    keys: torch.Tensor  # (K,D) buffer
+    pointer: torch.Tensor  # () long buffer
+
     def __init__(self, k: int, dim: int, generator: torch.Generator):
         super().__init__()
         self.register_buffer("keys", F.normalize(torch.randn(k, dim, generator=generator), dim=1))
@@ -75,8 +78,8 @@ class MoCoObjective(nn.Module):
         """key <- m * key + (1 - m) * query, parameter by parameter (buffers copied)."""
         for key, query in zip(self.key_encoder.parameters(), encoder.parameters(), strict=True):
             key.mul_(self.momentum).add_(query.detach(), alpha=1 - self.momentum)
-        for key, query in zip(self.key_encoder.buffers(), encoder.buffers(), strict=True):
-            key.copy_(query)
+        for key_buffer, query_buffer in zip(self.key_encoder.buffers(), encoder.buffers(), strict=True):
+            key_buffer.copy_(query_buffer)
 
     def forward(
         self,
@@ -95,6 +98,7 @@ class MoCoObjective(nn.Module):
         queue1, queue2 = self.queue1.keys.clone(), self.queue2.keys.clone()  # (K,D)
         intra1 = intra2 = None
         if self.intra_neg:
+            assert kn1 is not None and kn2 is not None, "intra_neg: the intra-negatives' keys are needed"
             intra1 = torch.cat([kn1.unsqueeze(1), self.intra1.keys.clone().expand(b, -1, -1)], dim=1)  # (B,1+K,D)
             intra2 = torch.cat([kn2.unsqueeze(1), self.intra2.keys.clone().expand(b, -1, -1)], dim=1)
         logits1 = nce_logits(q1, k2, queue2.expand(b, -1, -1), intra1, self.temperature)  # (B,1+K[+1+K])
@@ -102,6 +106,7 @@ class MoCoObjective(nn.Module):
         self.queue1.push(gather_from_ranks(k1.detach()))
         self.queue2.push(gather_from_ranks(k2.detach()))
         if self.intra_neg:
+            assert kn1 is not None and kn2 is not None
             self.intra1.push(gather_from_ranks(kn1.detach()))
             self.intra2.push(gather_from_ranks(kn2.detach()))
         return logits1, logits2, torch.zeros(b, dtype=torch.long, device=q1.device)

@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.nn import functional as F
@@ -133,7 +133,7 @@ class Training:
     objective (banks or queues), the optimiser, its schedule and the negatives' generator."""
 
     encoder: torch.nn.Module
-    objective: Objective
+    objective: torch.nn.Module  # an Objective (train.objective) with state: banks, queues
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.MultiStepLR
     generator: torch.Generator
@@ -235,12 +235,13 @@ def train_one_epoch(
     training on would only spread it into the weights and every later stage.
     """
     trained.train()
+    objective = cast(Objective, training.objective)
     totals = {"loss": 0.0, "p_pos_view1": 0.0, "p_pos_view2": 0.0}
     n_batches = 0
     for batch in tqdm(
         loader, desc=f"pretrain epoch {epoch + 1}/{setup.pretrain.epochs}", disable=not show, leave=False
     ):
-        loss, stats = batch_loss(batch, setup, trained, training.objective, runtime, training.generator)
+        loss, stats = batch_loss(batch, setup, trained, objective, runtime, training.generator)
         if not math.isfinite(stats["loss"]):
             raise NonFiniteError(
                 f"pretraining loss is {stats['loss']} at epoch {epoch + 1}, batch {n_batches + 1}; "
@@ -249,7 +250,7 @@ def train_one_epoch(
         training.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         training.optimizer.step()
-        training.objective.after_step(trained)  # MoCo: the key encoder follows
+        objective.after_step(trained)  # MoCo: the key encoder follows
         for key in totals:
             totals[key] += stats[key]
         n_batches += 1

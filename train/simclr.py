@@ -66,7 +66,10 @@ class SimCLRObjective(nn.Module):
         """z1, z2: (B,D) unit-norm embeddings of this rank's clips; n1, n2: their intra-negatives."""
         all1, offset = gather_with_grad(z1)
         all2, _ = gather_with_grad(z2)
-        intra = torch.cat([gather_with_grad(n1)[0], gather_with_grad(n2)[0]]) if self.intra_neg else None
+        intra = None
+        if self.intra_neg:
+            assert n1 is not None and n2 is not None, "intra_neg: the intra-negatives' embeddings are needed"
+            intra = torch.cat([gather_with_grad(n1)[0], gather_with_grad(n2)[0]])
         logits1 = ntxent_logits(z1, all1, all2, intra, offset, self.temperature)  # (B,2G-1[+2G])
         logits2 = ntxent_logits(z2, all2, all1, intra, offset, self.temperature)
         return logits1, logits2, torch.zeros(z1.shape[0], dtype=torch.long, device=z1.device)

@@ -36,6 +36,8 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         mean = stats[:channels] / total
         var = (stats[channels : 2 * channels] / total - mean * mean).clamp_min(0)  # biased, as BN normalises
         if self.track_running_stats:
+            assert self.running_mean is not None and self.running_var is not None
+            assert self.num_batches_tracked is not None
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
@@ -62,7 +64,8 @@ def _convert(module: nn.Module) -> nn.Module:
         )
         converted.load_state_dict(module.state_dict())
         converted.train(module.training)
-        module = converted.to(next(module.parameters(), module.running_mean).device)
+        where = next(module.parameters(), module.running_mean)
+        module = converted.to(where.device) if where is not None else converted
     for name, child in module.named_children():
         module.add_module(name, _convert(child))
     return module

@@ -11,7 +11,12 @@ from pipeline.markdown import markdown_table
 
 
 def test_a_table_has_a_header_a_rule_per_column_and_a_line_per_row():
-    assert markdown_table(["a", "b"], [[1, "x"], [2.5, None]]) == ["| a | b |", "|---|---|", "| 1 | x |", "| 2.5 | None |"]
+    assert markdown_table(["a", "b"], [[1, "x"], [2.5, None]]) == [
+        "| a | b |",
+        "|---|---|",
+        "| 1 | x |",
+        "| 2.5 | None |",
+    ]
     assert markdown_table(["only"], []) == ["| only |", "|---|"]
 
 

@@ -6,6 +6,8 @@ output); ``width`` scales every stage (width 64 is the paper's network).
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 from torchvision.models.video.resnet import BasicBlock, Conv2Plus1D, Conv3DSimple
 
@@ -52,7 +54,7 @@ class VideoResNet(Backbone):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def _make_layer(self, conv_maker: type, planes: int, blocks: int, stride: int) -> nn.Sequential:
+    def _make_layer(self, conv_maker: Any, planes: int, blocks: int, stride: int) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes:
             ds_stride = conv_maker.get_downsample_stride(stride)
