@@ -23,10 +23,14 @@ def knn_class_scores(
 ) -> torch.Tensor:
     """(Q,D) queries, (G,D) gallery, (G,) labels -> (Q,C) summed vote weights per class.
 
-    The k most similar gallery rows (all of them when G < k) vote exp(cosine / temperature).
+    The k most similar gallery rows (all of them when G < k) vote exp(cosine / temperature), each
+    query's votes scaled by one positive factor: exp((s - s_max) / temperature), with s_max its
+    nearest neighbour's similarity. The ranking of classes is that of exp(s / t), but nothing
+    overflows and the nearest neighbour always weighs 1, so at any temperature some vote counts
+    (exp((s - 1) / t) underflowed to 0 for every neighbour of a query whose nearest was far,
+    and an all-zero vote chose class 0).
     """
     similarity = F.normalize(queries.float(), dim=1) @ F.normalize(gallery.float(), dim=1).T  # (Q,G)
-    top_similarity, top_index = similarity.topk(min(k, gallery.shape[0]), dim=1)  # (Q,k)
-    # exp(s/t) as exp((s - 1)/t) rescaled: the same ranking, no overflow at a small temperature.
-    weights = ((top_similarity - 1) / temperature).exp()
+    top_similarity, top_index = similarity.topk(min(k, gallery.shape[0]), dim=1)  # (Q,k), descending
+    weights = ((top_similarity - top_similarity[:, :1]) / temperature).exp()
     return torch.zeros(len(queries), n_classes).scatter_add_(1, gallery_labels[top_index], weights)

@@ -54,3 +54,15 @@ def test_k_of_one_is_nearest_neighbour_retrieval_and_k_past_the_gallery_takes_al
 def test_small_temperatures_do_not_overflow(t):
     scores = knn_class_scores(_unit(0), _unit(0, 1), torch.tensor([0, 1]), 2, k=2, temperature=t)
     assert torch.isfinite(scores).all() and scores[0, 0] > scores[0, 1] > 0
+
+
+@pytest.mark.parametrize("t", [1e-4, 1e-6])
+def test_a_tiny_temperature_is_the_nearest_neighbour_even_when_every_neighbour_is_far(t):
+    """exp((s - 1)/t) underflowed to 0 for every neighbour of a query whose nearest had cosine
+    0.9: the all-zero vote then picked class 0, and kNN top-1 came out 0.833 instead of 1."""
+    query = _unit(0, 180)
+    gallery = _unit(25, 60, 205, 240)  # query 0: nearest class 2 (cos 0.906); query 1: nearest class 1
+    labels = torch.tensor([2, 0, 1, 0])
+    scores = knn_class_scores(query, gallery, labels, 3, k=4, temperature=t)
+    assert scores.argmax(1).tolist() == [2, 1]
+    assert torch.isfinite(scores).all() and (scores.max(1).values == 1).all()  # the nearest weighs 1
