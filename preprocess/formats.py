@@ -72,6 +72,8 @@ def read_lines(path: Path) -> tuple[list[tuple[int, str]], list[Reject]]:
     A UTF-8 byte-order mark is dropped; CRLF endings are fine; a line that is not UTF-8 (a
     Latin-1 list) is rejected naming the file and line, the others go on.
     """
+    if path.is_dir():
+        raise InputError(f"{path}: a folder, where a list file is expected; point the dataset's lists at the file")
     data = path.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -251,27 +253,43 @@ def _folder(root: Path, lists: Path, o: FormatOptions) -> Layout:
     return Layout(classes, listed, [])
 
 
+KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
+
+
 def _kinetics_csv(root: Path, lists: Path, o: FormatOptions) -> Layout:
+    """The official Kinetics CSV: a header naming the columns (in any order; extra ones such as
+    ``is_cc`` are ignored), or no header and the official order. A row is rejected, naming its
+    line, when it is not one CSV row, lacks a column, has non-integer times, a start not before
+    its end, or an unknown split."""
     path = lists
     lines, rejects = read_lines(path)
     listed, classes = [], set()
     splits = {"train": "train", "val": "test", "validate": "test", "test": "test"}
+    column = {name: i for i, name in enumerate(KINETICS_COLUMNS)}  # no header: the official order
     for number, text in lines:
         try:
             (row,) = csv.reader(io.StringIO(text))
         except (csv.Error, ValueError):
             rejects.append(Reject(text, "not one CSV row", f"{path.name}:{number}"))
             continue
-        if number == lines[0][0] and row[:2] == ["label", "youtube_id"]:
+        names = [c.strip() for c in row]
+        if number == lines[0][0] and {"label", "youtube_id"} <= set(names):
+            missing = [c for c in KINETICS_COLUMNS if c not in names]
+            if missing:
+                raise InputError(f"{path}: the header names no {', '.join(missing)} column (it has {', '.join(names)})")
+            column = {name: names.index(name) for name in KINETICS_COLUMNS}
             continue  # the header
-        if len(row) < 5:
-            rejects.append(Reject(text, "expected label,youtube_id,time_start,time_end,split", f"{path.name}:{number}"))
+        if len(row) <= max(column.values()):
+            rejects.append(Reject(text, f"expected the columns {','.join(KINETICS_COLUMNS)}", f"{path.name}:{number}"))
             continue
-        label, youtube_id, start, end, split = (c.strip() for c in row[:5])
+        label, youtube_id, start, end, split = (row[column[c]].strip() for c in KINETICS_COLUMNS)
         if not (start.isdigit() and end.isdigit()) or split not in splits:
             rejects.append(
                 Reject(text, "time_start/time_end are not integers or the split is unknown", f"{path.name}:{number}")
             )
+            continue
+        if int(start) >= int(end):
+            rejects.append(Reject(text, f"time_start {start} is not before time_end {end}", f"{path.name}:{number}"))
             continue
         name = f"{youtube_id}_{int(start):06d}_{int(end):06d}.mp4"
         rel = f"{label}/{name}"

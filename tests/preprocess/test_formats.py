@@ -327,3 +327,50 @@ def test_hmdb51_lists_without_the_split_files_is_an_input_error_naming_the_folde
     (tmp_path / "root").mkdir()
     with pytest.raises(InputError, match=r"lists: no <class>_test_split1\.txt files"):
         build_index(tmp_path / "root", tmp_path / "lists", 4, "hmdb51", OPTIONS)
+
+
+def _kinetics_rows(pool, root, order, extra=None):
+    """The LABELED clips as a Kinetics layout, their CSV rows with the columns in ``order``."""
+    rows = [",".join(order)]
+    for i, clip in enumerate(LABELED):
+        label = class_of(clip).replace("_", " ")
+        _link(pool, i, root / label / f"yt{i:03d}_{i:06d}_{i + 10:06d}.mp4")
+        cells = {"label": label, "youtube_id": f"yt{i:03d}", "time_start": str(i), "time_end": str(i + 10),
+                 "split": "val" if _split_of(i) == "test" else "train", "is_cc": "0"}  # fmt: skip
+        rows.append(",".join(cells[c] for c in order))
+    return rows + (extra or [])
+
+
+def test_kinetics_csv_columns_are_read_by_their_header_names(pool, tmp_path):
+    """A CSV whose header orders the columns otherwise was read by position: every row a missing file."""
+    order = ["youtube_id", "split", "label", "is_cc", "time_end", "time_start"]
+    (tmp_path / "k.csv").write_text("\n".join(_kinetics_rows(pool, tmp_path / "k", order)) + "\n")
+    entries, rejects = build_index(tmp_path / "k", tmp_path / "k.csv", 4, "kinetics_csv", OPTIONS)
+    assert rejects == [] and _got(entries) == _expected()
+
+
+def test_a_kinetics_row_whose_start_is_not_before_its_end_is_a_reject_and_the_others_stay(pool, tmp_path):
+    order = ["label", "youtube_id", "time_start", "time_end", "split"]
+    bad = ["abseiling,zzz,30,20,train", "abseiling,yyy,20,20,train"]
+    (tmp_path / "k.csv").write_text("\n".join(_kinetics_rows(pool, tmp_path / "k", order, bad)) + "\n")
+    entries, rejects = build_index(tmp_path / "k", tmp_path / "k.csv", 4, "kinetics_csv", OPTIONS)
+    assert _got(entries) == _expected()
+    n = len(LABELED) + 2
+    assert [(r.path, r.reason, r.source) for r in rejects] == [
+        ("abseiling,zzz,30,20,train", "time_start 30 is not before time_end 20", f"k.csv:{n}"),
+        ("abseiling,yyy,20,20,train", "time_start 20 is not before time_end 20", f"k.csv:{n + 1}"),
+    ]
+
+
+def test_kinetics_lists_pointing_at_a_folder_is_one_input_error_naming_it(tmp_path):
+    (tmp_path / "root").mkdir()
+    (tmp_path / "lists").mkdir()
+    with pytest.raises(InputError, match=r"lists: a folder, where a list file is expected"):
+        build_index(tmp_path / "root", tmp_path / "lists", 4, "kinetics_csv", OPTIONS)
+
+
+def test_a_kinetics_header_without_a_needed_column_names_it(tmp_path):
+    (tmp_path / "root").mkdir()
+    (tmp_path / "k.csv").write_text("label,youtube_id,time_start,split\nx,y,1,train\n")
+    with pytest.raises(InputError, match="the header names no time_end column"):
+        build_index(tmp_path / "root", tmp_path / "k.csv", 4, "kinetics_csv", OPTIONS)
