@@ -19,6 +19,7 @@ import yaml
 
 from pipeline.errors import ConfigError
 from pipeline.schema import Params, yaml_key
+from pipeline.torchrun import parse_endpoint
 
 __all__ = ["ConfigError", "build", "load_params", "validate"]
 
@@ -127,6 +128,13 @@ def validate(p: Params) -> None:
         for key, modality in (("pretrain.modality", p.pretrain.modality), ("finetune.modality", p.finetune.modality)):
             if modality in ("u", "v"):
                 raise ConfigError(f"{key}: {modality} is a flow channel, but motion.flow is none (no flow is computed)")
+    views = ("rgb", p.pretrain.modality, "merge")
+    if p.gallery.feature not in views:
+        raise ConfigError(
+            f"gallery.feature: {p.gallery.feature!r} is not a feature the features stage writes: "
+            f"rgb, {p.pretrain.modality} (pretrain.modality) or merge"
+        )
+    parse_endpoint(p.launch.rdzv_endpoint)
     if p.motion.backend == "torch" and p.motion.tvl1.gamma != 0:
         raise ConfigError(
             "motion.tvl1.gamma: the torch backend does not implement OpenCV's illumination term; "

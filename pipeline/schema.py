@@ -214,6 +214,7 @@ class LaunchParams:
     nproc_per_node: Count  # processes per machine, one per GPU; nnodes x nproc_per_node > 1: torchrun
     srun: bool  # start the stage on every node of the SLURM allocation with srun (dvc repro on its first node)
     rdzv_endpoint: str  # host:port of the c10d rendezvous when nnodes > 1 (srun: the port on the first node)
+    rdzv_timeout: Count  # seconds a node waits for the rendezvous (reaching it, then every node joining)
     sync_batchnorm: bool  # batch statistics over every rank's share of the global batch, as one process would
 
 

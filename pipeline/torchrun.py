@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
+import time
 from collections.abc import Mapping, Sequence
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, InputError
 from pipeline.schema import LaunchParams
 
 log = logging.getLogger(__name__)
@@ -35,12 +37,18 @@ def world_size(launch: LaunchParams) -> int:
     return launch.nnodes * launch.nproc_per_node
 
 
+def parse_endpoint(endpoint: str) -> tuple[str, int]:
+    """``host:port`` -> (host, port); ConfigError naming ``launch.rdzv_endpoint`` for anything else."""
+    host, sep, port = endpoint.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"launch.rdzv_endpoint: {endpoint!r} is not host:port (a port 1-65535)")
+    return host, int(port)
+
+
 def rdzv_endpoint(launch: LaunchParams, hostname: str) -> str:
     """Where the nodes meet: ``launch.rdzv_endpoint``; under srun this node (the allocation's
     first, where dvc repro runs) with that port."""
-    host, sep, port = launch.rdzv_endpoint.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ConfigError(f"launch.rdzv_endpoint: {launch.rdzv_endpoint!r} is not host:port")
+    _host, port = parse_endpoint(launch.rdzv_endpoint)
     return f"{hostname}:{port}" if launch.srun else launch.rdzv_endpoint
 
 
@@ -70,6 +78,7 @@ def torchrun_command(
             "--rdzv_backend=c10d",
             f"--rdzv_endpoint={rdzv_endpoint(launch, hostname)}",
             f"--rdzv_id={job}{run_id}",
+            f"--rdzv_conf=join_timeout={launch.rdzv_timeout}",  # torch's default waits 600 s for the other nodes
         ]
     command = torchrun + ["-m", "pipeline", *stage_args]
     if launch.srun:
@@ -78,14 +87,57 @@ def torchrun_command(
     return command
 
 
+def is_this_machine(host: str, hostname: str) -> bool:
+    """Whether ``host`` names this machine, where torchrun's c10d rendezvous then serves the store itself."""
+    if host in ("localhost", hostname, socket.getfqdn()):
+        return True
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except socket.gaierror as exc:
+        raise InputError(f"launch.rdzv_endpoint: host {host!r} does not resolve ({exc.strerror})") from exc
+    try:
+        own = set(socket.gethostbyname_ex(hostname)[2])
+    except OSError:
+        own = set()
+    return any(a.startswith("127.") or a == "::1" or a in own for a in addresses)
+
+
+def wait_for_endpoint(host: str, port: int, timeout: float) -> None:
+    """Return once something accepts a TCP connection at host:port; InputError naming the endpoint
+    after ``timeout`` seconds of trying (torchrun would retry for minutes, then end in a traceback)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            with socket.create_connection((host, port), timeout=max(min(remaining, 5.0), 0.1)):
+                return
+        except OSError as exc:
+            if time.monotonic() + 1 >= deadline:
+                raise InputError(
+                    f"launch.rdzv_endpoint: nothing answered at {host}:{port} within {timeout:g} s "
+                    f"(launch.rdzv_timeout; last: {exc.strerror or exc}); start the first node there, or fix the "
+                    "host or open the port"
+                ) from exc
+            time.sleep(1.0)
+
+
 def relaunch_under_torchrun(launch: LaunchParams, run_id: str) -> None:
     """Replace this process by torchrun running this same command as every rank, when params ask
-    for more than one process and this is not a rank already; return otherwise."""
-    import socket
+    for more than one process and this is not a rank already; return otherwise.
 
-    command = torchrun_command(launch, sys.argv[1:], run_id.replace("@", "-"), os.environ, socket.gethostname())
+    A node whose rendezvous endpoint is another machine first waits, at most
+    ``launch.rdzv_timeout`` seconds, for that machine to answer, so an unreachable endpoint is one
+    line naming it; torchrun then bounds the wait for every node by the same setting.
+    """
+    hostname = socket.gethostname()
+    command = torchrun_command(launch, sys.argv[1:], run_id.replace("@", "-"), os.environ, hostname)
     if command is None:
         return
+    if launch.nnodes > 1 and not launch.srun:
+        host, port = parse_endpoint(launch.rdzv_endpoint)
+        if not is_this_machine(host, hostname):
+            log.info("waiting up to %d s for the rendezvous at %s", launch.rdzv_timeout, launch.rdzv_endpoint)
+            wait_for_endpoint(host, port, launch.rdzv_timeout)
     log.info("%d processes (%d node(s) x %d): %s", world_size(launch), launch.nnodes, launch.nproc_per_node, command)
     for stream in (sys.stdout, sys.stderr):
         stream.flush()

@@ -305,3 +305,25 @@ def test_every_readme_pointer_in_params_yaml_names_a_heading_or_bold_term():
             assert any(t == name or t.startswith(name + ":") for t in terms), f"README has no {name!r}"
     for page in re.findall(r"docs/[\w-]+\.md", text):
         assert (REPO / page).is_file(), page
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        # Only the gallery stage, after the whole pipeline, found that no u features exist.
+        (lambda r: (r["motion"].update(flow="none"), r["gallery"].update(feature="u")),
+         r"gallery\.feature: 'u' is not a feature the features stage writes: rgb, res \(pretrain\.modality\) or merge"),
+        (lambda r: r["gallery"].update(feature="v"), r"gallery\.feature: 'v'"),
+        # Only a distributed stage, after preprocessing, found the missing port.
+        (lambda r: r["launch"].update(rdzv_endpoint="nohost"), r"launch\.rdzv_endpoint: 'nohost' is not host:port"),
+        (lambda r: r["launch"].update(rdzv_endpoint="host:99999"), r"launch\.rdzv_endpoint: 'host:99999'"),
+    ],
+)  # fmt: skip
+def test_settings_a_late_stage_would_fail_on_are_refused_at_start(tmp_path, edit, message):
+    with pytest.raises(ConfigError, match=message):
+        _load_with(tmp_path, edit)
+
+
+def test_every_feature_the_features_stage_writes_is_a_valid_gallery_feature(tmp_path):
+    for feature in ("rgb", "res", "merge"):
+        assert _load_with(tmp_path, lambda r, f=feature: r["gallery"].update(feature=f)).gallery.feature == feature
