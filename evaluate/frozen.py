@@ -21,7 +21,7 @@ from evaluate.intervals import model_intervals
 from pipeline.atomic import write_json
 from pipeline.errors import ConfigError, check_finite
 from pipeline.schema import IntervalsParams
-from train.classification import topk_correct
+from train.classification import informative_ks, topk_correct
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,12 @@ def frozen_stage(
     accuracies, their intervals and the paired iic - random differences to ``metrics_path``."""
     files = read_model_files(feature_files)
     n_classes = _n_classes(files)
-    wanted, ks = ks, [k for k in ks if k <= n_classes]  # top-5 of 3 classes says nothing
+    wanted, ks = ks, informative_ks(ks, n_classes, f"{name}.topk: classes")  # top-3 of 3 classes says nothing
     if not ks:
-        raise ConfigError(f"{name}.topk: every k of {wanted} exceeds the {n_classes} classes of {feature_files['iic']}")
+        raise ConfigError(
+            f"{name}.topk: every k of {wanted} is at least the {n_classes} classes of {feature_files['iic']}, "
+            "so every test video would count as right; use a smaller k"
+        )
     metrics: dict[str, Any] = {}
     hits: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     for model, data in files.items():

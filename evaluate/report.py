@@ -126,18 +126,36 @@ def _paper_lines(name: str, source: tuple[str, int], entries: list[dict]) -> lis
     return [*lines, "", *(f"Note. {n}." for n in notes), *([""] if notes else [])]
 
 
+def topk_keys(scores: dict) -> list[str]:
+    """The ``top<k>`` keys of one model's scores on one feature set, by k: each stage keeps its own
+    (``retrieve.topk``, ``knn.topk``, ``linear.topk``) less those true by construction."""
+    return sorted((key for key in scores if key.startswith("top") and key[3:].isdigit()), key=lambda key: int(key[3:]))
+
+
+def headline_key(scores: dict) -> str:
+    """The smallest top-k a stage measured (top1 unless its topk leaves 1 out): what the report
+    and the summary set IIC beside random init by."""
+    return topk_keys(scores)[0]
+
+
 def _frozen_lines(knn: dict, linear: dict, run: dict[str, Any]) -> list[str]:
     kinds = [k for k, v in knn["iic"].items() if isinstance(v, dict)]
-    ks = [k for k in knn["iic"][kinds[0]] if k.startswith("top")]
+    ks, linear_ks = topk_keys(knn["iic"][kinds[0]]), topk_keys(linear["iic"][kinds[0]])
     lines = [
         f"Frozen features, {knn['iic']['test_videos']} test videos classified by the {knn['iic']['train_videos']} "
         f"train videos: weighted kNN (k {run['knn.k']}, votes exp(cosine / {run['knn.temperature']:g})) and a "
         "linear probe (its weight decay chosen on held-out validation groups of the train split).",
         "",
     ]
-    header = ["model", "features", *(f"kNN {k}" for k in ks), *(f"linear {k}" for k in ks), "linear weight decay"]
+    header = [
+        "model",
+        "features",
+        *(f"kNN {k}" for k in ks),
+        *(f"linear {k}" for k in linear_ks),
+        "linear weight decay",
+    ]
     rows = [
-        [model, kind, *(_pct(knn[model][kind][k]) for k in ks), *(_pct(linear[model][kind][k]) for k in ks),
+        [model, kind, *(_pct(knn[model][kind][k]) for k in ks), *(_pct(linear[model][kind][k]) for k in linear_ks),
          f"{linear[model][kind]['weight_decay']:g}"]
         for model in ("iic", "random")
         for kind in kinds
@@ -169,9 +187,12 @@ def dataset_section(
         ],
     )
     lines.append("")
+    columns = [
+        k for k in ("clip_top1", "video_top1", "video_top5") if k in finetune["iic"]
+    ]  # top-5 of < 6 classes: none
     lines += markdown_table(
-        ["fine-tuned from", "clip top-1", "video top-1", "video top-5"],
-        [[m, *(_pct(finetune[m][k]) for k in ("clip_top1", "video_top1", "video_top5"))] for m in ("iic", "random")],
+        ["fine-tuned from", *(k.replace("_top", " top-") for k in columns)],
+        [[m, *(_pct(finetune[m][k]) for k in columns)] for m in ("iic", "random")],
     )
     lines.append("")
     lines += _frozen_lines(metrics["knn"], metrics["linear"], run)
@@ -196,8 +217,9 @@ def measure_rows(metrics: dict[str, dict]) -> list[tuple[str, dict[str, float], 
     for stage, label in (("retrieval", "retrieval"), ("knn", "kNN"), ("linear", "linear probe")):
         d = metrics[stage]
         for kind, paired in d["paired"].items():
-            rows.append((f"{label} {kind} top-1", {m: d[m][kind]["top1"] for m in models},
-                         {m: d["intervals"][m][kind]["top1"] for m in models}, paired["top1"]))  # fmt: skip
+            k = headline_key(paired)
+            rows.append((f"{label} {kind} top-{k[3:]}", {m: d[m][kind][k] for m in models},
+                         {m: d["intervals"][m][kind][k] for m in models}, paired[k]))  # fmt: skip
     finetune = metrics["finetune"]
     for key, paired in finetune["paired"].items():
         rows.append((f"fine-tuned {key.replace('_', ' ')}", {m: finetune[m][key] for m in models},

@@ -13,8 +13,9 @@ from evaluate.feature_file import read_model_files
 from evaluate.intervals import model_intervals
 from evaluate.retrieval import topk_hits
 from pipeline.atomic import write_csv, write_json
-from pipeline.errors import check_finite
+from pipeline.errors import ConfigError, check_finite
 from pipeline.schema import IntervalsParams
+from train.classification import informative_ks
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +26,18 @@ def retrieve_stage(
     """{model: {feature: {topk: accuracy}}} for rgb, the view-2 modality and their merge, with
     ``intervals``: {model: {feature: {topk: {low, high}}}} by bootstrap over the test queries and
     ``paired``: {feature: {topk: {diff, low, high}}} of iic - random on the same resampled queries."""
+    files = read_model_files(feature_files)
+    gallery = min(int(data.train.sum()) for data in files.values())
+    wanted, ks = ks, informative_ks(ks, gallery, "retrieve.topk: train videos in the gallery")
+    if not ks:
+        raise ConfigError(
+            f"retrieve.topk: every k of {wanted} is at least the {gallery} train videos of "
+            f"{feature_files['iic']}, so every query would count as a hit; use a smaller k"
+        )
     metrics: dict[str, Any] = {}
     hits: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     rows = []
-    for model, data in read_model_files(feature_files).items():
+    for model, data in files.items():
         labels = torch.from_numpy(data.labels)
         train, test = data.train, data.test
         metrics[model], hits[model] = {}, {}

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluate.intervals import verdict
+from evaluate.report import headline_key
 from pipeline.dotted import dotted
 from pipeline.errors import InputError
 from pipeline.markdown import markdown_table
@@ -104,7 +105,7 @@ def _measures(runs: list[SeedRun]) -> list[tuple[str, str, str, str]]:
                 keys = (
                     [(dataset, stage, "", key) for key in paired]
                     if stage == "finetune"
-                    else [(dataset, stage, kind, "top1") for kind in paired]
+                    else [(dataset, stage, kind, headline_key(scores)) for kind, scores in paired.items()]
                 )
                 out += [m for m in keys if m not in out]
     return out
@@ -153,7 +154,7 @@ def seed_table(runs: list[SeedRun]) -> str:
         except KeyError:
             continue  # a measure some seed's run does not have (another topk, a dataset added later)
         dataset, stage, kind, key = measure
-        label = f"{names[stage]} {kind} top-1" if kind else f"{names[stage]} {key.replace('_', ' ')}"
+        label = f"{names[stage]} {kind} top-{key[3:]}" if kind else f"{names[stage]} {key.replace('_', ' ')}"
         diffs = [f"{100 * p['diff']:+.1f} {VERDICT_MARK[verdict(p['low'], p['high'])]}" for p in paired]
         mean_diff = statistics.fmean(p["diff"] for p in paired)
         rows.append([dataset, label, _mean_sd(iic), _mean_sd(random), *diffs, f"{100 * mean_diff:+.1f}"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from evaluate.report import headline_key
 from pipeline.atomic import read_json
 from pipeline.errors import InputError
 
@@ -27,13 +28,13 @@ def summary_lines(report: dict) -> list[str]:
         retrieval, finetune = entry["retrieval"], entry["finetune"]
         kinds = [k for k, v in retrieval["iic"].items() if isinstance(v, dict)]
         lines += _pack(f"  {name}", [f"({retrieval['iic']['queries']} test videos)"])
-        pairs = [f"{k} {_top1(retrieval['iic'][k]['top1'])} / {_top1(retrieval['random'][k]['top1'])}" for k in kinds]
-        lines += _pack("    retrieval", pairs)
-        for stage, head in (("knn", "    kNN"), ("linear", "    linear")):
+        for stage, head in (("retrieval", "    retrieval"), ("knn", "    kNN"), ("linear", "    linear")):
             if stage in entry:
                 m = entry[stage]
+                top = headline_key(m["iic"][kinds[0]])
+                label = "" if top == "top1" else f" ({top[:3]}-{top[3:]})"
                 lines += _pack(
-                    head, [f"{k} {_top1(m['iic'][k]['top1'])} / {_top1(m['random'][k]['top1'])}" for k in kinds]
+                    head + label, [f"{k} {_top1(m['iic'][k][top])} / {_top1(m['random'][k][top])}" for k in kinds]
                 )
         lines += _pack("    fine-tuned", [f"video {_top1(finetune['iic']['video_top1'])} / "
                                           f"{_top1(finetune['random']['video_top1'])}"])  # fmt: skip

@@ -10,6 +10,17 @@ import torch
 log = logging.getLogger(__name__)
 
 
+def informative_ks(ks: list[int], limit: int, what: str) -> list[int]:
+    """The k of ``ks`` below ``limit``: a top-k over ``limit`` classes (or gallery videos) with k at
+    least ``limit`` is right for every query by construction, so it is left out of the metrics,
+    with a log line naming it (``what``: the setting and what the limit counts)."""
+    kept = [k for k in ks if k < limit]
+    if len(kept) < len(ks):
+        log.info("%s: leaving out top-%s, true by construction with %d %s",
+                 what.split(":")[0], "/".join(str(k) for k in ks if k >= limit), limit, what.split(": ")[-1])  # fmt: skip
+    return kept
+
+
 def topk_correct(scores: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
     """(N,C) scores, (N,) labels -> (N,) bool: the label is among the k highest scores."""
     k = min(k, scores.shape[1])

@@ -85,5 +85,11 @@ def test_a_validation_part_that_cannot_be_held_out_names_its_key(files, tmp_path
 
 
 def test_a_top_k_beyond_every_class_is_a_config_error(files, tmp_path):
-    with pytest.raises(ConfigError, match=r"knn.topk: every k of \[5\] exceeds the 3 classes"):
+    with pytest.raises(ConfigError, match=r"knn.topk: every k of \[5\] is at least the 3 classes"):
         knn_stage(files, KnnParams(k=5, temperature=0.07, topk=[5]), INTERVALS, tmp_path / "k.json")
+
+
+def test_a_top_k_equal_to_the_class_count_is_left_out_as_true_by_construction(files, tmp_path):
+    """top-3 of 3 classes is right for every video: it was reported as a result."""
+    metrics = knn_stage(files, KnnParams(k=5, temperature=0.07, topk=[1, 3]), INTERVALS, tmp_path / "k.json")
+    assert set(metrics["iic"]["rgb"]) == {"top1"} and set(metrics["paired"]["rgb"]) == {"top1"}

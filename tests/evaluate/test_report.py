@@ -236,3 +236,34 @@ def test_a_missing_evaluation_names_the_file(tmp_path, monkeypatch):
     with pytest.raises(InputError, match=r"artifacts/metrics/demo/retrieval\.json: missing"):
         report_stage("demo", {"demo": _source("ucf101")}, {"demo": DatasetPaths("demo")}, _run(), tmp_path / "r.md",
                      tmp_path / "r.json")  # fmt: skip
+
+
+def _drop_key(node, key):
+    """``node`` with every dict entry named ``key`` removed, at any depth (a topk that left it out)."""
+    if isinstance(node, dict):
+        return {k: _drop_key(v, key) for k, v in node.items() if k != key}
+    return node
+
+
+def test_each_stage_is_reported_by_its_own_smallest_k(tmp_path, monkeypatch):
+    """retrieve.topk: [5, 10] (no 1) crashed the report with KeyError 'top1'; knn.topk [1, 2] with
+    linear.topk [1] crashed it with KeyError 'top2'; fine-tuning over fewer than 6 classes has no
+    video top-5. Each now shows what its stage measured."""
+    monkeypatch.chdir(tmp_path)
+    demo = DatasetPaths("demo")
+    _metrics(demo, 48, 24, 0.25)
+    for path, edit in (
+        (demo.retrieval_metrics, lambda d: _drop_key(d, "top1")),
+        (demo.linear_metrics, lambda d: _drop_key(d, "top5")),
+        (demo.finetune_metrics, lambda d: _drop_key(_drop_key(d, "video_top5"), "clip_top5")),
+    ):
+        path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    report_stage("demo", {"demo": _source("ucf101")}, {"demo": demo}, _run(), tmp_path / "r.md", tmp_path / "r.json")
+    report = (tmp_path / "r.md").read_text()
+    assert "| retrieval rgb top-5 |" in report and "| kNN rgb top-1 |" in report
+    assert "| model | features | kNN top1 | kNN top5 | linear top1 | linear weight decay |" in report
+    assert "| fine-tuned from | clip top-1 | video top-1 |" in report
+    from evaluate.summary import summary_lines
+
+    lines = summary_lines(json.loads((tmp_path / "r.json").read_text()))
+    assert any(line.startswith("    retrieval (top-5) rgb 50.0 / 50.0") for line in lines), lines

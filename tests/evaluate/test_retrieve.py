@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 import torch
 
 from evaluate.features import video_features
 from evaluate.retrieve import retrieve_stage
-from pipeline.errors import InputError, NonFiniteError
+from pipeline.errors import ConfigError, InputError, NonFiniteError
 from pipeline.runtime import Runtime
 from pipeline.schema import IntervalsParams
 from preprocess.shards import ShardReader
@@ -49,9 +51,21 @@ def test_nan_features_fail_retrieval_before_writing(tmp_path):
 
 
 def test_topk_without_1_reports_what_was_asked(tmp_path):
-    files = {"iic": _features(tmp_path / "f.npz", ["train", "train", "test", "test"], np.eye(4, dtype=np.float32))}
+    split = ["train"] * 12 + ["test"] * 4
+    files = {"iic": _features(tmp_path / "f.npz", split, np.eye(16, dtype=np.float32))}
     metrics = retrieve_stage(files, [5, 10], INTERVALS, tmp_path / "m.json", tmp_path / "p.csv")
     assert set(metrics["iic"]["rgb"]) == {"top5", "top10"}
+
+
+def test_a_top_k_at_least_the_gallery_is_left_out_and_all_of_them_is_an_error(tmp_path):
+    """With 4 train videos, top-5/10/20/50 were reported at 100%: true by construction."""
+    split = ["train"] * 4 + ["test"] * 4
+    files = {"iic": _features(tmp_path / "f.npz", split, np.eye(8, dtype=np.float32))}
+    metrics = retrieve_stage(files, [1, 4, 5, 50], INTERVALS, tmp_path / "m.json", tmp_path / "p.csv")
+    assert set(metrics["iic"]["rgb"]) == {"top1"}
+    assert {row["k"] for row in csv.DictReader((tmp_path / "p.csv").open())} == {"1"}
+    with pytest.raises(ConfigError, match=r"^retrieve\.topk: every k of \[5, 10\] is at least the 4 train videos"):
+        retrieve_stage(files, [5, 10], INTERVALS, tmp_path / "m.json", tmp_path / "p.csv")
 
 
 def test_features_of_nan_weights_fail_naming_a_video(tmp_path):
