@@ -1,6 +1,7 @@
 """The method x intra-negative ablation on the demo, through the pipeline's own stages.
 
-Each run is the real ``python -m pipeline pretrain``, then ``features / retrieve [/ finetune]``
+Each run is the real ``python -m pipeline pretrain iic`` (one model: ``pretrain.models: [iic]``,
+with the run's intra_neg), then ``features / retrieve / temporal [/ finetune]``
 of each ``--evaluate`` dataset, in a scratch workspace under ``--work``: a copy of dvc.yaml and
 of params.yaml with the run's overrides, and links to this workspace's verified shards (run
 ``dvc repro verify@demo`` first, and for each evaluation dataset). So a row is exactly what
@@ -29,6 +30,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from pipeline.markdown import markdown_table
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_INPUTS = ("verified", "frames", "motion")  # per dataset, read-only
 METHODS = ("cmc", "cmc_upstream", "moco", "simclr")
@@ -43,7 +47,7 @@ def prepare_workspace(folder: Path, method: str, intra_neg: bool, seed: int, dat
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dvc.yaml", folder / "dvc.yaml")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["pretrain"].update(method=method, intra_neg=intra_neg, seed=seed)
+    params["pretrain"].update(method=method, intra_neg=intra_neg, seed=seed, models=["iic"])
     params["finetune"]["seed"] = seed
     params["features"]["random_init_seed"] = seed
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -73,11 +77,14 @@ def run_stages(folder: Path, stages: list[list[str]]) -> float:
 
 
 def collect(folder: Path, dataset: str, finetuned: bool) -> dict:
-    """One dataset's retrieval top-1 (rgb, view 2) for IIC and random init, and fine-tuned video top-1."""
+    """One dataset's retrieval top-1 (rgb, view 2) and temporal measures (repeat, shuffle, reverse,
+    arrow) for the pretrained model and random init, and fine-tuned video top-1."""
     retrieval = json.loads((folder / "artifacts/metrics" / dataset / "retrieval.json").read_text())
+    temporal = json.loads((folder / "artifacts/metrics" / dataset / "temporal.json").read_text())
     view2 = next(k for k in retrieval["iic"] if k not in ("rgb", "merge", "queries", "gallery"))
     row = {
         model: {"rgb": retrieval[model]["rgb"]["top1"], "view2": retrieval[model][view2]["top1"]}
+        | {f"temporal_{name}": value for name, value in temporal[model]["rgb"].items()}
         for model in ("iic", "random")
     }
     if finetuned:
@@ -139,6 +146,28 @@ def table(results: dict, dataset: str, methods: list[str], seeds: list[int], fin
     return "\n".join(lines)
 
 
+TEMPORAL = ("repeat", "shuffle", "reverse", "arrow")
+
+
+def temporal_table(results: dict, dataset: str, methods: list[str], seeds: list[int]) -> str:
+    """Markdown: the temporal measures (evaluate/temporal.py) per method x intra-negatives, mean
+    (min-max) over the seeds run, random init as the floor. Similarities: lower is more sensitive
+    to time; arrow of time: higher tells the direction better (0.5: blind)."""
+    rows, floor = [], []
+    for method in methods:
+        for intra in (False, True):
+            done = [r for s in seeds if (r := results.get(run_name(method, intra, s), {}).get(dataset))]
+            done = [r for r in done if "temporal_reverse" in r["iic"]]  # runs of older code have none
+            if done:
+                rows.append([method, "yes" if intra else "no", len(done),
+                             *(summarise([r["iic"][f"temporal_{m}"] / 100 for r in done]) for m in TEMPORAL)])  # fmt: skip
+                floor = floor or done
+    if floor:
+        rows.append(["random init", "-", len(floor), *(summarise([r["random"][f"temporal_{m}"] / 100 for r in floor]) for m in TEMPORAL)])  # fmt: skip
+    header = ["method", "intra-negatives", "seeds run", *(f"{m} (x100)" for m in TEMPORAL)]
+    return "\n".join(markdown_table(header, rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
@@ -173,9 +202,9 @@ def main() -> None:
                     continue
                 folder = args.work / name
                 prepare_workspace(folder, method, intra, seed, needed)
-                stages = [] if done else [["pretrain"]]
+                stages = [] if done else [["pretrain", "iic"]]
                 for dataset in todo:
-                    stages += [["features", dataset], ["retrieve", dataset]] + (
+                    stages += [["features", dataset], ["retrieve", dataset], ["temporal", dataset]] + (
                         [["finetune", dataset]] if finetuned else []
                     )
                 seconds = run_stages(folder, stages)
@@ -193,7 +222,11 @@ def main() -> None:
                 print(f"{name}: {scores}  ({seconds:.0f} s)", flush=True)
 
     text = "\n\n".join(
-        f"`{d}`:\n\n" + table(results, d, args.methods, args.seeds, args.finetune_seeds) for d in args.evaluate
+        f"`{d}`:\n\n"
+        + table(results, d, args.methods, args.seeds, args.finetune_seeds)
+        + f"\n\nTemporal sensitivity on `{d}`:\n\n"
+        + temporal_table(results, d, args.methods, args.seeds)
+        for d in args.evaluate
     )
     print(text)
     if args.out:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from pipeline import variants
 from pipeline.atomic import atomic_path
 from pipeline.errors import NonFiniteError
 from pipeline.runtime import Runtime
@@ -121,24 +122,37 @@ def extract_all(
     return result
 
 
+def evaluation_encoders(
+    checkpoints: dict[str, Path], random_init_seed: int
+) -> tuple[dict[str, Any], dict[str, Encoder]]:
+    """(iic's config, {model: encoder}) for every pretrained checkpoint ({model: path}) and for
+    random init: the same architecture as IIC, seeded by ``random_init_seed`` (one random-init
+    encoder for the features and the temporal stages alike)."""
+    configs, encoders = {}, {}
+    for model, path in checkpoints.items():
+        configs[model], encoders[model] = load_encoder(path)
+    config = configs[variants.IIC]
+    torch.manual_seed(random_init_seed)
+    encoders[variants.RANDOM] = build_encoder(config)
+    return config, encoders
+
+
 def features_stage(
-    checkpoint: Path,
+    checkpoints: dict[str, Path],
     reader: ShardReader,
     clip: ClipParams,
     features: FeaturesParams,
     runtime_params: RuntimeParams,
     out: dict[str, Path],
 ) -> None:
-    """The dvc stage ``features``: the pretrained encoder's and a random-init encoder's features.
+    """The dvc stage ``features``: every pretrained encoder's features and a random-init encoder's.
 
-    out: {"iic": path, "random": path}. The random-init encoder is the same architecture,
-    seeded by ``features.random_init_seed``. Under torchrun the ranks share the videos out.
+    checkpoints: {model: model.pt} of the pretrained models; out: {model: .npz} of those and
+    "random". Under torchrun the ranks share the videos out.
     """
     with process_group(runtime_params) as runtime:
-        config, pretrained = load_encoder(checkpoint)
-        torch.manual_seed(features.random_init_seed)
-        random_init = build_encoder(config)
-        for name, encoder in (("iic", pretrained), ("random", random_init)):
+        config, encoders = evaluation_encoders(checkpoints, features.random_init_seed)
+        for name, encoder in encoders.items():
             extract_all(
                 encoder,
                 config["view2"],

@@ -14,6 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
+from pipeline.variants import pairs_of
+
 CHUNK = 256  # resamples drawn at once: (CHUNK, videos) indices stay small at UCF101's 3,783 videos
 
 
@@ -87,16 +89,17 @@ def paired_entry(hits_a: np.ndarray, hits_b: np.ndarray, p: IntervalSettings) ->
 
 def model_intervals(hits: dict[str, dict[str, dict[str, np.ndarray]]], p: IntervalSettings) -> dict[str, dict]:
     """Per-video hits {model: {feature: {metric: (V,) hits}}} -> their intervals and pairs:
-    ``intervals`` {model: {feature: {metric: {low, high}}}} and, when both iic and random are
-    there, ``paired`` {feature: {metric: {diff, low, high}}} of iic - random on the same videos."""
-    out: dict[str, dict] = {"intervals": {}, "paired": {}}
+    ``intervals`` {model: {feature: {metric: {low, high}}}} and, for each paired difference the
+    models allow (``pipeline.variants.PAIRS``), {feature: {metric: {diff, low, high}}} on the same
+    resampled videos: ``paired`` (iic - random), ``paired_baseline`` (iic - baseline)."""
+    out: dict[str, dict] = {"intervals": {}}
     for model, kinds in hits.items():
         out["intervals"][model] = {
             kind: {name: interval_entry(h, p) for name, h in per_metric.items()} for kind, per_metric in kinds.items()
         }
-    if "iic" in hits and "random" in hits:
-        for kind, per_metric in hits["iic"].items():
-            out["paired"][kind] = {
-                name: paired_entry(h, hits["random"][kind][name], p) for name, h in per_metric.items()
-            }
+    for key, (ours, theirs) in pairs_of(list(hits)).items():
+        out[key] = {
+            kind: {name: paired_entry(h, hits[theirs][kind][name], p) for name, h in per_metric.items()}
+            for kind, per_metric in hits[ours].items()
+        }
     return out

@@ -2,8 +2,9 @@
 init (``train/finetune.py`` trains), measured at video level with bootstrap intervals.
 
 ``finetune.json`` holds each model's clip and video top-1/top-5, ``intervals`` (each video
-top-k's interval over the test videos) and ``paired`` (iic - random on the same resampled
-videos), so that the report can say "ahead" only where the paired interval excludes zero.
+top-k's interval over the test videos), ``paired`` (iic - random on the same resampled
+videos) and ``paired_baseline`` (iic - baseline), so that the report can say "ahead" only where
+the paired interval excludes zero.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluate.intervals import interval_entry, paired_entry
+from pipeline import variants
 from pipeline.atomic import write_json
 from pipeline.errors import check_finite
 from pipeline.live import EpochLog
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def finetune_stage(
-    checkpoint_path: Path,
+    checkpoints: dict[str, Path],
     reader: ShardReader,
     setup: FinetuneParams,
     clip: ClipParams,
@@ -40,9 +42,10 @@ def finetune_stage(
     live_dir: Callable[[str], Path],
     sync_batchnorm: bool,
 ) -> dict[str, Any] | None:
-    """The dvc stage ``finetune``: from the pretrained backbone and from random init, each with a
-    live log (``live_dir(name)``: curves and the test confusion), then the metrics with their
-    bootstrap intervals over the test videos and the paired iic - random differences.
+    """The dvc stage ``finetune``: from every pretrained backbone (``checkpoints``: {model: model.pt})
+    and from random init, each with a live log (``live_dir(model)``: curves and the test
+    confusion), then the metrics with their bootstrap intervals over the test videos and the
+    paired differences (``pipeline.variants.PAIRS``: iic - random, iic - baseline).
 
     Under torchrun every rank trains (DDP, ``sync_batchnorm``: batch norm over the global batch)
     and rank 0 alone writes; the other ranks return None.
@@ -53,25 +56,18 @@ def finetune_stage(
     split_validation(split_ids(reader, "train"), setup.val_videos, setup.seed)
     with process_group(runtime_params) as runtime:
         writer = rank_and_world()[0] == 0
-        checkpoint = load_checkpoint(checkpoint_path)
+        pretrained = {model: load_checkpoint(path) for model, path in checkpoints.items()}
+        config = pretrained[variants.IIC]["config"]
+        states: dict[str, dict | None] = {m: c["encoder"] for m, c in pretrained.items()} | {variants.RANDOM: None}
         names = class_names(reader)
         results = {}
-        for name, state in (("iic", checkpoint["encoder"]), ("random", None)):
+        for name, state in states.items():
             live = EpochLog(live_dir(name)) if writer else None
             try:
                 results[name] = finetune(
-                    reader,
-                    setup,
-                    clip,
-                    checkpoint["config"],
-                    state,
-                    runtime,
-                    runtime_params.workers,
-                    len(names),
-                    name,
-                    sync_batchnorm,
-                    on_epoch=live,
-                )
+                    reader, setup, clip, config, state, runtime, runtime_params.workers, len(names), name,
+                    sync_batchnorm, on_epoch=live,
+                )  # fmt: skip
                 if live is not None:
                     live.confusion(
                         [names[i] for i in results[name]["actual"].tolist()],
@@ -89,10 +85,11 @@ def finetune_stage(
         name: {key: interval_entry(hits, intervals) for key, hits in r["video_hits"].items()}
         for name, r in results.items()
     }
-    metrics["paired"] = {  # iic - random on the same resampled test videos
-        key: paired_entry(hits, results["random"]["video_hits"][key], intervals)
-        for key, hits in results["iic"]["video_hits"].items()
-    }
+    for pair_key, (ours, theirs) in variants.pairs_of(list(results)).items():  # on the same resampled videos
+        metrics[pair_key] = {
+            key: paired_entry(hits, results[theirs]["video_hits"][key], intervals)
+            for key, hits in results[ours]["video_hits"].items()
+        }
     check_finite(metrics, "finetune")
     write_json(metrics_path, metrics)
     return metrics

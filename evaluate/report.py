@@ -1,4 +1,5 @@
-"""The experiment's report: every evaluation dataset, IIC beside random init, beside the paper.
+"""The experiment's report: every evaluation dataset, IIC beside its baseline without
+intra-negatives and random init, with the temporal-sensitivity measures, beside the paper.
 
 ``artifacts/report.md`` is for people; ``artifacts/report.json`` holds the same numbers for the
 model card and scripts. Beside UCF101 or HMDB51 official split 1, every published number of
@@ -17,6 +18,7 @@ from typing import Any
 
 from evaluate.intervals import verdict
 from evaluate.paper import FINETUNING, ROWS, differences, official_split1, rows_for
+from pipeline import variants
 from pipeline.atomic import write_bytes, write_json
 from pipeline.dotted import dotted
 from pipeline.errors import InputError
@@ -48,6 +50,8 @@ RUN_KEYS = (
     "knn.k",  # the frozen-feature protocols, named in the report
     "knn.temperature",
     "intervals.level",  # named beside the intervals it printed
+    "pretrain.models",  # which pretrained models are set beside random init
+    "pretrain.baseline.intra_neg",  # how the baseline differs from IIC
 )
 
 # The row whose settings are the paper's default: every protocol and repeat + res, fine-tuned on res.
@@ -138,6 +142,11 @@ def headline_key(scores: dict) -> str:
     return topk_keys(scores)[0]
 
 
+def models_of(metrics: dict) -> list[str]:
+    """The evaluated models a metrics file holds, in the report's order (IIC, its baseline, random init)."""
+    return [m for m in (variants.IIC, variants.BASELINE, variants.RANDOM) if m in metrics]
+
+
 def _frozen_lines(knn: dict, linear: dict, run: dict[str, Any]) -> list[str]:
     kinds = [k for k, v in knn["iic"].items() if isinstance(v, dict)]
     ks, linear_ks = topk_keys(knn["iic"][kinds[0]]), topk_keys(linear["iic"][kinds[0]])
@@ -157,7 +166,7 @@ def _frozen_lines(knn: dict, linear: dict, run: dict[str, Any]) -> list[str]:
     rows = [
         [model, kind, *(_pct(knn[model][kind][k]) for k in ks), *(_pct(linear[model][kind][k]) for k in linear_ks),
          f"{linear[model][kind]['weight_decay']:g}"]
-        for model in ("iic", "random")
+        for model in models_of(knn)
         for kind in kinds
     ]  # fmt: skip
     return [*lines, *markdown_table(header, rows), ""]
@@ -182,7 +191,7 @@ def dataset_section(
         ["model", "features", *ks],
         [
             [model, kind, *(_pct(retrieval[model][kind][k]) for k in ks)]
-            for model in ("iic", "random")
+            for model in models_of(retrieval)
             for kind in kinds
         ],
     )
@@ -192,14 +201,19 @@ def dataset_section(
     ]  # top-5 of < 6 classes: none
     lines += markdown_table(
         ["fine-tuned from", *(k.replace("_top", " top-") for k in columns)],
-        [[m, *(_pct(finetune[m][k]) for k in columns)] for m in ("iic", "random")],
+        [[m, *(_pct(finetune[m][k]) for k in columns)] for m in models_of(finetune)],
     )
     lines.append("")
     lines += _frozen_lines(metrics["knn"], metrics["linear"], run)
     lines += comparison_lines(metrics, run)
+    lines += temporal_lines(metrics["temporal"], run)
+    said = intra_negative_verdicts(metrics)
+    lines += _verdict_lines(said)
     entries = paper_rows(source, retrieval, finetune, run)
     lines += _paper_lines(name, source, entries)
     entry: dict[str, Any] = dict(metrics)
+    if said:
+        entry["intra_negatives"] = said
     if entries:
         entry["paper"] = entries
     return lines, entry
@@ -209,40 +223,121 @@ def _with_interval(value: float, interval: dict[str, float]) -> str:
     return f"{100 * value:.1f} [{100 * interval['low']:.1f}, {100 * interval['high']:.1f}]"
 
 
-def measure_rows(metrics: dict[str, dict]) -> list[tuple[str, dict[str, float], dict[str, dict], dict]]:
-    """(label, {model: top-1}, {model: its interval}, the paired difference) of every measure with a
-    paired iic - random difference: retrieval, kNN and the linear probe per feature set, then fine-tuning."""
-    models = ("iic", "random")
+def measure_rows(metrics: dict[str, dict]) -> list[tuple[str, dict[str, float], dict[str, dict], dict[str, dict]]]:
+    """(label, {model: value}, {model: its interval}, {pair key: paired difference}) of every
+    measure with paired differences: retrieval, kNN and the linear probe per feature set (by
+    each stage's smallest k), then fine-tuning. Pair keys: ``pipeline.variants.PAIRS``."""
     rows = []
     for stage, label in (("retrieval", "retrieval"), ("knn", "kNN"), ("linear", "linear probe")):
         d = metrics[stage]
+        models, pairs = models_of(d), [key for key in variants.PAIRS if key in d]
         for kind, paired in d["paired"].items():
             k = headline_key(paired)
             rows.append((f"{label} {kind} top-{k[3:]}", {m: d[m][kind][k] for m in models},
-                         {m: d["intervals"][m][kind][k] for m in models}, paired[k]))  # fmt: skip
+                         {m: d["intervals"][m][kind][k] for m in models}, {p: d[p][kind][k] for p in pairs}))  # fmt: skip
     finetune = metrics["finetune"]
-    for key, paired in finetune["paired"].items():
+    models, pairs = models_of(finetune), [key for key in variants.PAIRS if key in finetune]
+    for key in finetune["paired"]:
         rows.append((f"fine-tuned {key.replace('_', ' ')}", {m: finetune[m][key] for m in models},
-                     {m: finetune["intervals"][m][key] for m in models}, paired))  # fmt: skip
+                     {m: finetune["intervals"][m][key] for m in models}, {p: finetune[p][key] for p in pairs}))  # fmt: skip
     return rows
 
 
+def _difference(paired: dict[str, float]) -> str:
+    return f"{100 * paired['diff']:+.1f} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}]"
+
+
+PAIR_HEADER = {"paired": ("IIC - random", "verdict"), "paired_baseline": ("IIC - baseline", "intra-negatives")}
+MODEL_HEADER = {variants.IIC: "IIC", variants.BASELINE: "baseline", variants.RANDOM: "random init"}
+
+
 def comparison_lines(metrics: dict[str, dict], run: dict[str, Any]) -> list[str]:
-    """IIC beside random init with bootstrap intervals, and the verdict of each paired interval:
-    retrieval, kNN and the linear probe on every feature set, then fine-tuning."""
+    """IIC beside its baseline and random init with bootstrap intervals, and the verdict of each
+    paired interval: against random init (did pretraining help?) and against the baseline
+    (did intra-negatives help?), on every measure."""
     level = f"{100 * run['intervals.level']:g}%"
+    rows = measure_rows(metrics)
+    models, pairs = list(rows[0][1]), list(rows[0][3])
     lines = [
-        f"IIC against random init, top-1 with {level} bootstrap intervals over the test videos; the verdict "
-        "comes from the paired interval of the difference (same resampled videos for both):",
+        f"IIC against {' and '.join(MODEL_HEADER[m] for m in models if m != variants.IIC)}, top-1 (or each stage's "
+        f"smallest k) with {level} bootstrap intervals over the test videos; each verdict comes from the paired "
+        "interval of the difference (the same resampled videos for both models). *intra-negatives* compares IIC "
+        "with its baseline, the same run without intra-negatives:",
         "",
     ]
     cells = [
-        [label, *(_with_interval(value[m], interval[m]) for m in ("iic", "random")),
-         f"{100 * paired['diff']:+.1f} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}]",
-         verdict(paired["low"], paired["high"])]
-        for label, value, interval, paired in measure_rows(metrics)
+        [label, *(_with_interval(value[m], interval[m]) for m in models),
+         *(part for key in pairs for part in (_difference(paired[key]), verdict(paired[key]["low"], paired[key]["high"])))]
+        for label, value, interval, paired in rows
     ]  # fmt: skip
-    return [*lines, *markdown_table(["measure", "IIC", "random init", "IIC - random", "verdict"], cells), ""]
+    header = ["measure", *(MODEL_HEADER[m] for m in models), *(h for key in pairs for h in PAIR_HEADER[key])]
+    return [*lines, *markdown_table(header, cells), ""]
+
+
+TEMPORAL_MEANING = {
+    "repeat": "cosine similarity of a clip's feature to the clip with one frame repeated throughout (lower: tells them apart)",
+    "shuffle": "cosine similarity to the clip with two of its four chunks swapped (lower: sensitive to order)",
+    "reverse": "cosine similarity to the clip played backwards (lower: sensitive to direction)",
+    "arrow": "arrow of time: share of clips whose direction (forward or reversed) a linear probe on the frozen features tells right (0.5: blind)",
+}
+
+
+def _temporal_verdict(measure: str, paired: dict[str, float]) -> str:
+    """A similarity's difference reads lower / higher (lower is more sensitive to time); the arrow's ahead / behind."""
+    said = verdict(paired["low"], paired["high"])
+    if measure == "arrow":
+        return said
+    return {"ahead": "higher", "behind": "lower", "level": "level"}[said]
+
+
+def temporal_lines(temporal: dict, run: dict[str, Any]) -> list[str]:
+    """What intra-negatives are meant to change, per model, with intervals and paired differences."""
+    models, pairs = models_of(temporal), [key for key in variants.PAIRS if key in temporal]
+    first = temporal[models[0]]
+    lines = [
+        f"Temporal sensitivity of the frozen RGB features, {first['test_videos']} test videos (arrow probe fitted on "
+        f"{first['train_videos']} train videos), mean per video with {100 * run['intervals.level']:g}% intervals:",
+        "",
+        *(f"- *{name}*: {meaning}." for name, meaning in TEMPORAL_MEANING.items()),
+        "",
+    ]
+    rows = []
+    for measure in TEMPORAL_MEANING:
+        value = {m: temporal[m]["rgb"][measure] for m in models}
+        interval = {m: temporal["intervals"][m]["rgb"][measure] for m in models}
+        rows.append(
+            [measure, *(f"{value[m]:.3f} [{interval[m]['low']:.3f}, {interval[m]['high']:.3f}]" for m in models),
+             *(part for key in pairs
+               for part in (f"{temporal[key]['rgb'][measure]['diff']:+.3f} [{temporal[key]['rgb'][measure]['low']:+.3f}, "
+                            f"{temporal[key]['rgb'][measure]['high']:+.3f}]",
+                            _temporal_verdict(measure, temporal[key]["rgb"][measure])))]
+        )  # fmt: skip
+    header = ["measure", *(MODEL_HEADER[m] for m in models), *(h for key in pairs for h in PAIR_HEADER[key])]
+    return [*lines, *markdown_table(header, rows), ""]
+
+
+def _verdict_lines(said: dict[str, str]) -> list[str]:
+    """One paragraph: where IIC is ahead of, level with or behind its baseline (and where its
+    features are less or more similar to the altered clips)."""
+    if not said:
+        return ["No baseline was pretrained (pretrain.models), so the effect of intra-negatives is not measured.", ""]
+    groups: dict[str, list[str]] = {}
+    for measure, word in said.items():
+        groups.setdefault(word, []).append(measure)
+    parts = [f"**{word}** on {len(names)} ({', '.join(names)})" for word, names in groups.items()]
+    return [f"**Intra-negatives** (IIC - baseline, {len(said)} measures): " + "; ".join(parts) + ".", ""]
+
+
+def intra_negative_verdicts(metrics: dict[str, dict]) -> dict[str, str]:
+    """{measure: ahead | level | behind (IIC - baseline), or lower | level | higher for a similarity}
+    of one dataset; empty without a baseline."""
+    out = {label: verdict(paired["paired_baseline"]["low"], paired["paired_baseline"]["high"])
+           for label, _v, _i, paired in measure_rows(metrics) if "paired_baseline" in paired}  # fmt: skip
+    temporal = metrics["temporal"]
+    if "paired_baseline" in temporal:
+        for measure in TEMPORAL_MEANING:
+            out[f"temporal {measure}"] = _temporal_verdict(measure, temporal["paired_baseline"]["rgb"][measure])
+    return out
 
 
 def _protocol_line(run: dict[str, Any]) -> str:
@@ -276,6 +371,13 @@ def report_stage(
         "",
     ]
     against = differences(REFERENCE_ROW, run)
+    if variants.BASELINE in run["pretrain.models"]:
+        lines += [
+            f"Models: IIC (`{run['pretrain.method']}`, intra-negatives: "
+            f"{run['pretrain.neg'] if run['pretrain.intra_neg'] else 'none'}), its baseline (the same pretraining with "
+            f"intra_neg {str(run['pretrain.baseline.intra_neg']).lower()}) and random init of the same architecture.",
+            "",
+        ]
     lines += [
         _protocol_line(run),
         "",
@@ -295,6 +397,7 @@ def report_stage(
             "knn": _read(out.knn_metrics),
             "linear": _read(out.linear_metrics),
             "finetune": _read(out.finetune_metrics),
+            "temporal": _read(out.temporal_metrics),
         }
         source = sources[name]
         section, entry = dataset_section(name, (source.format, source.split), metrics, run)

@@ -117,10 +117,25 @@ def _value(run: SeedRun, measure: tuple[str, str, str, str], model: str) -> floa
     return m[kind][key] if kind else m[key]
 
 
-def _paired(run: SeedRun, measure: tuple[str, str, str, str]) -> dict[str, float]:
+def _paired(run: SeedRun, measure: tuple[str, str, str, str], pair: str = "paired") -> dict[str, float]:
+    """The paired difference ``pair`` ("paired": IIC - random, "paired_baseline": IIC - baseline) of one measure."""
     dataset, stage, kind, key = measure
-    p = run.metrics[dataset][stage]["paired"]
+    p = run.metrics[dataset][stage][pair]
     return p[kind][key] if kind else p[key]
+
+
+def _optional(get: Any) -> Any:
+    """``get()``, or None where a run has no such entry (no baseline pretrained, or older code)."""
+    try:
+        return get()
+    except KeyError:
+        return None
+
+
+def _diffs(paired: list[dict[str, float]]) -> list[str]:
+    """Each seed's difference in points with its verdict mark, then their mean."""
+    marks = [f"{100 * p['diff']:+.1f} {VERDICT_MARK[verdict(p['low'], p['high'])]}" for p in paired]
+    return [*marks, f"{100 * statistics.fmean(p['diff'] for p in paired):+.1f}"]
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -141,11 +156,13 @@ def seed_table(runs: list[SeedRun]) -> str:
         raise InputError("no experiment with metrics in `dvc exp show`: run the seeds first (README: Seeds)")
     names = {"retrieval": "retrieval", "knn": "kNN", "linear": "linear probe", "finetune": "fine-tuned"}
     head = [
-        f"{len(runs)} seeds ({', '.join(str(r.seed) for r in runs)}); top-1 %, mean ± sd over the seeds. IIC - random per "
-        f"seed with the verdict of its paired {_levels(runs)} interval (+ ahead, = level, - behind).",
+        f"{len(runs)} seeds ({', '.join(str(r.seed) for r in runs)}); top-1 %, mean ± sd over the seeds. IIC - random "
+        f"and IIC - baseline (the same pretraining without intra-negatives) per seed with the verdict of its paired "
+        f"{_levels(runs)} interval (+ ahead, = level, - behind), and their means; - where a run has no baseline.",
         "",
     ]
     rows = []
+    with_baseline = False
     for measure in _measures(runs):
         try:
             iic = [_value(r, measure, "iic") for r in runs]
@@ -155,10 +172,18 @@ def seed_table(runs: list[SeedRun]) -> str:
             continue  # a measure some seed's run does not have (another topk, a dataset added later)
         dataset, stage, kind, key = measure
         label = f"{names[stage]} {kind} top-{key[3:]}" if kind else f"{names[stage]} {key.replace('_', ' ')}"
-        diffs = [f"{100 * p['diff']:+.1f} {VERDICT_MARK[verdict(p['low'], p['high'])]}" for p in paired]
-        mean_diff = statistics.fmean(p["diff"] for p in paired)
-        rows.append([dataset, label, _mean_sd(iic), _mean_sd(random), *diffs, f"{100 * mean_diff:+.1f}"])
-    header = ["dataset", "measure", "IIC", "random init", *(f"seed {r.seed}" for r in runs), "mean IIC - random"]
+        baseline = [_optional(lambda r=r, m=measure: _value(r, m, "baseline")) for r in runs]
+        against = [_optional(lambda r=r, m=measure: _paired(r, m, "paired_baseline")) for r in runs]
+        complete = None not in baseline and None not in against
+        with_baseline |= complete
+        baseline_cells = [_mean_sd(baseline), *_diffs(against)] if complete else ["-"] * (len(runs) + 2)
+        rows.append([dataset, label, _mean_sd(iic), _mean_sd(random), *_diffs(paired), *baseline_cells])
+    seeds = [f"seed {r.seed}" for r in runs]
+    header = ["dataset", "measure", "IIC", "random init", *(f"{s}: IIC - random" for s in seeds), "mean IIC - random",
+              "baseline", *(f"{s}: IIC - baseline" for s in seeds), "mean IIC - baseline"]  # fmt: skip
+    if not with_baseline:  # no run pretrained a baseline: the table of older runs
+        header = header[: 4 + len(runs) + 1]
+        rows = [row[: 4 + len(runs) + 1] for row in rows]
     return "\n".join([*head, *markdown_table(header, rows), ""])
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evaluate.report import headline_key
+from evaluate.report import headline_key, models_of
 from pipeline.atomic import read_json
 from pipeline.errors import InputError
 
@@ -21,11 +21,22 @@ def _top1(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
+def _values(m: dict, models: list[str], key: str, kind: str | None = None) -> str:
+    """ "IIC / baseline / random" of one measure, in %."""
+    return " / ".join(_top1(m[model][kind][key] if kind else m[model][key]) for model in models)
+
+
 def summary_lines(report: dict) -> list[str]:
-    """report.json's content -> lines of at most WIDTH characters (top-1 in %, IIC / random)."""
-    lines = [f"Pretrained on `{report['pretrained_on']}`. Top-1 %, IIC / random init:"]
+    """report.json's content -> lines of at most WIDTH characters (top-1 in %, IIC / [baseline /] random),
+    and per dataset where intra-negatives put IIC ahead of, level with or behind its baseline."""
+    entries: list[dict] = list(report["datasets"].values())
+    first = entries[0]["retrieval"] if entries else {}
+    models = models_of(first)
+    names = " / ".join({"iic": "IIC", "baseline": "baseline", "random": "random init"}[m] for m in models)
+    lines = [f"Pretrained on `{report['pretrained_on']}`. Top-1 %, {names}:"]
     for name, entry in report["datasets"].items():
         retrieval, finetune = entry["retrieval"], entry["finetune"]
+        models = models_of(retrieval)
         kinds = [k for k, v in retrieval["iic"].items() if isinstance(v, dict)]
         lines += _pack(f"  {name}", [f"({retrieval['iic']['queries']} test videos)"])
         for stage, head in (("retrieval", "    retrieval"), ("knn", "    kNN"), ("linear", "    linear")):
@@ -33,11 +44,15 @@ def summary_lines(report: dict) -> list[str]:
                 m = entry[stage]
                 top = headline_key(m["iic"][kinds[0]])
                 label = "" if top == "top1" else f" ({top[:3]}-{top[3:]})"
-                lines += _pack(
-                    head + label, [f"{k} {_top1(m['iic'][k][top])} / {_top1(m['random'][k][top])}" for k in kinds]
-                )
-        lines += _pack("    fine-tuned", [f"video {_top1(finetune['iic']['video_top1'])} / "
-                                          f"{_top1(finetune['random']['video_top1'])}"])  # fmt: skip
+                lines += _pack(head + label, [f"{k} {_values(m, models, top, k)}" for k in kinds])
+        lines += _pack("    fine-tuned", [f"video {_values(finetune, models, 'video_top1')}"])
+        said = entry.get("intra_negatives", {})
+        if said:
+            counts = {word: sum(v == word for v in said.values()) for word in dict.fromkeys(said.values())}
+            lines += _pack("    intra-negatives", [", ".join(f"{word} on {n}" for word, n in counts.items())
+                                                   + f" of {len(said)} measures (IIC - baseline)"])  # fmt: skip
+            lines += _pack("      ahead", [m for m, v in said.items() if v in ("ahead", "lower")] or ["none"])
+            lines += _pack("      behind", [m for m, v in said.items() if v in ("behind", "higher")] or ["none"])
     lines.append("Full report: artifacts/report.md  Metrics: dvc metrics show  Plots: dvc plots show")
     return lines
 

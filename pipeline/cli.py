@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pipeline import paths
+from pipeline import paths, variants
 from pipeline.errors import InputError, UserError
 from pipeline.stage import setup_logging, stage
 
@@ -178,17 +178,27 @@ def preview(name: str, video_id: str, out: Path | None, n_frames: int) -> None:
     log.info("preview of %s -> %s", video_id, out)
 
 
+def _feature_files(name: str, pretrained: list[str]) -> dict[str, Path]:
+    """{model: features file} of dataset ``name`` for every evaluated model (the pretrained ones, random init)."""
+    data = paths.dataset(name)
+    return {m: data.features_file(m) for m in variants.evaluated(pretrained)}
+
+
+MODEL = click.argument("model", type=click.Choice(["iic", "baseline"]))  # an entry of pretrain.models
+
+
 @main.command()
+@MODEL
 @click.option("--stop-after-epoch", type=int, default=None, help="end after this epoch's checkpoint (resume tests)")
-def pretrain(stop_after_epoch: int | None) -> None:
-    """IIC pretraining on the train split of pretrain.dataset, resumable from its last checkpoint."""
+def pretrain(model: str, stop_after_epoch: int | None) -> None:
+    """Pretrain one model of pretrain.models (iic, or its baseline) on pretrain.dataset's train split, resumably."""
     from evaluate.monitor import monitor_factory
     from train.pretrain import PretrainSetup, pretrain_stage
 
-    with stage("pretrain", distributed=True) as p:
+    with stage("pretrain", {"model": model}, distributed=True) as p:
         setup = PretrainSetup(
             model=p.model.materialize(),
-            pretrain=p.pretrain.materialize(),
+            pretrain=variants.variant_params(p.pretrain.materialize(unread=("models",)), model),
             clip_length=p.clip.length,
             crop=p.clip.crop,
             sync_batchnorm=p.launch.sync_batchnorm,
@@ -200,9 +210,9 @@ def pretrain(stop_after_epoch: int | None) -> None:
             setup,
             p.runtime.materialize(),
             reader,
-            paths.PRETRAIN_CHECKPOINT,
-            paths.PRETRAIN_RESUME / "last.pt",
-            paths.PRETRAIN_LIVE,
+            paths.pretrain_checkpoint(model),
+            paths.pretrain_resume(model),
+            paths.pretrain_live(model),
             stop_after_epoch=stop_after_epoch,
             make_monitor=monitor_factory(watched, monitor.dataset, monitor, p.knn.k, p.knn.temperature, setup),
         )
@@ -211,31 +221,31 @@ def pretrain(stop_after_epoch: int | None) -> None:
 @main.command()
 @DATASET
 def features(name: str) -> None:
-    """Per-video features of the pretrained and of a random-init model on one evaluation dataset."""
+    """Per-video features of every pretrained model and of a random-init one on one evaluation dataset."""
     from evaluate.features import features_stage
 
     with stage("features", {"dataset": name}, distributed=True) as p:
-        data = paths.dataset(name)
+        pretrained = list(p.pretrain.models)
         features_stage(
-            paths.PRETRAIN_CHECKPOINT,
+            {m: paths.pretrain_checkpoint(m) for m in pretrained},
             _verified_reader(name),
             p.clip.materialize(),
             p.features.materialize(),
             p.runtime.materialize(),
-            {m: data.features_file(m) for m in ("iic", "random")},
+            _feature_files(name, pretrained),
         )
 
 
 @main.command()
 @DATASET
 def retrieve(name: str) -> None:
-    """Top-k retrieval (test queries train) for both models and rgb / view 2 / merge features."""
+    """Top-k retrieval (test queries train) for every model and rgb / view 2 / merge features."""
     from evaluate.retrieve import retrieve_stage
 
     with stage("retrieve", {"dataset": name}) as p:
         data = paths.dataset(name)
         retrieve_stage(
-            {m: data.features_file(m) for m in ("iic", "random")},
+            _feature_files(name, list(p.pretrain.models)),
             list(p.retrieve.topk),
             p.intervals.materialize(),
             data.retrieval_metrics,
@@ -246,64 +256,82 @@ def retrieve(name: str) -> None:
 @main.command()
 @DATASET
 def knn(name: str) -> None:
-    """Weighted kNN classification of the test videos on the frozen features of both models."""
+    """Weighted kNN classification of the test videos on the frozen features of every model."""
     from evaluate.knn_stage import knn_stage
 
     with stage("knn", {"dataset": name}) as p:
-        data = paths.dataset(name)
         knn_stage(
-            {m: data.features_file(m) for m in ("iic", "random")},
+            _feature_files(name, list(p.pretrain.models)),
             p.knn.materialize(),
             p.intervals.materialize(),
-            data.knn_metrics,
+            paths.dataset(name).knn_metrics,
         )
 
 
 @main.command()
 @DATASET
 def linear(name: str) -> None:
-    """A linear probe on the frozen features of both models (weight decay chosen on validation groups)."""
+    """A linear probe on the frozen features of every model (weight decay chosen on validation groups)."""
     from evaluate.linear_stage import linear_stage
 
     with stage("linear", {"dataset": name}) as p:
-        data = paths.dataset(name)
         linear_stage(
-            {m: data.features_file(m) for m in ("iic", "random")},
+            _feature_files(name, list(p.pretrain.models)),
             p.linear.materialize(),
             p.intervals.materialize(),
-            data.linear_metrics,
+            paths.dataset(name).linear_metrics,
         )
 
 
 @main.command()
 @DATASET
 def gallery(name: str) -> None:
-    """A PNG of test queries beside their nearest train videos, pretrained and random-init side by side."""
+    """A PNG of test queries beside their nearest train videos, every model side by side."""
     from evaluate.gallery import gallery_stage
     from train.data import class_names
 
     with stage("gallery", {"dataset": name}) as p:
-        data = paths.dataset(name)
         reader = _verified_reader(name)
         gallery_stage(
-            {m: data.features_file(m) for m in ("iic", "random")},
+            _feature_files(name, list(p.pretrain.models)),
             reader,
             class_names(reader),
             p.gallery.materialize(),
-            data.retrieval_gallery,
+            paths.dataset(name).retrieval_gallery,
+        )
+
+
+@main.command()
+@DATASET
+def temporal(name: str) -> None:
+    """What intra-negatives are meant to change: each model's feature of a test clip against the clip
+    with a frame repeated, shuffled or reversed, and an arrow-of-time probe."""
+    from evaluate.temporal_stage import temporal_stage
+
+    with stage("temporal", {"dataset": name}, distributed=True) as p:
+        pretrained = list(p.pretrain.models)
+        temporal_stage(
+            {m: paths.pretrain_checkpoint(m) for m in pretrained},
+            _verified_reader(name),
+            p.clip.materialize(),
+            p.features.random_init_seed,
+            p.temporal.materialize(),
+            p.runtime.materialize(),
+            p.intervals.materialize(),
+            paths.dataset(name).temporal_metrics,
         )
 
 
 @main.command()
 @DATASET
 def finetune(name: str) -> None:
-    """Fine-tune from the pretrained backbone and from random init; video-level test metrics."""
+    """Fine-tune from every pretrained backbone and from random init; video-level test metrics."""
     from evaluate.recognition import finetune_stage
 
     with stage("finetune", {"dataset": name}, distributed=True) as p:
         data = paths.dataset(name)
         finetune_stage(
-            paths.PRETRAIN_CHECKPOINT,
+            {m: paths.pretrain_checkpoint(m) for m in p.pretrain.models},
             _verified_reader(name),
             p.finetune.materialize(),
             p.clip.materialize(),
@@ -372,4 +400,4 @@ def export() -> None:
         name = p.pretrain.dataset
         source = p.datasets[name]
         description = f"`{name}` ({source.format} layout, {source.root}, split {source.split})"
-        export_stage(paths.PRETRAIN_CHECKPOINT, paths.REPORT_DATA, description, paths.EXPORT)
+        export_stage(paths.pretrain_checkpoint(variants.IIC), paths.REPORT_DATA, description, paths.EXPORT)

@@ -128,6 +128,14 @@ def validate(p: Params) -> None:
         for key, modality in (("pretrain.modality", p.pretrain.modality), ("finetune.modality", p.finetune.modality)):
             if modality in ("u", "v"):
                 raise ConfigError(f"{key}: {modality} is a flow channel, but motion.flow is none (no flow is computed)")
+    models = p.pretrain.models
+    if "iic" not in models or len(set(models)) != len(models):
+        raise ConfigError(f"pretrain.models: must name iic once (and baseline at most once), got {models}")
+    if "baseline" in models and p.pretrain.baseline.intra_neg == p.pretrain.intra_neg:
+        raise ConfigError(
+            f"pretrain.baseline.intra_neg: {p.pretrain.baseline.intra_neg} as in pretrain.intra_neg, so the "
+            "baseline would be IIC itself; set pretrain.intra_neg: true, or drop baseline from pretrain.models"
+        )
     views = ("rgb", p.pretrain.modality, "merge")
     if p.gallery.feature not in views:
         raise ConfigError(

@@ -15,11 +15,25 @@ SCRATCH = ARTIFACTS / ".tmp"  # temporary files of atomic writes: no stage depen
 DEMO = ARTIFACTS / "demo"  # <name>/videos and <name>/lists: the procedural demo datasets
 DATA = ARTIFACTS / "data"  # <name>/{dataset,frames,motion,verified,features}
 
-PRETRAIN = ARTIFACTS / "pretrain"
-PRETRAIN_CHECKPOINT = PRETRAIN / "model.pt"
+PRETRAIN = ARTIFACTS / "pretrain"  # <model>/model.pt per pretrained model (pretrain.models)
 PRETRAIN_RESUME = ARTIFACTS / "pretrain_resume"  # not a dvc output: it must survive reruns and clones
 DVCLIVE = ARTIFACTS / "dvclive"  # live training logs (DVCLive): metrics.json and plots/ per run
-PRETRAIN_LIVE = DVCLIVE / "pretrain"
+
+
+def pretrain_checkpoint(model: str) -> Path:
+    """The final checkpoint of pretrained model ``model`` ("iic" or "baseline")."""
+    return PRETRAIN / model / "model.pt"
+
+
+def pretrain_resume(model: str) -> Path:
+    """The resume state of an unfinished pretraining of ``model``."""
+    return PRETRAIN_RESUME / model / "last.pt"
+
+
+def pretrain_live(model: str) -> Path:
+    """DVCLive folder of the pretraining of ``model``: its loss and learning curve."""
+    return DVCLIVE / "pretrain" / model
+
 
 METRICS = ARTIFACTS / "metrics"  # <name>/retrieval.json, knn.json, linear.json, finetune.json
 PLOTS = ARTIFACTS / "plots"  # <name>/retrieval_topk.csv, <name>/retrieval_gallery.png
@@ -106,7 +120,7 @@ class DatasetPaths:
         return self.root / "verified" / "rejects.json"
 
     def features_file(self, model_name: str) -> Path:
-        """Per-video features of one model ("iic" or "random")."""
+        """Per-video features of one model ("iic", "baseline" or "random")."""
         return self.root / "features" / f"{model_name}.npz"
 
     @property
@@ -126,6 +140,10 @@ class DatasetPaths:
         return METRICS / self.name / "finetune.json"
 
     @property
+    def temporal_metrics(self) -> Path:
+        return METRICS / self.name / "temporal.json"
+
+    @property
     def retrieval_gallery(self) -> Path:
         return PLOTS / self.name / "retrieval_gallery.png"
 
@@ -133,9 +151,14 @@ class DatasetPaths:
     def retrieval_plot(self) -> Path:
         return PLOTS / self.name / "retrieval_topk.csv"
 
+    @property
+    def finetune_lives(self) -> Path:
+        """Every fine-tuning run's DVCLive folder of this dataset, one per model (an output of finetune@D)."""
+        return DVCLIVE / "finetune" / self.name
+
     def finetune_live(self, model_name: str) -> Path:
-        """DVCLive folder of one fine-tuning run ("iic" or "random")."""
-        return DVCLIVE / "finetune" / self.name / model_name
+        """DVCLive folder of one fine-tuning run ("iic", "baseline" or "random")."""
+        return self.finetune_lives / model_name
 
 
 def dataset(name: str) -> DatasetPaths:

@@ -218,8 +218,20 @@ class LaunchParams:
     sync_batchnorm: bool  # batch statistics over every rank's share of the global batch, as one process would
 
 
+PretrainedModel = Literal["iic", "baseline"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineParams:
+    """The baseline: the pretrain section with these keys changed (pipeline/variants.py)."""
+
+    intra_neg: bool  # the paper's baseline: the same objective without intra-negatives
+
+
 @dataclasses.dataclass(frozen=True)
 class PretrainParams:
+    models: list[PretrainedModel]  # one pretrain stage each; [iic]: one pretraining, no baseline
+    baseline: BaselineParams
     dataset: str  # a key of datasets: pretraining reads its train split
     method: Method  # the contrastive method (train/methods.py)
     modality: Modality  # view 2
@@ -296,6 +308,17 @@ class GalleryParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class TemporalParams:
+    """The temporal-sensitivity measures (evaluate/temporal.py): what intra-negatives are meant to change."""
+
+    clips: Count  # evenly spaced clips per video: test clips measured, train clips fit the arrow-of-time probe
+    seed: int  # the repeated frame and the swapped chunks: the same for every model
+    weight_decay: NonNegative  # the arrow-of-time probe's L2 penalty on standardised features
+    max_iter: Count  # its L-BFGS iterations
+    batch_size: Count
+
+
+@dataclasses.dataclass(frozen=True)
 class MonitorParams:
     """The learning curve while pretraining (evaluate/monitor.py): kNN and retrieval top-1."""
 
@@ -346,6 +369,7 @@ class Params:
     retrieve: RetrieveParams
     knn: KnnParams
     linear: LinearParams
+    temporal: TemporalParams
     gallery: GalleryParams
     finetune: FinetuneParams
 

@@ -44,6 +44,9 @@ def resolve_template(text: str, item: dict[str, object], raw_params: dict) -> st
         name = match.group(1).strip()
         if name == "key":  # foreach over the datasets mapping: the dataset's name
             return str(item["dataset"])
+        if name == "item":  # foreach over a list (pretrain.models): the entry itself
+            (value,) = item.values()
+            return str(value)
         if name.startswith("item."):
             return str(item[name.removeprefix("item.")])
         return str(dotted(raw_params, name))

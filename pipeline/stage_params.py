@@ -56,10 +56,15 @@ class StageParams:
             raise TypeError(f"{self._prefix.rstrip('.')} is a section, not a mapping of names")
         return list(self._obj)
 
-    def materialize(self) -> Any:
-        """The section as its plain frozen dataclass, every key read through this view."""
+    def materialize(self, unread: tuple[str, ...] = ()) -> Any:
+        """The section as its plain frozen dataclass, every key read through this view except the
+        fields named in ``unread``: copied as they are, for a stage that must not rerun when they
+        change (``pretrain.models``: dropping the baseline must not retrain IIC)."""
         values = {}
         for field in dataclasses.fields(self._obj):
+            if field.name in unread:
+                values[field.name] = getattr(self._obj, field.name)
+                continue
             value = getattr(self, field.name)
             values[field.name] = value.materialize() if isinstance(value, StageParams) else value
         return type(self._obj)(**values)

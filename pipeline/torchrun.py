@@ -92,7 +92,7 @@ def is_this_machine(host: str, hostname: str) -> bool:
     if host in ("localhost", hostname, socket.getfqdn()):
         return True
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
     except socket.gaierror as exc:
         raise InputError(f"launch.rdzv_endpoint: host {host!r} does not resolve ({exc.strerror})") from exc
     try:

@@ -55,9 +55,10 @@ class PretrainSetup:
 
     def config(self) -> dict[str, Any]:
         """Flat plain-value config stored in checkpoints; the encoder is rebuilt from it."""
+        pretrain = {k: v for k, v in dataclasses.asdict(self.pretrain).items() if k not in ("models", "baseline")}
         return {
             **dataclasses.asdict(self.model),
-            **dataclasses.asdict(self.pretrain),
+            **pretrain,
             "view2": self.pretrain.modality,
             "clip_length": self.clip_length,
             "crop": self.crop,

@@ -48,6 +48,7 @@ TINY = {
     "runtime": {"workers": 0},
     "pretrain": {"epochs": 2, "batch_size": 4, "nce_k": 4},
     "features": {"batch_size": 8},
+    "temporal": {"clips": 1, "batch_size": 8},
     "finetune": {"epochs": 1, "batch_size": 4, "val_videos": 2},
     "linear": {"val_videos": 2},
 }

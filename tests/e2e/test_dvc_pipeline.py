@@ -47,11 +47,15 @@ def preprocessing(*names: str) -> set[str]:
 
 
 def evaluation(*names: str) -> set[str]:
-    return {f"{kind}@{n}" for n in names for kind in ("features", "retrieve", "knn", "linear", "gallery", "finetune")}
+    kinds = ("features", "retrieve", "knn", "linear", "gallery", "temporal", "finetune")
+    return {f"{kind}@{n}" for n in names for kind in kinds}
 
 
 PREPROCESS = preprocessing(*DATASETS)
-LEARNING = {"pretrain", "report", "export"} | evaluation("demo")
+PRETRAIN = {"pretrain@iic", "pretrain@baseline"}  # IIC and its baseline without intra-negatives
+LEARNING = PRETRAIN | {"report", "export"} | evaluation("demo")
+MODELS = {"iic", "baseline", "random"}
+PAIRED = {"intervals", "paired", "paired_baseline"}
 
 
 def test_repro_runs_every_stage_then_nothing(tiny_repo):
@@ -61,20 +65,29 @@ def test_repro_runs_every_stage_then_nothing(tiny_repo):
     second = run(["dvc", "repro"], tiny_repo)
     assert ran_stages(second) == set()
     metrics = json.loads((tiny_repo / "artifacts/metrics/demo/retrieval.json").read_text())
-    assert set(metrics) == {"iic", "random", "intervals", "paired"} and metrics["iic"]["queries"] > 0
+    assert set(metrics) == MODELS | PAIRED and metrics["iic"]["queries"] > 0
     assert metrics["intervals"]["iic"]["rgb"]["top1"]["low"] <= metrics["iic"]["rgb"]["top1"]
     finetune = json.loads((tiny_repo / "artifacts/metrics/demo/finetune.json").read_text())
     assert set(finetune["iic"]) >= {"clip_top1", "video_top1", "video_top5"}
     for name in ("knn", "linear"):
         frozen = json.loads((tiny_repo / f"artifacts/metrics/demo/{name}.json").read_text())
-        assert set(frozen) == {"iic", "random", "intervals", "paired"} and 0 <= frozen["iic"]["merge"]["top1"] <= 1
+        assert set(frozen) == MODELS | PAIRED and 0 <= frozen["iic"]["merge"]["top1"] <= 1
+    temporal = json.loads((tiny_repo / "artifacts/metrics/demo/temporal.json").read_text())
+    assert set(temporal) == MODELS | PAIRED and set(temporal["iic"]["rgb"]) == {"repeat", "shuffle", "reverse", "arrow"}
+    assert set(finetune) == MODELS | PAIRED
+    baseline = torch.load(tiny_repo / "artifacts/pretrain/baseline/model.pt", weights_only=True)["config"]
+    iic = torch.load(tiny_repo / "artifacts/pretrain/iic/model.pt", weights_only=True)["config"]
+    assert {k for k in iic if iic[k] != baseline[k]} == {"intra_neg"} and not baseline["intra_neg"]
     # The learning curve of pretraining, measured after the last epoch at least.
-    curve = (tiny_repo / "artifacts/dvclive/pretrain/plots/metrics/knn_top1_rgb.tsv").read_text().splitlines()
+    curve = (tiny_repo / "artifacts/dvclive/pretrain/iic/plots/metrics/knn_top1_rgb.tsv").read_text().splitlines()
     assert curve[0] == "step\tknn_top1_rgb" and len(curve) >= 2
     assert (tiny_repo / "artifacts/plots/demo/retrieval_gallery.png").read_bytes()[:4] == b"\x89PNG"
     report = (tiny_repo / "artifacts/report.md").read_text()
     assert "## `demo` (ucf101 format, split 1)" in report and "model.width: 4 (row: 64)" in report
     assert "| kNN merge top-1 |" in report and "| linear probe merge top-1 |" in report
+    assert "**Intra-negatives** (IIC - baseline" in report and "| reverse |" in report
+    summary = run([sys.executable, "-m", "pipeline", "summary"], tiny_repo)
+    assert "intra-negatives" in summary
 
 
 def _leaves(value: object, prefix: str) -> set[str]:
@@ -108,7 +121,8 @@ def test_each_stage_reads_exactly_the_params_dvc_tracks_for_it(tiny_repo):
         (
             {"motion": {"tvl1.warps": 3}},
             {f"motion@{n}-{i}" for n in DATASETS for i in SHARDS}
-            | {"verify@demo", "verify@demo_transfer", "pretrain", "features@demo", "finetune@demo", "gallery@demo"},
+            | {"verify@demo", "verify@demo_transfer", "features@demo", "finetune@demo", "gallery@demo", "temporal@demo"}
+            | PRETRAIN,
             {"report", "export"},
         ),
         ({"pretrain": {"epochs": 3}}, LEARNING, set()),
@@ -133,6 +147,20 @@ def test_a_param_change_reruns_exactly_the_stages_downstream(tiny_repo, change, 
     assert ran_stages(run(["dvc", "repro"], tiny_repo)) == set()
 
 
+def test_dropping_the_baseline_reruns_the_evaluations_and_never_iic_pretraining(tiny_repo):
+    """pretrain.models: [iic] is for a budget of one pretraining: IIC's stage is untouched (it does
+    not track pretrain.models), every evaluation drops the baseline's column and pair."""
+    set_params(tiny_repo, {"pretrain": {"models": ["iic"]}})
+    ran = ran_stages(run(["dvc", "repro"], tiny_repo))
+    assert ran == evaluation("demo") | {"report", "export"}
+    for name in ("retrieval", "knn", "linear", "temporal", "finetune"):
+        metrics = json.loads((tiny_repo / f"artifacts/metrics/demo/{name}.json").read_text())
+        assert set(metrics) == {"iic", "random", "intervals", "paired"}, name
+    assert "No baseline was pretrained" in (tiny_repo / "artifacts/report.md").read_text()
+    set_params(tiny_repo, {"pretrain": {"models": ["iic", "baseline"]}})
+    assert "pretrain@iic" not in ran_stages(run(["dvc", "repro"], tiny_repo))
+
+
 def test_adding_an_evaluation_dataset_runs_only_its_stages(tiny_repo):
     """demo_transfer was preprocessed from the start; evaluating on it adds its evaluation stages,
     the report and the card, and never reruns pretraining or the other dataset's stages."""
@@ -146,7 +174,7 @@ def test_adding_an_evaluation_dataset_runs_only_its_stages(tiny_repo):
 def test_a_new_video_in_an_evaluation_dataset_reruns_that_dataset_only(tiny_repo):
     set_params(tiny_repo, {"demo": {"demo_transfer.videos": 13}})
     ran = ran_stages(run(["dvc", "repro"], tiny_repo))
-    assert "pretrain" not in ran and not any(s.endswith(("@demo", "@demo-0", "@demo-1")) for s in ran), ran
+    assert not ran & PRETRAIN and not any(s.endswith(("@demo", "@demo-0", "@demo-1")) for s in ran), ran
     assert {"demo@demo_transfer", "dataset@demo_transfer", "verify@demo_transfer"} | evaluation("demo_transfer") <= ran
     assert (
         len([s for s in ran if s.startswith("frames@")]) == 1 and len([s for s in ran if s.startswith("motion@")]) == 1
@@ -156,11 +184,11 @@ def test_a_new_video_in_an_evaluation_dataset_reruns_that_dataset_only(tiny_repo
 def test_changing_the_pretraining_dataset_reruns_pretraining_and_every_evaluation(tiny_repo):
     set_params(tiny_repo, {"pretrain": {"dataset": "demo_transfer"}})
     ran = ran_stages(run(["dvc", "repro"], tiny_repo))
-    assert ran == {"pretrain", "report", "export"} | evaluation(*DATASETS)
+    assert ran == PRETRAIN | {"report", "export"} | evaluation(*DATASETS)
     card = (tiny_repo / "artifacts/export/README.md").read_text()
     assert "`demo_transfer` (hmdb51 layout" in card
     set_params(tiny_repo, {"pretrain": {"dataset": "demo"}})
-    assert "pretrain" in ran_stages(run(["dvc", "repro"], tiny_repo))
+    assert ran_stages(run(["dvc", "repro"], tiny_repo)) >= PRETRAIN
 
 
 def test_adding_one_video_reruns_one_shard(tiny_repo):
@@ -171,8 +199,7 @@ def test_adding_one_video_reruns_one_shard(tiny_repo):
     assert len([s for s in ran if s.startswith("frames@")]) == 1
     assert len([s for s in ran if s.startswith("motion@")]) == 1
     # The new video joins training and every evaluation.
-    assert {s for s in ran if not s.startswith(("demo@", "dataset@", "frames@", "motion@", "verify@"))} == {
-        "pretrain",
+    assert {s for s in ran if not s.startswith(("demo@", "dataset@", "frames@", "motion@", "verify@"))} == PRETRAIN | {
         "report",
         "export",
     } | evaluation(*DATASETS)
@@ -194,7 +221,7 @@ def test_push_clone_pull_then_nothing_to_rerun(tiny_repo, tmp_path):
     assert (clone / "artifacts/report.md").read_text() == (tiny_repo / "artifacts/report.md").read_text()
     run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], clone)
     page = (tmp_path / "plots/index.html").read_text()
-    assert "confusion" in page and "retrieval_gallery.png" in page and "knn_top1_rgb" in page
+    assert "pretraining loss" in page and "retrieval_gallery.png" in page and "knn_top1_rgb" in page
     run(["dvc", "pull"], clone)
     assert ran_stages(run(["dvc", "repro"], clone)) == set()
     shown = run(["dvc", "metrics", "show", "--json"], clone)
@@ -256,10 +283,10 @@ def test_killed_pretraining_resumes_from_its_checkpoint(tiny_repo, tmp_path):
     """Kill `dvc repro` during pretraining after a checkpoint; the rerun resumes, and its weights
     equal those of an uninterrupted run."""
     set_params(tiny_repo, {"pretrain": {"epochs": 6}})  # a configuration DVC has not run yet
-    resume = tiny_repo / "artifacts/pretrain_resume/last.pt"
+    resume = tiny_repo / "artifacts/pretrain_resume/iic/last.pt"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     proc = subprocess.Popen(
-        ["dvc", "repro", "pretrain"],
+        ["dvc", "repro", "pretrain@iic"],
         cwd=tiny_repo,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -272,22 +299,22 @@ def test_killed_pretraining_resumes_from_its_checkpoint(tiny_repo, tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert resume.exists(), "pretraining finished or failed before its first checkpoint"
-    assert not (tiny_repo / "artifacts/pretrain/model.pt").exists()
+    assert not (tiny_repo / "artifacts/pretrain/iic/model.pt").exists()
 
-    output = run(["dvc", "repro", "pretrain"], tiny_repo)
+    output = run(["dvc", "repro", "pretrain@iic"], tiny_repo)
     assert "resuming pretraining" in output
     assert not resume.exists()
-    resumed = torch.load(tiny_repo / "artifacts/pretrain/model.pt", weights_only=True)
-    resumed_bytes = (tiny_repo / "artifacts/pretrain/model.pt").read_bytes()
+    resumed = torch.load(tiny_repo / "artifacts/pretrain/iic/model.pt", weights_only=True)
+    resumed_bytes = (tiny_repo / "artifacts/pretrain/iic/model.pt").read_bytes()
 
     # The same configuration once more, from scratch (-f runs it although nothing changed).
-    output = run(["dvc", "repro", "-f", "-s", "pretrain"], tiny_repo)
+    output = run(["dvc", "repro", "-f", "-s", "pretrain@iic"], tiny_repo)
     assert "resuming pretraining" not in output
-    uninterrupted = torch.load(tiny_repo / "artifacts/pretrain/model.pt", weights_only=True)
+    uninterrupted = torch.load(tiny_repo / "artifacts/pretrain/iic/model.pt", weights_only=True)
     for key, value in uninterrupted["encoder"].items():
         assert torch.equal(value, resumed["encoder"][key]), key
     # Identical weights, identical file: DVC sees the same hash, so nothing downstream reruns.
-    assert (tiny_repo / "artifacts/pretrain/model.pt").read_bytes() == resumed_bytes
+    assert (tiny_repo / "artifacts/pretrain/iic/model.pt").read_bytes() == resumed_bytes
 
 
 def _fails(cmd: list[str], cwd: Path) -> tuple[int, str]:
@@ -300,14 +327,14 @@ def test_errors_a_person_makes_print_one_line(tiny_repo, tmp_path):
     """A stage run out of order and a bad key: one line naming the file or key, status 2."""
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(tiny_repo), str(clone))
-    code, err = _fails([sys.executable, "-m", "pipeline", "pretrain"], clone)
+    code, err = _fails([sys.executable, "-m", "pipeline", "pretrain", "iic"], clone)
     assert code == 2 and err.strip().splitlines() == [
         "error: artifacts/data/demo/verified/videos.json: missing; run `dvc repro verify@demo` (--debug for the traceback)"
     ]
     set_params(clone, {"pretrain": {"epoch": 3}})
-    code, err = _fails([sys.executable, "-m", "pipeline", "pretrain"], clone)
+    code, err = _fails([sys.executable, "-m", "pipeline", "pretrain", "iic"], clone)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "unknown key pretrain.epoch" in err
-    code, err = _fails([sys.executable, "-m", "pipeline", "--debug", "pretrain"], clone)
+    code, err = _fails([sys.executable, "-m", "pipeline", "--debug", "pretrain", "iic"], clone)
     assert code == 1 and "Traceback" in err
 
 

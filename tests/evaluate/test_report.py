@@ -39,6 +39,8 @@ PAPER_RUN = {
     "knn.k": 20,
     "knn.temperature": 0.07,
     "intervals.level": 0.95,
+    "pretrain.models": ["iic"],
+    "pretrain.baseline.intra_neg": False,
     "pretrained on": ("ucf101", 1),
 }
 
@@ -88,7 +90,14 @@ def _metrics(folder: DatasetPaths, gallery: int, queries: int, top1: float) -> N
         for m in ("iic", "random")
     }
     frozen |= {"intervals": retrieval["intervals"], "paired": retrieval["paired"]}
+    measures = {"repeat": 0.9, "shuffle": 0.95, "reverse": 0.97, "arrow": 0.5}
+    temporal = {m: {"rgb": measures, "test_videos": queries, "train_videos": gallery} for m in ("iic", "random")}
+    temporal |= {
+        "intervals": {m: {"rgb": {k: interval for k in measures}} for m in ("iic", "random")},
+        "paired": {"rgb": {k: paired for k in measures}},
+    }
     for path, data in (
+        (folder.temporal_metrics, temporal),
         (folder.retrieval_metrics, retrieval),
         (folder.knn_metrics, frozen),
         (folder.linear_metrics, frozen),
@@ -267,3 +276,55 @@ def test_each_stage_is_reported_by_its_own_smallest_k(tmp_path, monkeypatch):
 
     lines = summary_lines(json.loads((tmp_path / "r.json").read_text()))
     assert any(line.startswith("    retrieval (top-5) rgb 50.0 / 50.0") for line in lines), lines
+
+
+def _with_baseline(folder: DatasetPaths, ahead: float) -> None:
+    """Add a baseline beside IIC to every metrics file: IIC - baseline is ``ahead`` with an interval
+    above zero on every measure, and the temporal similarities lower for IIC."""
+    for path in (folder.retrieval_metrics, folder.knn_metrics, folder.linear_metrics, folder.finetune_metrics,
+                 folder.temporal_metrics):  # fmt: skip
+        data = json.loads(path.read_text())
+        data["baseline"] = data["random"]
+        data["intervals"]["baseline"] = data["intervals"]["random"]
+        data["paired_baseline"] = json.loads(
+            json.dumps(data["paired"]),
+            object_hook=lambda d: {"diff": ahead, "low": ahead / 2, "high": ahead * 2} if "diff" in d else d,
+        )
+        path.write_text(json.dumps(data))
+
+
+def test_the_report_says_where_intra_negatives_put_iic_ahead_of_its_baseline(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    demo = DatasetPaths("demo")
+    _metrics(demo, 48, 24, 0.25)
+    _with_baseline(demo, 0.1)
+    run = _run(pretrain__models=["iic", "baseline"])
+    data = report_stage(
+        "demo", {"demo": _source("ucf101")}, {"demo": demo}, run, tmp_path / "r.md", tmp_path / "r.json"
+    )
+    report = (tmp_path / "r.md").read_text()
+    assert (
+        "| measure | IIC | baseline | random init | IIC - random | verdict | IIC - baseline | intra-negatives |"
+        in report
+    )
+    said = data["datasets"]["demo"]["intra_negatives"]
+    assert said["retrieval rgb top-1"] == "ahead" and said["fine-tuned video top1"] == "ahead"
+    assert said["temporal reverse"] == "higher" and said["temporal arrow"] == "ahead"  # a positive difference
+    assert "**Intra-negatives** (IIC - baseline" in report and "*arrow*: arrow of time" in report
+    assert "its baseline (the same pretraining with intra_neg false)" in report
+    from evaluate.summary import summary_lines
+
+    lines = summary_lines(json.loads((tmp_path / "r.json").read_text()))
+    assert lines[0].endswith("Top-1 %, IIC / baseline / random init:")
+    assert any(line.startswith("    intra-negatives ahead on") for line in lines), lines
+
+
+def test_without_a_baseline_the_report_says_intra_negatives_were_not_measured(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    demo = DatasetPaths("demo")
+    _metrics(demo, 48, 24, 0.25)
+    data = report_stage(
+        "demo", {"demo": _source("ucf101")}, {"demo": demo}, _run(), tmp_path / "r.md", tmp_path / "r.json"
+    )
+    assert "intra_negatives" not in data["datasets"]["demo"]
+    assert "No baseline was pretrained (pretrain.models)" in (tmp_path / "r.md").read_text()

@@ -55,7 +55,17 @@ def test_metrics_and_plots_are_declared_and_tracked_in_git():
     top_level = {
         f for p in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"] for spec in p.values() for f in spec["y"]
     }
-    outs = _entries("outs", "plots")
+    # pretrain@<model>'s outputs, for each model of pretrain.models.
+    outs = {
+        path.replace("${item}", model): options
+        for path, options in _entries("outs", "plots").items()
+        for model in (("iic", "baseline") if "${item}" in path else ("",))
+    }
+    metrics = {
+        path.replace("${item}", model): options
+        for path, options in metrics.items()
+        for model in (("iic", "baseline") if "${item}" in path else ("",))
+    }
     # Every plotted file is an output, or lies in an output folder (DVCLive's plots/).
     assert all(any(f == o or f.startswith(o + "/") for o in outs) for f in top_level), top_level
     # Small enough for git: a fresh clone shows them without `dvc pull`.

@@ -45,12 +45,12 @@ def test_a_second_holder_is_refused_until_the_first_is_killed(tmp_path):
 def test_a_pretraining_started_by_hand_while_one_runs_fails_before_touching_its_state(tmp_path):
     for name in ("params.yaml", "dvc.yaml"):
         shutil.copy(REPO / name, tmp_path / name)
-    resume = tmp_path / "artifacts/pretrain_resume/last.pt"
+    resume = tmp_path / "artifacts/pretrain_resume/iic/last.pt"
     resume.parent.mkdir(parents=True)
     resume.write_bytes(b"the running stage's resume state")
-    with stage_lock("pretrain", tmp_path / "artifacts/.tmp/locks"):  # as `dvc repro` pretraining holds it
+    with stage_lock("pretrain@iic", tmp_path / "artifacts/.tmp/locks"):  # as `dvc repro` pretraining holds it
         proc = subprocess.run(
-            [sys.executable, "-m", "pipeline", "pretrain"],
+            [sys.executable, "-m", "pipeline", "pretrain", "iic"],
             cwd=tmp_path,
             env={**os.environ, "PYTHONPATH": str(REPO)},
             capture_output=True,
@@ -58,6 +58,6 @@ def test_a_pretraining_started_by_hand_while_one_runs_fails_before_touching_its_
             timeout=120,
         )
     assert proc.returncode == 2
-    assert f"error: stage pretrain is already running (pid {os.getpid()}" in proc.stderr
+    assert f"error: stage pretrain@iic is already running (pid {os.getpid()}" in proc.stderr
     assert resume.read_bytes() == b"the running stage's resume state"
-    assert not (tmp_path / "artifacts/pretrain/model.pt").exists()
+    assert not (tmp_path / "artifacts/pretrain/iic/model.pt").exists()

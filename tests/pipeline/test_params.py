@@ -327,3 +327,36 @@ def test_settings_a_late_stage_would_fail_on_are_refused_at_start(tmp_path, edit
 def test_every_feature_the_features_stage_writes_is_a_valid_gallery_feature(tmp_path):
     for feature in ("rgb", "res", "merge"):
         assert _load_with(tmp_path, lambda r, f=feature: r["gallery"].update(feature=f)).gallery.feature == feature
+
+
+def test_the_baseline_is_the_pretrain_section_without_intra_negatives_and_follows_the_method(params):
+    from pipeline.variants import evaluated, pairs_of, variant_params
+
+    assert params.pretrain.models == ["iic", "baseline"] and params.pretrain.intra_neg
+    base = variant_params(params.pretrain, "baseline")
+    assert not base.intra_neg and variant_params(params.pretrain, "iic") == params.pretrain
+    differs = {f.name for f in dataclasses.fields(base) if getattr(base, f.name) != getattr(params.pretrain, f.name)}
+    assert differs == {"intra_neg"}
+    moco = dataclasses.replace(params.pretrain, method="moco")
+    assert variant_params(moco, "baseline").method == "moco"
+    assert evaluated(["iic"]) == ["iic", "random"]
+    assert pairs_of(["iic", "random"]) == {"paired": ("iic", "random")}
+    assert pairs_of(["iic", "baseline", "random"])["paired_baseline"] == ("iic", "baseline")
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda r: r["pretrain"].update(models=["baseline"]), r"pretrain\.models: must name iic once"),
+        (lambda r: r["pretrain"].update(models=["iic", "iic"]), r"pretrain\.models: must name iic once"),
+        (lambda r: r["pretrain"].update(intra_neg=False), r"pretrain\.baseline\.intra_neg: False as in pretrain\.intra_neg"),
+    ],
+)  # fmt: skip
+def test_a_baseline_that_would_be_iic_itself_is_refused(tmp_path, edit, message):
+    with pytest.raises(ConfigError, match=message):
+        _load_with(tmp_path, edit)
+
+
+def test_without_a_baseline_iic_may_be_pretrained_without_intra_negatives(tmp_path):
+    loaded = _load_with(tmp_path, lambda r: r["pretrain"].update(models=["iic"], intra_neg=False))
+    assert loaded.pretrain.models == ["iic"]

@@ -59,15 +59,17 @@ def test_an_old_format_model_pt_is_one_line_naming_the_file_in_every_stage_that_
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(REPO / name, tmp_path / name)
     monkeypatch.chdir(tmp_path)
-    paths.PRETRAIN_CHECKPOINT.parent.mkdir(parents=True)
-    torch.save({"format": 1, "config": CONFIG, "encoders": {}}, paths.PRETRAIN_CHECKPOINT)
-    with pytest.raises(CheckpointFormatError, match=r"^artifacts/pretrain/model.pt: checkpoint format 1.*dvc repro"):
-        load_encoder(paths.PRETRAIN_CHECKPOINT)  # features
+    paths.pretrain_checkpoint("iic").parent.mkdir(parents=True)
+    torch.save({"format": 1, "config": CONFIG, "encoders": {}}, paths.pretrain_checkpoint("iic"))
+    with pytest.raises(
+        CheckpointFormatError, match=r"^artifacts/pretrain/iic/model.pt: checkpoint format 1.*dvc repro"
+    ):
+        load_encoder(paths.pretrain_checkpoint("iic"))  # features
     with pytest.raises(UserError):
-        load_checkpoint(paths.PRETRAIN_CHECKPOINT)  # finetune
+        load_checkpoint(paths.pretrain_checkpoint("iic"))  # finetune
     result = CliRunner().invoke(main, ["export"])
     assert result.exit_code == 2, result.output
-    assert result.output.startswith("error: artifacts/pretrain/model.pt: checkpoint format 1")
+    assert result.output.startswith("error: artifacts/pretrain/iic/model.pt: checkpoint format 1")
     assert "Traceback" not in result.output and result.output.count("\n") == 1
 
 

@@ -81,12 +81,14 @@ def test_banks_stay_identical_across_two_gloo_ranks(tmp_path):
 
 def _ddp_step_worker(rank: int, world: int, port: int, out: str) -> None:
     from pipeline.runtime import Runtime
-    from pipeline.schema import ModelParams, PretrainParams
+    from pipeline.schema import BaselineParams, ModelParams, PretrainParams
     from train.checkpoint import build_encoder
     from train.pretrain import PretrainSetup, batch_loss
 
     with _gloo(rank, world, port):
         pretrain = PretrainParams(
+            models=["iic"],
+            baseline=BaselineParams(intra_neg=False),
             dataset="demo",
             method="cmc",
             modality="res",

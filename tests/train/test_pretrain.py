@@ -9,7 +9,7 @@ import torch
 
 from pipeline.errors import ConfigError, NonFiniteError
 from pipeline.runtime import Runtime
-from pipeline.schema import ModelParams, PretrainParams
+from pipeline.schema import BaselineParams, ModelParams, PretrainParams
 from preprocess.shards import ShardReader
 from tests.conftest import needs_cuda
 from tests.shards_fixture import make_tiny_shards
@@ -28,6 +28,8 @@ def reader(tmp_path_factory):
 
 def _setup(arch: str = "r3d", **changes) -> PretrainSetup:
     pretrain = PretrainParams(
+        models=["iic"],
+        baseline=BaselineParams(intra_neg=False),
         dataset="demo",
         method="cmc",
         modality="res",
