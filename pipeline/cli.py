@@ -308,7 +308,7 @@ def temporal(name: str) -> None:
     with a frame repeated, shuffled or reversed, and an arrow-of-time probe."""
     from evaluate.temporal_stage import temporal_stage
 
-    with stage("temporal", {"dataset": name}, distributed=True) as p:
+    with stage("temporal", {"dataset": name}) as p:
         pretrained = list(p.pretrain.models)
         temporal_stage(
             {m: paths.pretrain_checkpoint(m) for m in pretrained},
