@@ -25,6 +25,7 @@ from pipeline.errors import InputError
 from pipeline.markdown import markdown_table
 from pipeline.paths import DatasetPaths
 from pipeline.schema import DatasetParams
+from pipeline.stage_params import StageParams
 
 log = logging.getLogger(__name__)
 
@@ -419,7 +420,7 @@ def report_stage(
     return data
 
 
-def run_settings(p: Any, pretrained_on: DatasetParams) -> dict[str, Any]:
+def run_settings(p: StageParams, pretrained_on: DatasetParams) -> dict[str, Any]:
     """``RUN_KEYS`` read through a stage's params view, and the pretraining dataset's (format, split)."""
     run: dict[str, Any] = {}
     for key in RUN_KEYS:
@@ -428,7 +429,7 @@ def run_settings(p: Any, pretrained_on: DatasetParams) -> dict[str, Any]:
     return run | {"pretrained on": (pretrained_on.format, pretrained_on.split)}
 
 
-def report_from_params(p: Any, report_path: Path, data_path: Path) -> dict:
+def report_from_params(p: StageParams, report_path: Path, data_path: Path) -> dict:
     """The dvc stage ``report`` from its params (a ``StageParams`` view): every evaluation dataset."""
     sources = {name: p.datasets[name].materialize() for name in p.datasets}
     pretrained_on = p.pretrain.dataset
