@@ -45,7 +45,7 @@ def frozen_stage(
     accuracies, their intervals and the paired iic - random differences to ``metrics_path``."""
     files = read_model_files(feature_files)
     n_classes = _n_classes(files)
-    wanted, ks = ks, informative_ks(ks, n_classes, f"{name}.topk: classes")  # top-3 of 3 classes says nothing
+    wanted, ks = ks, informative_ks(ks, n_classes, f"{name}.topk", "classes")  # top-3 of 3 classes says nothing
     if not ks:
         raise ConfigError(
             f"{name}.topk: every k of {wanted} is at least the {n_classes} classes of {feature_files['iic']}, "

@@ -28,7 +28,7 @@ def retrieve_stage(
     ``paired``: {feature: {topk: {diff, low, high}}} of iic - random on the same resampled queries."""
     files = read_model_files(feature_files)
     gallery = min(int(data.train.sum()) for data in files.values())
-    wanted, ks = ks, informative_ks(ks, gallery, "retrieve.topk: train videos in the gallery")
+    wanted, ks = ks, informative_ks(ks, gallery, "retrieve.topk", "train videos in the gallery")
     if not ks:
         raise ConfigError(
             f"retrieve.topk: every k of {wanted} is at least the {gallery} train videos of "

@@ -10,14 +10,14 @@ import torch
 log = logging.getLogger(__name__)
 
 
-def informative_ks(ks: list[int], limit: int, what: str) -> list[int]:
+def informative_ks(ks: list[int], limit: int, setting: str, counted: str) -> list[int]:
     """The k of ``ks`` below ``limit``: a top-k over ``limit`` classes (or gallery videos) with k at
     least ``limit`` is right for every query by construction, so it is left out of the metrics,
-    with a log line naming it (``what``: the setting and what the limit counts)."""
+    with a log line naming the ``setting`` and what ``limit`` counts (``counted``)."""
     kept = [k for k in ks if k < limit]
     if len(kept) < len(ks):
-        log.info("%s: leaving out top-%s, true by construction with %d %s",
-                 what.split(":")[0], "/".join(str(k) for k in ks if k >= limit), limit, what.split(": ")[-1])  # fmt: skip
+        dropped = "/".join(str(k) for k in ks if k >= limit)
+        log.info("%s: leaving out top-%s, true by construction with %d %s", setting, dropped, limit, counted)
     return kept
 
 

@@ -198,7 +198,7 @@ def score_test_videos(
     scores = logits.softmax(1)
     per_video = video_scores(CLIP_SCORES[setup.clip_scores](logits), videos, len(test_ids))
     video_labels = torch.tensor(test_set.labels)
-    ks = informative_ks([1, 5], per_video.shape[1], "finetune: classes")  # top-5 of 3 classes is always right
+    ks = informative_ks([1, 5], per_video.shape[1], "finetune", "classes")  # top-5 of 3 classes is always right
     video_hits = {f"video_top{k}": topk_correct(per_video, video_labels, k).numpy() for k in ks}  # (V,) each
     metrics = {f"clip_top{k}": topk_correct(scores, labels, k).float().mean().item() for k in ks}
     metrics |= {f"video_top{k}": topk_correct(per_video, video_labels, k).float().mean().item() for k in ks}
