@@ -33,7 +33,7 @@ EVALUATION = {
 }
 # A pretrained row was pretrained so (upstream's train_ssl.py defaults and the paper).
 PRETRAINING = {
-    "pretrained on": ("ucf101", 1),
+    "pretrained on": [("ucf101", 1)],  # (format, split) of each pretraining dataset
     "pretrain.method": "cmc",
     "pretrain.nce_k": 1024,
     "pretrain.epochs": 240,

@@ -350,7 +350,7 @@ def _protocol_line(run: dict[str, Any]) -> str:
 
 
 def report_stage(
-    pretrained_on: str,
+    pretrained_on: list[str],
     sources: dict[str, DatasetParams],
     outputs: dict[str, DatasetPaths],
     run: dict[str, Any],
@@ -360,13 +360,17 @@ def report_stage(
     """Write the markdown report and its JSON twin for the evaluation datasets ``outputs``.
 
     ``sources``: every dataset of the experiment (their settings close the report: where each
-    number came from). ``run``: this run's value of every key of ``RUN_KEYS`` and "pretrained on"
-    (the pretraining dataset's format and split).
+    number came from). ``pretrained_on``: ``pretrain.datasets``. ``run``: this run's value of every key
+    of ``RUN_KEYS`` and "pretrained on" (each pretraining dataset's format and split).
     """
     lines = [
         "# Results",
         "",
-        f"Pretrained on the train split of `{pretrained_on}`; evaluated on "
+        "Pretrained on the train split"
+        + ("s" if len(pretrained_on) > 1 else "")
+        + " of "
+        + ", ".join(f"`{n}`" for n in pretrained_on)
+        + "; evaluated on "
         + ", ".join(f"`{n}`" for n in outputs)
         + ". Top-k in %.",
         "",
@@ -407,7 +411,7 @@ def report_stage(
     fields = [f.name.rstrip("_") for f in dataclasses.fields(DatasetParams)]
     rows = []
     for name, source in sources.items():
-        role = ", ".join(r for r, on in (("pretraining", name == pretrained_on), ("evaluation", name in outputs)) if on)
+        role = ", ".join(r for r, on in (("pretraining", name in pretrained_on), ("evaluation", name in outputs)) if on)
         rows.append(
             [f"`{name}`", role or "unused", *(getattr(source, f.name) for f in dataclasses.fields(DatasetParams))]
         )
@@ -420,19 +424,19 @@ def report_stage(
     return data
 
 
-def run_settings(p: StageParams, pretrained_on: DatasetParams) -> dict[str, Any]:
-    """``RUN_KEYS`` read through a stage's params view, and the pretraining dataset's (format, split)."""
+def run_settings(p: StageParams, pretrained_on: list[DatasetParams]) -> dict[str, Any]:
+    """``RUN_KEYS`` read through a stage's params view, and each pretraining dataset's (format, split)."""
     run: dict[str, Any] = {}
     for key in RUN_KEYS:
         node = dotted(p, key)
         run[key] = list(node) if isinstance(node, list) else node
-    return run | {"pretrained on": (pretrained_on.format, pretrained_on.split)}
+    return run | {"pretrained on": [(source.format, source.split) for source in pretrained_on]}
 
 
 def report_from_params(p: StageParams, report_path: Path, data_path: Path) -> dict:
     """The dvc stage ``report`` from its params (a ``StageParams`` view): every evaluation dataset."""
     sources = {name: p.datasets[name].materialize() for name in p.datasets}
-    pretrained_on = p.pretrain.dataset
-    run = run_settings(p, sources[pretrained_on])
+    pretrained_on = list(p.pretrain.datasets)
+    run = run_settings(p, [sources[name] for name in pretrained_on])
     names = list(p.evaluate.datasets)
     return report_stage(pretrained_on, sources, {n: DatasetPaths(n) for n in names}, run, report_path, data_path)

@@ -33,7 +33,7 @@ def summary_lines(report: dict) -> list[str]:
     first = entries[0]["retrieval"] if entries else {}
     models = models_of(first)
     names = " / ".join({"iic": "IIC", "baseline": "baseline", "random": "random init"}[m] for m in models)
-    lines = [f"Pretrained on `{report['pretrained_on']}`. Top-1 %, {names}:"]
+    lines = [f"Pretrained on {', '.join(f'`{n}`' for n in report['pretrained_on'])}. Top-1 %, {names}:"]
     for name, entry in report["datasets"].items():
         retrieval, finetune = entry["retrieval"], entry["finetune"]
         models = models_of(retrieval)

@@ -22,6 +22,7 @@ from pipeline.stage import setup_logging, stage
 
 if TYPE_CHECKING:
     from preprocess.shards import ShardReader
+    from preprocess.union import UnionReader
 
 log = logging.getLogger("pipeline")
 
@@ -184,6 +185,28 @@ def _feature_files(name: str, pretrained: list[str]) -> dict[str, Path]:
     return {m: data.features_file(m) for m in variants.evaluated(pretrained)}
 
 
+def _pretraining_reader(datasets: list[str]) -> UnionReader:
+    """The union of the listed datasets, each through its copy in artifacts/pretrain_data."""
+    from preprocess.union import UnionReader
+    from preprocess.verified import open_verified
+
+    readers = {}
+    for name in datasets:
+        data = paths.dataset(name)
+        readers[name] = open_verified(paths.pretrain_data(name), data.frames, data.motion)
+    return UnionReader(readers)
+
+
+@main.command("pretrain_data")
+@DATASET
+def pretrain_data(name: str) -> None:
+    """Copy one listed dataset's verified list to where pretraining reads it (pretrain.datasets)."""
+    from preprocess.pretrain_data import stage_pretrain_data
+
+    with stage("pretrain_data", {"dataset": name}) as p:
+        stage_pretrain_data(name, list(p.pretrain.datasets), paths.dataset(name).verified_videos, paths.PRETRAIN_DATA)
+
+
 MODEL = click.argument("model", type=click.Choice(["iic", "baseline"]))  # an entry of pretrain.models
 
 
@@ -191,7 +214,8 @@ MODEL = click.argument("model", type=click.Choice(["iic", "baseline"]))  # an en
 @MODEL
 @click.option("--stop-after-epoch", type=int, default=None, help="end after this epoch's checkpoint (resume tests)")
 def pretrain(model: str, stop_after_epoch: int | None) -> None:
-    """Pretrain one model of pretrain.models (iic, or its baseline) on pretrain.dataset's train split, resumably."""
+    """Pretrain one model of pretrain.models (iic, or its baseline) on the union of pretrain.datasets'
+    train splits, resumably."""
     from evaluate.monitor import monitor_factory
     from train.pretrain import PretrainSetup, pretrain_stage
 
@@ -204,8 +228,7 @@ def pretrain(model: str, stop_after_epoch: int | None) -> None:
             sync_batchnorm=p.launch.sync_batchnorm,
         )
         monitor = p.monitor.materialize()
-        reader = _verified_reader(setup.pretrain.dataset)
-        watched = _verified_reader(monitor.dataset) if monitor.every else reader
+        reader = _pretraining_reader(setup.pretrain.datasets)
         pretrain_stage(
             setup,
             p.runtime.materialize(),
@@ -214,7 +237,11 @@ def pretrain(model: str, stop_after_epoch: int | None) -> None:
             paths.pretrain_resume(model),
             paths.pretrain_live(model),
             stop_after_epoch=stop_after_epoch,
-            make_monitor=monitor_factory(watched, monitor.dataset, monitor, p.knn.k, p.knn.temperature, setup),
+            make_monitor=monitor_factory(
+                _verified_reader(monitor.dataset), monitor.dataset, monitor, p.knn.k, p.knn.temperature, setup
+            )
+            if monitor.every
+            else None,
         )
 
 
@@ -397,7 +424,8 @@ def export() -> None:
     from evaluate.export import export_stage
 
     with stage("export") as p:
-        name = p.pretrain.dataset
-        source = p.datasets[name]
-        description = f"`{name}` ({source.format} layout, {source.root}, split {source.split})"
+        description = ", ".join(
+            f"`{name}` ({p.datasets[name].format} layout, {p.datasets[name].root}, split {p.datasets[name].split})"
+            for name in p.pretrain.datasets
+        )
         export_stage(paths.pretrain_checkpoint(variants.IIC), paths.REPORT_DATA, description, paths.EXPORT)

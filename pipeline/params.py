@@ -58,6 +58,11 @@ def _check_scalar(value: Any, expected: Any, key: str) -> Any:
     return value
 
 
+# Keys that were replaced: a params file that still has one gets told what to write instead.
+REPLACED = {
+    "pretrain.dataset": "replaced by pretrain.datasets, a list of dataset keys: write `datasets: [{value}]`",
+}
+
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # dataset names: in stage names and artifact paths
 
 
@@ -77,6 +82,9 @@ def build(cls: type, raw: Any, prefix: str) -> Any:
         raise ConfigError(f"{prefix or 'params'}: expected a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls, include_extras=True)
     fields = {yaml_key(f): f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if f"{prefix}{key}" in REPLACED:
+            raise ConfigError(f"{prefix}{key}: " + REPLACED[f"{prefix}{key}"].format(value=raw[key]))
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise ConfigError(f"unknown key {prefix}{unknown[0]} (known: {', '.join(sorted(fields))})")
@@ -106,8 +114,11 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 def validate(p: Params) -> None:
     """Cross-field checks that a field's type and range alone cannot express."""
-    if p.pretrain.dataset not in p.datasets:
-        raise ConfigError(f"pretrain.dataset: {p.pretrain.dataset!r} is not one of datasets ({', '.join(p.datasets)})")
+    for name in p.pretrain.datasets:
+        if name not in p.datasets:
+            raise ConfigError(f"pretrain.datasets: {name!r} is not one of datasets ({', '.join(p.datasets)})")
+    if len(set(p.pretrain.datasets)) != len(p.pretrain.datasets):
+        raise ConfigError(f"pretrain.datasets: a dataset is listed twice in {p.pretrain.datasets}")
     for name in p.evaluate.datasets:
         if name not in p.datasets:
             raise ConfigError(f"evaluate.datasets: {name!r} is not one of datasets ({', '.join(p.datasets)})")

@@ -15,9 +15,15 @@ SCRATCH = ARTIFACTS / ".tmp"  # temporary files of atomic writes: no stage depen
 DEMO = ARTIFACTS / "demo"  # <name>/videos and <name>/lists: the procedural demo datasets
 DATA = ARTIFACTS / "data"  # <name>/{dataset,frames,motion,verified,features}
 
+PRETRAIN_DATA = ARTIFACTS / "pretrain_data"  # <dataset>/videos.json: the verified lists pretraining reads
 PRETRAIN = ARTIFACTS / "pretrain"  # <model>/model.pt per pretrained model (pretrain.models)
 PRETRAIN_RESUME = ARTIFACTS / "pretrain_resume"  # not a dvc output: it must survive reruns and clones
 DVCLIVE = ARTIFACTS / "dvclive"  # live training logs (DVCLive): metrics.json and plots/ per run
+
+
+def pretrain_data(dataset: str) -> Path:
+    """The copy of ``dataset``'s verified list that pretraining reads (pretrain.datasets)."""
+    return PRETRAIN_DATA / dataset / "videos.json"
 
 
 def pretrain_checkpoint(model: str) -> Path:

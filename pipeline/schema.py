@@ -101,6 +101,8 @@ class DemoParams:
     height: Count
     width: Count
     fps: Count
+    speed: Positive  # scales every motion's rate (drift, roll and zoom per frame)
+    dots: NonNegativeInt  # small high-contrast discs on each group's scene (0: the smooth texture alone)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,6 +202,7 @@ class ModelParams:
 class RuntimeParams:
     device: Literal["auto", "cpu", "cuda"]
     bf16: bool  # autocast to bfloat16 on CUDA
+    cpu_bf16: bool  # autocast to bfloat16 on CPUs with native bf16 (avx512_bf16 or AMX); others stay float32
     channels_last: bool  # channels_last_3d memory format on CUDA
     cudnn_benchmark: bool
     compile: bool  # torch.compile the encoders
@@ -232,7 +235,7 @@ class BaselineParams:
 class PretrainParams:
     models: list[PretrainedModel]  # one pretrain stage each; [iic]: one pretraining, no baseline
     baseline: BaselineParams
-    dataset: str  # a key of datasets: pretraining reads its train split
+    datasets: Annotated[list[str], Items(1)]  # keys of datasets: pretraining reads the union of their train splits
     method: Method  # the contrastive method (train/methods.py)
     modality: Modality  # view 2
     intra_neg: bool  # false: the plain CMC baseline

@@ -21,6 +21,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import h5py
@@ -200,6 +201,24 @@ def _check_verified(folder: Path, kind: str, recorded: dict[int, str]) -> dict[i
                 f"{shard}: checksum differs from the manifest and the verified list; rerun `dvc repro -f {stage}`"
             )
     return dict(recorded)
+
+
+class ClipSource(Protocol):
+    """What training reads videos through: ``ShardReader`` (one dataset) or
+    ``preprocess.union.UnionReader`` (several, for pretraining)."""
+
+    videos: dict[str, dict]  # id -> record with "split", "label", "frames"
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def num_frames(self, video_id: str) -> int: ...
+
+    def frame_size(self, video_id: str) -> tuple[int, int]: ...
+
+    def read_clip(
+        self, video_id: str, start: int, length: int, modality: str, crop: tuple[int, int, int, int] | None = None
+    ) -> np.ndarray: ...
 
 
 class ShardReader:

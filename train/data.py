@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from preprocess.shards import ShardReader
+from preprocess.shards import ClipSource
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +58,7 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def __init__(
         self,
-        reader: ShardReader,
+        reader: ClipSource,
         video_ids: list[str],
         modalities: tuple[str, ...],
         length: int,
@@ -135,12 +135,12 @@ def view_modalities(view2: str) -> tuple[str, ...]:
     return ("rgb",) if view2 == "rgb" else ("rgb", view2)
 
 
-def split_ids(reader: ShardReader, split: str) -> list[str]:
+def split_ids(reader: ClipSource, split: str) -> list[str]:
     """Ids of one split (train|test) in a stable order."""
     return sorted(v for v, rec in reader.videos.items() if rec["split"] == split)
 
 
-def class_names(reader: ShardReader) -> list[str]:
+def class_names(reader: ClipSource) -> list[str]:
     """Name of each 0-based label; a class whose videos were all rejected keeps its number."""
     names = {v["label"]: v["class"] for v in reader.videos.values()}
     return [names.get(label, f"class {label + 1}") for label in range(max(names) + 1)]

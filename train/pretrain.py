@@ -29,7 +29,7 @@ from tqdm import tqdm
 from pipeline.errors import ConfigError, NonFiniteError
 from pipeline.runtime import Runtime, seed_everything
 from pipeline.schema import ModelParams, PretrainParams, RuntimeParams
-from preprocess.shards import ShardReader
+from preprocess.shards import ClipSource
 from train.checkpoint import CheckpointFormatError, build_encoder, load_checkpoint, save_checkpoint
 from train.data import ClipDataset, EpochSampler, split_ids, to_model_input, view_modalities
 from train.distributed import mean_over_ranks, process_group, rank_and_world
@@ -191,7 +191,7 @@ def restore_training(training: Training, state: dict[str, Any]) -> None:
 
 
 def train_loader(
-    reader: ShardReader, train_ids: list[str], setup: PretrainSetup, workers: int, runtime: Runtime
+    reader: ClipSource, train_ids: list[str], setup: PretrainSetup, workers: int, runtime: Runtime
 ) -> tuple[torch.utils.data.DataLoader, EpochSampler]:
     """Pairs of views of the train videos, this rank's share of each epoch's permutation, whole batches only."""
     t = setup.pretrain
@@ -263,7 +263,7 @@ def train_one_epoch(
 
 
 def pretrain(
-    reader: ShardReader,
+    reader: ClipSource,
     setup: PretrainSetup,
     runtime: Runtime,
     checkpoint_path: Path,
@@ -334,7 +334,7 @@ def pretrain(
 def pretrain_stage(
     setup: PretrainSetup,
     runtime_params: RuntimeParams,
-    reader: ShardReader,
+    reader: ClipSource,
     checkpoint_path: Path,
     resume_path: Path,
     live_dir: Path,

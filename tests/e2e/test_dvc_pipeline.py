@@ -61,7 +61,7 @@ PAIRED = {"intervals", "paired", "paired_baseline"}
 def test_repro_runs_every_stage_then_nothing(tiny_repo):
     trace = tiny_repo / "params_trace.jsonl"
     first = run(["dvc", "repro"], tiny_repo, env={TRACE_ENV: str(trace)})
-    assert ran_stages(first) == PREPROCESS | LEARNING
+    assert ran_stages(first) == PREPROCESS | {"pretrain_data@demo"} | LEARNING
     second = run(["dvc", "repro"], tiny_repo)
     assert ran_stages(second) == set()
     metrics = json.loads((tiny_repo / "artifacts/metrics/demo/retrieval.json").read_text())
@@ -122,6 +122,7 @@ def test_each_stage_reads_exactly_the_params_dvc_tracks_for_it(tiny_repo):
             {"motion": {"tvl1.warps": 3}},
             {f"motion@{n}-{i}" for n in DATASETS for i in SHARDS}
             | {"verify@demo", "verify@demo_transfer", "features@demo", "finetune@demo", "gallery@demo", "temporal@demo"}
+            | {"pretrain_data@demo"}
             | PRETRAIN,
             {"report", "export"},
         ),
@@ -168,14 +169,37 @@ def test_a_new_video_in_an_evaluation_dataset_reruns_that_dataset_only(tiny_repo
     )
 
 
-def test_changing_the_pretraining_dataset_reruns_pretraining_and_every_evaluation(tiny_repo):
-    set_params(tiny_repo, {"pretrain": {"dataset": "demo_transfer"}})
+def test_pretraining_on_two_datasets_reruns_for_a_listed_dataset_only(tiny_repo):
+    """pretrain.datasets [demo] -> [demo, demo_transfer]: pretraining reads both train splits, and
+    a new video of demo_transfer now reruns it. Back to [demo]: demo_transfer's copy goes."""
+    set_params(tiny_repo, {"pretrain": {"datasets": ["demo", "demo_transfer"]}})
     ran = ran_stages(run(["dvc", "repro"], tiny_repo))
-    assert ran == PRETRAIN | {"report", "export"} | evaluation(*DATASETS)
+    both = {"pretrain_data@demo", "pretrain_data@demo_transfer"}
+    assert ran == both | PRETRAIN | {"report", "export"} | evaluation(*DATASETS)
+    train = {
+        name: sum(v["split"] == "train" for v in json.loads((tiny_repo / path).read_text())["videos"])
+        for name, path in (
+            ("demo", "artifacts/data/demo/verified/videos.json"),
+            ("demo_transfer", "artifacts/data/demo_transfer/verified/videos.json"),
+        )
+    }
+    config = torch.load(tiny_repo / "artifacts/pretrain/iic/model.pt", weights_only=True)["config"]
+    assert config["train_videos"] == train["demo"] + train["demo_transfer"]
     card = (tiny_repo / "artifacts/export/README.md").read_text()
-    assert "`demo_transfer` (hmdb51 layout" in card
-    set_params(tiny_repo, {"pretrain": {"dataset": "demo"}})
-    assert ran_stages(run(["dvc", "repro"], tiny_repo)) >= PRETRAIN
+    assert "`demo` (ucf101 layout" in card and "`demo_transfer` (hmdb51 layout" in card
+
+    videos = load_params(tiny_repo / "params.yaml").demo["demo_transfer"].videos
+    set_params(tiny_repo, {"demo": {"demo_transfer.videos": videos + 1}})
+    ran = ran_stages(run(["dvc", "repro"], tiny_repo))
+    assert {"verify@demo_transfer", "pretrain_data@demo_transfer"} | PRETRAIN <= ran
+    assert "pretrain_data@demo" not in ran and not any(s.endswith(("@demo-0", "@demo-1")) for s in ran), ran
+
+    set_params(tiny_repo, {"pretrain": {"datasets": ["demo"]}})
+    assert ran_stages(run(["dvc", "repro"], tiny_repo)) == {"pretrain_data@demo"} | PRETRAIN | {
+        "report",
+        "export",
+    } | evaluation(*DATASETS)
+    assert sorted(p.name for p in (tiny_repo / "artifacts/pretrain_data").iterdir() if p.is_dir()) == ["demo"]
 
 
 def test_adding_one_video_reruns_one_shard(tiny_repo):
@@ -187,6 +211,7 @@ def test_adding_one_video_reruns_one_shard(tiny_repo):
     assert len([s for s in ran if s.startswith("motion@")]) == 1
     # The new video joins training and every evaluation.
     assert {s for s in ran if not s.startswith(("demo@", "dataset@", "frames@", "motion@", "verify@"))} == PRETRAIN | {
+        "pretrain_data@demo",
         "report",
         "export",
     } | evaluation(*DATASETS)

@@ -41,7 +41,7 @@ PAPER_RUN = {
     "intervals.level": 0.95,
     "pretrain.models": ["iic"],
     "pretrain.baseline.intra_neg": False,
-    "pretrained on": ("ucf101", 1),
+    "pretrained on": [("ucf101", 1)],
 }
 
 
@@ -181,7 +181,11 @@ def test_a_fine_tune_is_comparable_only_with_every_setting_that_changes_its_numb
         ({"clip__crop": 40}, "clip.crop: 40 (row: 112)"),
         ({"clip__length": 8}, "clip.length: 8 (row: 16)"),
         ({"pretrain__nce_k": 32}, "pretrain.nce_k: 32 (row: 1024)"),
-        ({"pretrained on": ("ucf101", 2)}, "pretrained on: ('ucf101', 2) (row: ('ucf101', 1))"),
+        ({"pretrained on": [("ucf101", 2)]}, "pretrained on: [('ucf101', 2)] (row: [('ucf101', 1)])"),
+        (
+            {"pretrained on": [("ucf101", 1), ("unlabeled", 1)]},
+            "pretrained on: [('ucf101', 1), ('unlabeled', 1)] (row: [('ucf101', 1)])",
+        ),
     ],
 )
 def test_retrieval_is_comparable_only_at_the_papers_sizes_and_pretraining(tmp_path, monkeypatch, change, difference):
@@ -224,7 +228,7 @@ def test_the_readmes_paper_settings_are_the_papers_protocol(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
     p = StageParams(load_params(path), declared_params("report", REPO / "dvc.yaml", None, path), set())
-    assert differences(REFERENCE_ROW, run_settings(p, p.datasets["demo"].materialize())) == []
+    assert differences(REFERENCE_ROW, run_settings(p, [p.datasets["demo"].materialize()])) == []
 
 
 def test_metrics_without_intervals_name_the_file_to_rebuild(tmp_path, monkeypatch):

@@ -196,7 +196,12 @@ def _load_with(tmp_path, edit):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda r: r["pretrain"].update(dataset="ucf101"), r"pretrain\.dataset: 'ucf101' is not one of datasets"),
+        (
+            lambda r: r["pretrain"].update(datasets=["demo", "ucf101"]),
+            r"pretrain\.datasets: 'ucf101' is not one of datasets",
+        ),
+        (lambda r: r["pretrain"].update(datasets=["demo", "demo"]), r"pretrain\.datasets: a dataset is listed twice"),
+        (lambda r: r["pretrain"].update(datasets=[]), r"pretrain\.datasets: must not be empty"),
         (
             lambda r: r["evaluate"].update(datasets=["demo", "hmdb"]),
             r"evaluate\.datasets: 'hmdb' is not one of datasets",
@@ -223,9 +228,23 @@ def test_the_experiment_names_only_known_datasets(tmp_path, edit, message):
 def test_an_unlabeled_dataset_can_be_pretrained_on(tmp_path):
     def edit(raw):
         raw["datasets"]["frames_only"] = {**raw["datasets"]["demo"], "format": "unlabeled"}
-        raw["pretrain"]["dataset"] = "frames_only"
+        raw["pretrain"]["datasets"] = ["demo", "frames_only"]
 
     assert _load_with(tmp_path, edit).datasets["frames_only"].format == "unlabeled"
+
+
+def test_the_old_single_pretraining_dataset_key_says_what_to_write(tmp_path):
+    """``pretrain.dataset`` has no alias: one line names the list that replaces it."""
+
+    def old_key(raw):
+        del raw["pretrain"]["datasets"]
+        raw["pretrain"]["dataset"] = "demo_transfer"
+
+    with pytest.raises(ConfigError) as error:
+        _load_with(tmp_path, old_key)
+    assert str(error.value) == (
+        "pretrain.dataset: replaced by pretrain.datasets, a list of dataset keys: write `datasets: [demo_transfer]`"
+    )
 
 
 def test_the_learning_curve_watches_a_labelled_dataset(tmp_path):
@@ -233,7 +252,8 @@ def test_the_learning_curve_watches_a_labelled_dataset(tmp_path):
 
     def unlabelled_watched(raw):
         raw["datasets"]["frames_only"] = {**raw["datasets"]["demo"], "format": "unlabeled"}
-        raw["pretrain"]["dataset"] = raw["monitor"]["dataset"] = "frames_only"
+        raw["pretrain"]["datasets"] = ["frames_only"]
+        raw["monitor"]["dataset"] = "frames_only"
 
     with pytest.raises(ConfigError, match=r"monitor\.dataset: frames_only is unlabeled; .* \(demo, demo_transfer\)"):
         _load_with(tmp_path, unlabelled_watched)
@@ -242,7 +262,7 @@ def test_the_learning_curve_watches_a_labelled_dataset(tmp_path):
 
     def unlabelled_pretraining(raw):
         raw["datasets"]["frames_only"] = {**raw["datasets"]["demo"], "format": "unlabeled"}
-        raw["pretrain"]["dataset"] = "frames_only"
+        raw["pretrain"]["datasets"] = ["frames_only"]
         raw["monitor"]["dataset"] = "demo_transfer"
 
     assert _load_with(tmp_path, unlabelled_pretraining).monitor.dataset == "demo_transfer"

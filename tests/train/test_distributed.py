@@ -89,7 +89,7 @@ def _ddp_step_worker(rank: int, world: int, port: int, out: str) -> None:
         pretrain = PretrainParams(
             models=["iic"],
             baseline=BaselineParams(intra_neg=False),
-            dataset="demo",
+            datasets=["demo"],
             method="cmc",
             modality="res",
             intra_neg=True,

@@ -30,7 +30,7 @@ def _setup(arch: str = "r3d", **changes) -> PretrainSetup:
     pretrain = PretrainParams(
         models=["iic"],
         baseline=BaselineParams(intra_neg=False),
-        dataset="demo",
+        datasets=["demo"],
         method="cmc",
         modality="res",
         intra_neg=True,
