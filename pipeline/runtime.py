@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import logging
 import random
+from pathlib import Path
 from typing import cast
 
 import numpy as np
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 @dataclasses.dataclass(frozen=True)
 class Runtime:
     device: torch.device
-    bf16: bool  # autocast to bfloat16 (CUDA only)
+    bf16: bool  # autocast to bfloat16 (CUDA, or a CPU with native bf16)
     channels_last: bool  # channels_last_3d memory format (CUDA only)
     compile: bool
 
@@ -69,12 +70,29 @@ def resolve_device(choice: str, key: str) -> torch.device:
     return torch.device("cpu")
 
 
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of a native bf16 dot product
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU computes bf16 natively (``CPU_BF16_FLAGS``); elsewhere bf16 is emulated
+    and slower than float32. ``cpuinfo``: the text of /proc/cpuinfo (read when None; absent: False)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = {f for line in cpuinfo.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
+    return any(flag in flags for flag in CPU_BF16_FLAGS)
+
+
 def make_runtime(p: RuntimeParams) -> Runtime:
-    """CPU where no GPU exists (device: auto); the CUDA speed-ups apply on CUDA only."""
+    """CPU where no GPU exists (device: auto); the CUDA speed-ups apply on CUDA only, bf16 also on
+    a CPU with native bf16 when ``cpu_bf16`` asks for it."""
     device = resolve_device(p.device, "runtime.device")
     on_cuda = device.type == "cuda"
     torch.backends.cudnn.benchmark = p.cudnn_benchmark and on_cuda
-    runtime = Runtime(device, bf16=p.bf16 and on_cuda, channels_last=p.channels_last and on_cuda, compile=p.compile)
+    bf16 = p.bf16 if on_cuda else p.cpu_bf16 and cpu_has_native_bf16()
+    runtime = Runtime(device, bf16=bf16, channels_last=p.channels_last and on_cuda, compile=p.compile)
     log.info(
         "runtime: %s, bf16=%s, channels_last=%s, compile=%s",
         device,

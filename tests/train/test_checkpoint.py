@@ -80,10 +80,36 @@ def test_asking_for_cuda_without_one_is_a_config_error_before_any_process_group(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     joined = []
     monkeypatch.setattr("train.distributed.init_distributed", lambda use_cuda: joined.append(use_cuda))
-    params = RuntimeParams(device="cuda", bf16=True, channels_last=True, cudnn_benchmark=True, compile=False, workers=0)
+    params = RuntimeParams(
+        device="cuda", bf16=True, cpu_bf16=False, channels_last=True, cudnn_benchmark=True, compile=False, workers=0
+    )
     with (
         pytest.raises(ConfigError, match="^runtime.device: cuda, but torch sees no CUDA device"),
         process_group(params),
     ):
         pass
     assert joined == []
+
+
+@pytest.mark.parametrize(
+    "flags, cpu_bf16, expected",
+    [
+        ("fpu avx2 avx512f avx512_bf16", True, True),
+        ("fpu avx2 amx_tile amx_bf16", True, True),
+        ("fpu avx2 avx512f", True, False),  # bf16 would be emulated, slower than float32
+        ("fpu avx2 avx512f avx512_bf16", False, False),
+    ],
+)
+def test_bf16_on_the_cpu_only_where_it_is_native_and_asked_for(monkeypatch, flags, cpu_bf16, expected):
+    from pipeline import runtime
+    from pipeline.schema import RuntimeParams
+
+    assert runtime.cpu_has_native_bf16(f"processor\t: 0\nflags\t\t: {flags}\n") == ("bf16" in flags)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: "bf16" in flags)
+    params = RuntimeParams(
+        device="cpu", bf16=True, cpu_bf16=cpu_bf16, channels_last=True, cudnn_benchmark=True, compile=False, workers=0
+    )
+    made = runtime.make_runtime(params)
+    assert made.bf16 is expected and made.channels_last is False
+    with made.autocast():
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == (torch.bfloat16 if expected else torch.float32)

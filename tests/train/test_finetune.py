@@ -148,7 +148,7 @@ def test_a_validation_part_larger_than_the_train_split_fails_before_anything_run
     """Checked as soon as the verified list is open: no checkpoint read, no model, no output."""
     folder = make_tiny_shards(tmp_path)
     reader = ShardReader(folder / "frames", folder / "motion", [0])
-    runtime = RuntimeParams("cpu", False, False, False, False, 0)
+    runtime = RuntimeParams("cpu", False, False, False, False, False, 0)
     metrics = tmp_path / "finetune.json"
     with pytest.raises(ConfigError, match=r"^finetune\.val_videos: 100 must be between 1 and 7 "):
         finetune_stage(
