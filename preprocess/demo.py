@@ -131,6 +131,31 @@ def _texture(look: np.random.Generator) -> Callable[[np.ndarray, np.ndarray], np
     return texture
 
 
+DOT_FIELD = 200  # dots cover the scene square [-DOT_FIELD, DOT_FIELD]^2 (px): every frame of every motion
+
+
+def _dot_layer(look: np.random.Generator, n_dots: int) -> tuple[np.ndarray, np.ndarray]:
+    """(colour (S,S,3) float, alpha (S,S) float in [0, 1]) of ``n_dots`` small discs of the scene,
+    on a raster of the square [-DOT_FIELD, DOT_FIELD]^2 at one pixel per scene unit."""
+    size = 2 * DOT_FIELD + 1
+    colour, alpha = np.zeros((size, size, 3), np.float32), np.zeros((size, size), np.float32)
+    for _ in range(n_dots):
+        x, y = look.uniform(0, size, 2)
+        radius = look.uniform(1.5, 3.5)
+        centre = (int(round(x * 16)), int(round(y * 16)))
+        cv2.circle(
+            colour,
+            centre,
+            int(round(radius * 16)),
+            tuple(float(c) for c in look.uniform(0, 255, 3)),
+            -1,
+            cv2.LINE_AA,
+            4,
+        )
+        cv2.circle(alpha, centre, int(round(radius * 16)), 1.0, -1, cv2.LINE_AA, 4)
+    return colour, alpha
+
+
 def render_video(video: DemoVideo, p: DemoParams) -> np.ndarray:
     """(frames, height, width, 3) uint8 RGB frames of one demo video.
 
@@ -155,10 +180,11 @@ def render_video(video: DemoVideo, p: DemoParams) -> np.ndarray:
 
     clip_rng = _rng(p.seed, "clip", video.rel_path)  # per-video speed and sensor noise
     dx, dy, rot, zoom = MOTIONS[video.class_name]
-    speed = clip_rng.uniform(0.012, 0.018) * w  # pixels per frame for translations
-    omega = rot * clip_rng.uniform(0.025, 0.035)  # radians per frame
-    zoom_rate = zoom * clip_rng.uniform(0.015, 0.022)  # log-scale per frame
+    speed = p.speed * clip_rng.uniform(0.012, 0.018) * w  # pixels per frame for translations
+    omega = p.speed * rot * clip_rng.uniform(0.025, 0.035)  # radians per frame
+    zoom_rate = p.speed * zoom * clip_rng.uniform(0.015, 0.022)  # log-scale per frame
 
+    dots = _dot_layer(_rng(p.seed, "dots", video.group), p.dots) if p.dots else None  # per group, like the texture
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     xs, ys = xs - (w - 1) / 2, ys - (h - 1) / 2  # frame coordinates about the centre
     points = _shape_points(shape, size)
@@ -169,7 +195,13 @@ def render_video(video: DemoVideo, p: DemoParams) -> np.ndarray:
         cos, sin = np.cos(angle), np.sin(angle)
         # Scene -> frame: x' = scale * R(angle) x + shift; sample the texture at the inverse.
         u, v = (xs - shift[0]) / scale, (ys - shift[1]) / scale
-        canvas = texture(cos * u + sin * v + origin[0], -sin * u + cos * v + origin[1])
+        scene_x, scene_y = cos * u + sin * v + origin[0], -sin * u + cos * v + origin[1]
+        canvas = texture(scene_x, scene_y)
+        if dots is not None:  # high-contrast texture that moves with the scene: motion any 3x3 filter sees
+            map_x, map_y = (scene_x + DOT_FIELD).astype(np.float32), (scene_y + DOT_FIELD).astype(np.float32)
+            dot_colour = cv2.remap(dots[0], map_x, map_y, cv2.INTER_LINEAR)
+            dot_alpha = cv2.remap(dots[1], map_x, map_y, cv2.INTER_LINEAR)[..., None]
+            canvas = canvas * (1 - dot_alpha) + dot_colour * dot_alpha
         rotation = np.array([[np.cos(theta0), -np.sin(theta0)], [np.sin(theta0), np.cos(theta0)]])
         scene = points @ rotation.T + centre
         frame_points = scale * scene @ np.array([[cos, -sin], [sin, cos]]).T + shift + [(w - 1) / 2, (h - 1) / 2]

@@ -92,6 +92,29 @@ def test_drift_classes_move_the_scene_their_way(params, class_name, axis, sign):
     assert np.sign(best) == sign and abs(best) >= 3
 
 
+def _drift_shift(frames: np.ndarray) -> int:
+    """The horizontal shift (px) that best aligns frame 7 to frame 0."""
+    grey = frames.astype(float).mean(-1)
+    errors = {
+        s: np.abs(np.roll(grey[0], s, axis=1)[8:-8, 12:-12] - grey[7][8:-8, 12:-12]).mean() for s in range(-12, 13)
+    }
+    return min(errors, key=errors.get)
+
+
+def test_speed_scales_the_motion_and_dots_move_with_the_scene(params):
+    p = replace(params.demo["demo"], motions=MOTION_NAMES[:2], videos=2, frames=8, height=48, width=64, dots=400)
+    video = demo_videos(p)[0]  # DriftRight
+    slow, fast = _drift_shift(render_video(video, p)), _drift_shift(render_video(video, replace(p, speed=2.0)))
+    assert slow >= 3 and abs(fast - 2 * slow) <= 1
+    # The dots are texture of the scene: the first frame of every class of a shot holds them alike,
+    # and they add contrast the smooth texture lacks.
+    first = [render_video(v, p)[0].astype(float) for v in demo_videos(p)]
+    assert np.abs(first[1] - first[0]).mean() < 5
+    plain = render_video(video, replace(p, dots=0))[0]
+    assert render_video(video, p)[0].std() > plain.std()
+    assert not np.array_equal(render_video(video, p)[0], plain)
+
+
 def test_demo_is_deterministic_real_video_that_indexes_cleanly(params, tmp_path):
     p = replace(params.demo["demo"], videos=8, extra_test_groups=0, frames=18, height=48, width=64)
     generate_demo(p, tmp_path / "a" / "videos", tmp_path / "a" / "lists")
