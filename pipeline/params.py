@@ -132,7 +132,9 @@ def validate(p: Params) -> None:
         raise ConfigError(f"evaluate.datasets: a dataset is listed twice in {p.evaluate.datasets}")
     if p.shards.ids != list(range(len(p.shards.ids))):
         raise ConfigError(f"shards.ids: must be 0..N-1 in order, got {p.shards.ids}")
-    for key, jobs in (("frames.n_jobs", p.frames.n_jobs), ("motion.n_jobs", p.motion.n_jobs)):
+    n_jobs = [("frames.n_jobs", p.frames.n_jobs), ("motion.n_jobs", p.motion.n_jobs)]
+    n_jobs += [(f"demo.{name}.n_jobs", demo.n_jobs) for name, demo in p.demo.items()]
+    for key, jobs in n_jobs:
         if jobs == 0:
             raise ConfigError(f"{key}: 0 workers; use a positive number or -1 for every core")
     if p.motion.flow == "none":

@@ -103,6 +103,7 @@ class DemoParams:
     fps: Count
     speed: Positive  # scales every motion's rate (drift, roll and zoom per frame)
     dots: NonNegativeInt  # small high-contrast discs on each group's scene (0: the smooth texture alone)
+    n_jobs: Jobs  # processes rendering and encoding the videos (-1: every core); the bytes do not depend on it
 
 
 @dataclasses.dataclass(frozen=True)
