@@ -1,9 +1,10 @@
 """Results over seeds: the experiments of ``dvc exp show --json`` as one markdown table.
 
 Each seed is one DVC experiment (``dvc exp run --queue -S pretrain.seed=N ...``, README "Seeds").
-Per measure (retrieval, kNN and the linear probe on each feature set; fine-tuning), the table
-gives IIC's and random init's mean +- sd over the seeds, then the paired IIC - random difference of
-each seed (with the verdict of its paired bootstrap interval) and the mean difference.
+Per measure (retrieval, kNN and the linear probe on each feature set; fine-tuning; the temporal
+probes), the table gives IIC's and random init's mean +- sd over the seeds, then the paired
+IIC - random difference of each seed (with the verdict of its paired bootstrap interval) and the
+mean difference, and the same against the baseline.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from pipeline.markdown import markdown_table
 log = logging.getLogger(__name__)
 
 SEED_KEYS = ("pretrain.seed", "finetune.seed", "features.random_init_seed", "linear.seed")
-METRICS_FILE = re.compile(r"artifacts/metrics/(?P<dataset>[^/]+)/(?P<stage>retrieval|knn|linear|finetune)\.json$")
+METRICS_FILE = re.compile(
+    r"artifacts/metrics/(?P<dataset>[^/]+)/(?P<stage>retrieval|knn|linear|finetune|temporal)\.json$"
+)
 LEVEL_KEY = "intervals.level"
 VERDICT_MARK = {"ahead": "+", "behind": "-", "level": "="}
 
@@ -100,13 +103,14 @@ def _measures(runs: list[SeedRun]) -> list[tuple[str, str, str, str]]:
     out: list[tuple[str, str, str, str]] = []
     for run in runs:
         for dataset, stages in run.metrics.items():
-            for stage in ("retrieval", "knn", "linear", "finetune"):
+            for stage in ("retrieval", "knn", "linear", "finetune", "temporal"):
                 paired = stages.get(stage, {}).get("paired", {})
-                keys = (
-                    [(dataset, stage, "", key) for key in paired]
-                    if stage == "finetune"
-                    else [(dataset, stage, kind, headline_key(scores)) for kind, scores in paired.items()]
-                )
+                if stage == "finetune":
+                    keys = [(dataset, stage, "", key) for key in paired]
+                elif stage == "temporal":  # every probe: no one of them is the headline
+                    keys = [(dataset, stage, kind, key) for kind, scores in paired.items() for key in scores]
+                else:
+                    keys = [(dataset, stage, kind, headline_key(scores)) for kind, scores in paired.items()]
                 out += [m for m in keys if m not in out]
     return out
 
@@ -150,15 +154,25 @@ def _levels(runs: list[SeedRun]) -> str:
     return " / ".join(f"{100 * level:g}%" for level in sorted({r.level for r in runs}))
 
 
+def _label(measure: tuple[str, str, str, str]) -> str:
+    """A measure's name in the table: "retrieval rgb top-1", "fine-tuned video top1", "temporal rgb reverse sim"."""
+    _, stage, kind, key = measure
+    if stage == "temporal":
+        return f"temporal {kind} {'arrow of time' if key == 'arrow' else key + ' sim'}"
+    names = {"retrieval": "retrieval", "knn": "kNN", "linear": "linear probe", "finetune": "fine-tuned"}
+    return f"{names[stage]} {kind} top-{key[3:]}" if kind else f"{names[stage]} {key.replace('_', ' ')}"
+
+
 def seed_table(runs: list[SeedRun]) -> str:
     """The markdown table of ``runs`` (every measure found in the first run and present in all)."""
     if not runs:
         raise InputError("no experiment with metrics in `dvc exp show`: run the seeds first (README: Seeds)")
-    names = {"retrieval": "retrieval", "knn": "kNN", "linear": "linear probe", "finetune": "fine-tuned"}
     head = [
         f"{len(runs)} seeds ({', '.join(str(r.seed) for r in runs)}); top-1 %, mean ± sd over the seeds. IIC - random "
         f"and IIC - baseline (the same pretraining without intra-negatives) per seed with the verdict of its paired "
-        f"{_levels(runs)} interval (+ ahead, = level, - behind), and their means; - where a run has no baseline.",
+        f"{_levels(runs)} interval (+ ahead, = level, - behind), and their means; - where a run has no baseline. "
+        f'Temporal probes (x100): a "sim" is the cosine similarity of a clip to the altered clip, where + '
+        f"(higher) means less sensitive to time; the arrow of time is the probe's accuracy (50: blind).",
         "",
     ]
     rows = []
@@ -170,8 +184,8 @@ def seed_table(runs: list[SeedRun]) -> str:
             paired = [_paired(r, measure) for r in runs]
         except KeyError:
             continue  # a measure some seed's run does not have (another topk, a dataset added later)
-        dataset, stage, kind, key = measure
-        label = f"{names[stage]} {kind} top-{key[3:]}" if kind else f"{names[stage]} {key.replace('_', ' ')}"
+        dataset = measure[0]
+        label = _label(measure)
         baseline = [_optional(lambda r=r, m=measure: _value(r, m, "baseline")) for r in runs]
         against = [_optional(lambda r=r, m=measure: _paired(r, m, "paired_baseline")) for r in runs]
         complete = None not in baseline and None not in against

@@ -112,3 +112,24 @@ def test_a_truncated_exp_json_is_one_line_naming_the_file(tmp_path):
     assert result.exit_code == 2, result.output
     assert result.output.startswith(f"error: {path}: not JSON")
     assert "Traceback" not in result.output
+
+
+def test_every_temporal_probe_is_a_row_with_each_seeds_paired_difference():
+    """The temporal probes (temporal.json) have no headline: all four are rows, in points."""
+    shown = _exp_show()
+    runs = [shown[0], shown[1], *(e["revs"][0] for e in shown[1]["experiments"])]
+    for entry, reverse_iic in zip(runs, (0.95, 0.90, 0.80, 0.70, 0.99), strict=True):
+        probes = {"repeat": 0.9, "shuffle": 0.9, "reverse": 0.9, "arrow": 0.5}
+        paired = {m: {"diff": 0.0, "low": -0.01, "high": 0.01} for m in probes}
+        paired["reverse"] = {"diff": reverse_iic - 0.9, "low": reverse_iic - 0.91, "high": reverse_iic - 0.89}
+        temporal = {
+            "iic": {"rgb": {**probes, "reverse": reverse_iic}},
+            "random": {"rgb": probes},
+            "paired": {"rgb": paired},
+        }
+        entry["data"]["metrics"]["artifacts/metrics/demo/temporal.json"] = {"data": temporal}
+    table = seed_table(seed_runs(shown))
+    lines = {line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| demo |")}
+    assert {"temporal rgb repeat sim", "temporal rgb shuffle sim", "temporal rgb arrow of time"} <= set(lines)
+    # Seeds 1, 2, 632 are exp-one (0.80), exp-two (0.70) and the commit (0.90): mean 80.0, sd 10.0.
+    assert "| 80.0 ± 10.0 | 90.0 ± 0.0 | -10.0 - | -20.0 - | +0.0 = | -10.0 |" in lines["temporal rgb reverse sim"]
