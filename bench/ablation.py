@@ -57,6 +57,10 @@ def prepare_workspace(folder: Path, method: str, intra_neg: bool, seed: int, dat
             link = folder / "artifacts/data" / dataset / name
             if not link.exists():
                 link.symlink_to(REPO / "artifacts/data" / dataset / name, target_is_directory=True)
+    for dataset in params["pretrain"]["datasets"]:  # what `pretrain_data@<dataset>` writes
+        copy = folder / "artifacts/pretrain_data" / dataset / "videos.json"
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / "artifacts/data" / dataset / "verified/videos.json", copy)
 
 
 def run_stages(folder: Path, stages: list[list[str]]) -> float:
@@ -76,22 +80,43 @@ def run_stages(folder: Path, stages: list[list[str]]) -> float:
     return time.perf_counter() - start
 
 
+def scores(retrieval: dict, temporal: dict, model: str) -> dict:
+    """One model's retrieval top-1 (rgb, view 2) and temporal measures (repeat, shuffle, reverse, arrow)."""
+    view2 = next(k for k in retrieval[model] if k not in ("rgb", "merge", "queries", "gallery"))
+    return {"rgb": retrieval[model]["rgb"]["top1"], "view2": retrieval[model][view2]["top1"]} | {
+        f"temporal_{name}": value for name, value in temporal[model]["rgb"].items()
+    }
+
+
 def collect(folder: Path, dataset: str, finetuned: bool) -> dict:
-    """One dataset's retrieval top-1 (rgb, view 2) and temporal measures (repeat, shuffle, reverse,
-    arrow) for the pretrained model and random init, and fine-tuned video top-1."""
+    """One dataset's scores for the pretrained model and random init, and fine-tuned video top-1."""
     retrieval = json.loads((folder / "artifacts/metrics" / dataset / "retrieval.json").read_text())
     temporal = json.loads((folder / "artifacts/metrics" / dataset / "temporal.json").read_text())
-    view2 = next(k for k in retrieval["iic"] if k not in ("rgb", "merge", "queries", "gallery"))
-    row = {
-        model: {"rgb": retrieval[model]["rgb"]["top1"], "view2": retrieval[model][view2]["top1"]}
-        | {f"temporal_{name}": value for name, value in temporal[model]["rgb"].items()}
-        for model in ("iic", "random")
-    }
+    row = {model: scores(retrieval, temporal, model) for model in ("iic", "random")}
     if finetuned:
         finetune = json.loads((folder / "artifacts/metrics" / dataset / "finetune.json").read_text())
         for model in ("iic", "random"):
             row[model]["finetune"] = finetune[model]["video_top1"]
     return row
+
+
+def from_seed_experiments(repo: Path, datasets: list[str]) -> dict:
+    """The rows ``cmc-intra-<seed>`` and ``cmc-plain-<seed>`` from the seed experiments of the DVC
+    repository at ``repo`` (README "Seeds"): with the default params its ``iic`` and ``baseline``
+    are CMC with and without intra-negatives, pretrained and evaluated by ``dvc repro`` itself."""
+    from evaluate.seeds import exp_show_json, seed_runs
+
+    results: dict = {}
+    for run in seed_runs(exp_show_json(repo)):
+        for model, intra in (("iic", True), ("baseline", False)):
+            results[run_name("cmc", intra, run.seed)] = {
+                d: {
+                    "iic": scores(run.metrics[d]["retrieval"], run.metrics[d]["temporal"], model),
+                    "random": scores(run.metrics[d]["retrieval"], run.metrics[d]["temporal"], "random"),
+                }
+                for d in datasets
+            }
+    return results
 
 
 def summarise(values: list[float]) -> str:
@@ -109,7 +134,7 @@ def table(results: dict, dataset: str, methods: list[str], seeds: list[int], fin
     seed_list = ", ".join(map(str, seeds))
     lines = [
         f"| method | intra-negatives | seeds run | retrieval top-1 rgb | retrieval top-1 view 2 | per seed rgb / view 2 "
-        f"({seed_list}) | fine-tuned video top-1 (seed {', '.join(map(str, finetune_seeds))}) |",
+        f"({seed_list}) | fine-tuned video top-1 ({'seed ' + ', '.join(map(str, finetune_seeds)) if finetune_seeds else 'not run'}) |",
         "|---|---|---|---|---|---|---|",
     ]
 
@@ -160,10 +185,10 @@ def temporal_table(results: dict, dataset: str, methods: list[str], seeds: list[
             done = [r for r in done if "temporal_reverse" in r["iic"]]  # runs of older code have none
             if done:
                 rows.append([method, "yes" if intra else "no", len(done),
-                             *(summarise([r["iic"][f"temporal_{m}"] / 100 for r in done]) for m in TEMPORAL)])  # fmt: skip
+                             *(summarise([r["iic"][f"temporal_{m}"] for r in done]) for m in TEMPORAL)])  # fmt: skip
                 floor = floor or done
     if floor:
-        rows.append(["random init", "-", len(floor), *(summarise([r["random"][f"temporal_{m}"] / 100 for r in floor]) for m in TEMPORAL)])  # fmt: skip
+        rows.append(["random init", "-", len(floor), *(summarise([r["random"][f"temporal_{m}"] for r in floor]) for m in TEMPORAL)])  # fmt: skip
     header = ["method", "intra-negatives", "seeds run", *(f"{m} (x100)" for m in TEMPORAL)]
     return "\n".join(markdown_table(header, rows))
 
@@ -180,10 +205,21 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/iic-ablation"))
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
     parser.add_argument("--table-only", action="store_true", help="print the table of the finished runs; run nothing")
+    parser.add_argument(
+        "--cmc-from-experiments",
+        type=Path,
+        default=None,
+        metavar="REPO",
+        help="take the cmc rows from the seed experiments of this DVC repository (its iic and baseline) instead of running them",
+    )
     args = parser.parse_args()
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    needed = sorted({params["pretrain"]["dataset"], *args.evaluate})
+    if args.cmc_from_experiments is not None:
+        if params["pretrain"]["method"] != "cmc" or params["pretrain"]["baseline"] != {"intra_neg": False}:
+            sys.exit("--cmc-from-experiments needs the default pretrain.method (cmc) and baseline ({intra_neg: false})")
+        args.methods = [m for m in args.methods if m != "cmc"]
+    needed = sorted({*params["pretrain"]["datasets"], *args.evaluate})
     for dataset in needed:
         if not (REPO / "artifacts/data" / dataset / "verified/videos.json").is_file():
             sys.exit(f"no verified shards of {dataset}: run `dvc repro verify@{dataset}` first")
@@ -221,6 +257,9 @@ def main() -> None:
                 )
                 print(f"{name}: {scores}  ({seconds:.0f} s)", flush=True)
 
+    if args.cmc_from_experiments is not None:
+        results = from_seed_experiments(args.cmc_from_experiments, args.evaluate) | results
+        args.methods = ["cmc", *args.methods]
     text = "\n\n".join(
         f"`{d}`:\n\n"
         + table(results, d, args.methods, args.seeds, args.finetune_seeds)

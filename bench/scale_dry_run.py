@@ -108,7 +108,8 @@ def make_workspace(
     source = next(iter(params["datasets"].values()))
     params["datasets"] = {name: {**source, **dataset}}
     params["evaluate"]["datasets"] = [name]
-    params["pretrain"]["dataset"] = params["monitor"]["dataset"] = name
+    params["pretrain"]["datasets"] = [name]
+    params["monitor"]["dataset"] = name
     params["shards"]["ids"] = list(range(shards))
     params["frames"].update(height=height, width=width, min_frames=min(16, frames))
     params["clip"].update(length=min(16, frames), crop=min(height, width) // 2)
