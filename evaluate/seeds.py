@@ -45,10 +45,17 @@ class SeedRun:
 
 
 def _runs_of(node: Any, nested: bool = False) -> list[tuple[dict, bool]]:
-    """Every entry of ``dvc exp show --json`` that holds a run's data, at any depth, and whether it
-    is an experiment (found under a commit's ``experiments``) rather than the workspace or a commit."""
-    found = []
+    """Every entry of ``dvc exp show --json`` that holds a finished run's data, at any depth, and
+    whether it is an experiment (found under a commit's ``experiments``) rather than the workspace
+    or a commit."""
+    found: list[tuple[dict, bool]] = []
     if isinstance(node, dict):
+        state = (node.get("executor") or {}).get("state")
+        if state not in (None, "success"):
+            # A queued or running experiment shows the metrics files its run started from (the
+            # commit's), and a failed one has none of its own: neither is its seed's result.
+            log.warning("%s: left out, its run is %s", node.get("name") or "an experiment", state)
+            return found
         data = node.get("data")
         if isinstance(data, dict) and "params" in data and "metrics" in data:
             found.append((node, nested))

@@ -133,3 +133,15 @@ def test_every_temporal_probe_is_a_row_with_each_seeds_paired_difference():
     assert {"temporal rgb repeat sim", "temporal rgb shuffle sim", "temporal rgb arrow of time"} <= set(lines)
     # Seeds 1, 2, 632 are exp-one (0.80), exp-two (0.70) and the commit (0.90): mean 80.0, sd 10.0.
     assert "| 80.0 ± 10.0 | 90.0 ± 0.0 | -10.0 - | -20.0 - | +0.0 = | -10.0 |" in lines["temporal rgb reverse sim"]
+
+
+def test_a_queued_or_running_experiment_is_left_out(caplog):
+    """A running experiment's entry carries the commit's metrics: it counted as its seed's result."""
+    shown = _exp_show()
+    running = _entry("workspace", "exp-three", 3, _metrics(0.40, 0.40, -0.1, 0.1))
+    shown[1]["experiments"].append({"executor": {"state": "running"}, "name": "exp-three", "revs": [running]})
+    shown[1]["experiments"].append({"executor": {"state": "queued"}, "name": "exp-four", "revs": []})
+    shown[1]["experiments"][0]["executor"] = {"state": "success"}
+    runs = seed_runs(shown)
+    assert [(r.seed, r.name) for r in runs] == [(1, "exp-one"), (2, "exp-two"), (632, "main")]
+    assert "exp-three: left out, its run is running" in caplog.text
