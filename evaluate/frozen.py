@@ -63,6 +63,9 @@ def frozen_stage(
             metrics[model][kind] = {k: h.double().mean().item() for k, h in per_video.items()} | extra
         metrics[model]["test_videos"] = int(data.test.sum())
         metrics[model]["train_videos"] = int(data.train.sum())
+        # The class with the fewest labelled train videos bounds what any classifier can learn of it.
+        per_class = np.bincount(data.labels[data.train], minlength=n_classes)
+        metrics[model]["train_videos_per_class_min"] = int(per_class.min())
         log.info(
             "%s %s top%d: %s",
             name,

@@ -153,7 +153,7 @@ def _frozen_lines(knn: dict, linear: dict, run: dict[str, Any]) -> list[str]:
     ks, linear_ks = topk_keys(knn["iic"][kinds[0]]), topk_keys(linear["iic"][kinds[0]])
     lines = [
         f"Frozen features, {knn['iic']['test_videos']} test videos classified by the {knn['iic']['train_videos']} "
-        f"train videos: weighted kNN (k {run['knn.k']}, votes exp(cosine / {run['knn.temperature']:g})) and a "
+        f"train videos{_per_class(knn['iic'])}: weighted kNN (k {run['knn.k']}, votes exp(cosine / {run['knn.temperature']:g})) and a "
         "linear probe (its weight decay chosen on held-out validation groups of the train split).",
         "",
     ]
@@ -281,6 +281,12 @@ TEMPORAL_MEANING = {
     "reverse": "cosine similarity to the clip played backwards (lower: sensitive to direction)",
     "arrow": "arrow of time: share of clips whose direction (forward or reversed) a linear probe on the frozen features tells right (0.5: blind)",
 }
+
+
+def _per_class(counts: dict[str, Any]) -> str:
+    """ " (at least N of each class)" where the metrics say so (not in the metrics of older code)."""
+    least = counts.get("train_videos_per_class_min")
+    return "" if least is None else f" (at least {least} of each class)"
 
 
 def _temporal_verdict(measure: str, paired: dict[str, float]) -> str:

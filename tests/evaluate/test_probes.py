@@ -93,3 +93,16 @@ def test_a_top_k_equal_to_the_class_count_is_left_out_as_true_by_construction(fi
     """top-3 of 3 classes is right for every video: it was reported as a result."""
     metrics = knn_stage(files, KnnParams(k=5, temperature=0.07, topk=[1, 3]), INTERVALS, tmp_path / "k.json")
     assert set(metrics["iic"]["rgb"]) == {"top1"} and set(metrics["paired"]["rgb"]) == {"top1"}
+
+
+def test_the_fewest_train_videos_of_any_class_is_counted(files, tmp_path):
+    """120 train videos can hide a class with 2 of them: the metrics name the smallest class."""
+    for path in files.values():
+        data = dict(np.load(path))
+        in_class_2 = np.flatnonzero((data["labels"] == 2) & (data["split"] == "train"))
+        data["split"][in_class_2[:6]] = "test"  # class 2 keeps 2 of its 8 train videos
+        np.savez(path, **data)
+    for stage, p in ((knn_stage, KNN), (linear_stage, LINEAR)):
+        metrics = stage(files, p, INTERVALS, tmp_path / f"{stage.__name__}.json")
+        assert metrics["iic"]["train_videos"] == 18
+        assert metrics["iic"]["train_videos_per_class_min"] == 2

@@ -332,3 +332,10 @@ def test_without_a_baseline_the_report_says_intra_negatives_were_not_measured(tm
     )
     assert "intra_negatives" not in data["datasets"]["demo"]
     assert "No baseline was pretrained (pretrain.models)" in (tmp_path / "r.md").read_text()
+
+
+def test_the_frozen_feature_line_names_the_smallest_class_when_the_metrics_count_it():
+    from evaluate.report import _per_class
+
+    assert _per_class({"train_videos": 120, "train_videos_per_class_min": 20}) == " (at least 20 of each class)"
+    assert _per_class({"train_videos": 120}) == ""  # metrics of older code
