@@ -253,6 +253,7 @@ def test_seeds_run_as_queued_experiments_and_aggregate_into_one_table(tiny_repo)
     # random init and against the baseline (whose mean ± sd column comes first).
     labels = {r.split(" | ")[1] for r in rows}
     assert {"retrieval merge top-1", "kNN merge top-1", "linear probe merge top-1", "fine-tuned video top1"} <= labels
+    assert {"temporal rgb reverse sim", "temporal rgb arrow of time"} <= labels
     assert all(len(r.strip("|").split("|")) == 4 + 3 + 1 + 1 + 3 + 1 for r in rows)
     assert "seed 1: IIC - baseline" in table and not any("| - |" in r for r in rows)  # every run has a baseline
     shown = json.loads(run(["dvc", "exp", "show", "--json"], tiny_repo))
