@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -100,14 +101,15 @@ def collect(folder: Path, dataset: str, finetuned: bool) -> dict:
     return row
 
 
-def from_seed_experiments(repo: Path, datasets: list[str]) -> dict:
-    """The rows ``cmc-intra-<seed>`` and ``cmc-plain-<seed>`` from the seed experiments of the DVC
-    repository at ``repo`` (README "Seeds"): with the default params its ``iic`` and ``baseline``
-    are CMC with and without intra-negatives, pretrained and evaluated by ``dvc repro`` itself."""
-    from evaluate.seeds import exp_show_json, seed_runs
+def from_seed_experiments(exp_show: Any, datasets: list[str]) -> dict:
+    """The rows ``cmc-intra-<seed>`` and ``cmc-plain-<seed>`` from the seed experiments in
+    ``exp_show`` (``dvc exp show --json``, README "Seeds"): with the default params their ``iic``
+    and ``baseline`` are CMC with and without intra-negatives, pretrained and evaluated by
+    ``dvc repro`` itself."""
+    from evaluate.seeds import seed_runs
 
     results: dict = {}
-    for run in seed_runs(exp_show_json(repo)):
+    for run in seed_runs(exp_show):
         for model, intra in (("iic", True), ("baseline", False)):
             results[run_name("cmc", intra, run.seed)] = {
                 d: {
@@ -178,7 +180,8 @@ def temporal_table(results: dict, dataset: str, methods: list[str], seeds: list[
     """Markdown: the temporal measures (evaluate/temporal.py) per method x intra-negatives, mean
     (min-max) over the seeds run, random init as the floor. Similarities: lower is more sensitive
     to time; arrow of time: higher tells the direction better (0.5: blind)."""
-    rows, floor = [], []
+    rows: list[list] = []
+    floor: list[dict] = []
     for method in methods:
         for intra in (False, True):
             done = [r for s in seeds if (r := results.get(run_name(method, intra, s), {}).get(dataset))]
@@ -190,6 +193,26 @@ def temporal_table(results: dict, dataset: str, methods: list[str], seeds: list[
     if floor:
         rows.append(["random init", "-", len(floor), *(summarise([r["random"][f"temporal_{m}"] for r in floor]) for m in TEMPORAL)])  # fmt: skip
     header = ["method", "intra-negatives", "seeds run", *(f"{m} (x100)" for m in TEMPORAL)]
+    return "\n".join(markdown_table(header, rows))
+
+
+EFFECTS = (("rgb", "retrieval rgb"), ("view2", "retrieval view 2"), *((f"temporal_{m}", m) for m in TEMPORAL))
+
+
+def intra_effect_table(results: dict, dataset: str, methods: list[str], seeds: list[int]) -> str:
+    """Markdown: per method and measure, with minus without intra-negatives at each seed (points,
+    x100 for the temporal measures), "-" where either run is missing. A negative similarity
+    difference means intra-negatives made the features more sensitive to time."""
+    rows = []
+    for method in methods:
+        for key, name in EFFECTS:
+            diffs = []
+            for seed in seeds:
+                with_, without = (results.get(run_name(method, i, seed), {}).get(dataset) for i in (True, False))
+                have = with_ and without and key in with_["iic"] and key in without["iic"]
+                diffs.append(f"{100 * (with_['iic'][key] - without['iic'][key]):+.1f}" if have else "-")
+            rows.append([method, name, *diffs])
+    header = ["method", "measure", *(f"seed {s}" for s in seeds)]
     return "\n".join(markdown_table(header, rows))
 
 
@@ -206,18 +229,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
     parser.add_argument("--table-only", action="store_true", help="print the table of the finished runs; run nothing")
     parser.add_argument(
-        "--cmc-from-experiments",
+        "--cmc-from-exp-json",
         type=Path,
         default=None,
-        metavar="REPO",
-        help="take the cmc rows from the seed experiments of this DVC repository (its iic and baseline) instead of running them",
+        metavar="FILE",
+        help="take the cmc rows from the seed experiments in this `dvc exp show --json` output (their iic and "
+        "baseline) instead of running them",
     )
     args = parser.parse_args()
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    if args.cmc_from_experiments is not None:
+    if args.cmc_from_exp_json is not None:
         if params["pretrain"]["method"] != "cmc" or params["pretrain"]["baseline"] != {"intra_neg": False}:
-            sys.exit("--cmc-from-experiments needs the default pretrain.method (cmc) and baseline ({intra_neg: false})")
+            sys.exit("--cmc-from-exp-json needs the default pretrain.method (cmc) and baseline ({intra_neg: false})")
         args.methods = [m for m in args.methods if m != "cmc"]
     needed = sorted({*params["pretrain"]["datasets"], *args.evaluate})
     for dataset in needed:
@@ -257,14 +281,16 @@ def main() -> None:
                 )
                 print(f"{name}: {scores}  ({seconds:.0f} s)", flush=True)
 
-    if args.cmc_from_experiments is not None:
-        results = from_seed_experiments(args.cmc_from_experiments, args.evaluate) | results
+    if args.cmc_from_exp_json is not None:
+        results = from_seed_experiments(json.loads(args.cmc_from_exp_json.read_text()), args.evaluate) | results
         args.methods = ["cmc", *args.methods]
     text = "\n\n".join(
         f"`{d}`:\n\n"
         + table(results, d, args.methods, args.seeds, args.finetune_seeds)
         + f"\n\nTemporal sensitivity on `{d}`:\n\n"
         + temporal_table(results, d, args.methods, args.seeds)
+        + f"\n\nWith minus without intra-negatives on `{d}`, per seed:\n\n"
+        + intra_effect_table(results, d, args.methods, args.seeds)
         for d in args.evaluate
     )
     print(text)
