@@ -192,8 +192,10 @@ def _pretraining_reader(datasets: list[str]) -> UnionReader:
 
     readers = {}
     for name in datasets:
-        data = paths.dataset(name)
-        readers[name] = open_verified(paths.pretrain_data(name), data.frames, data.motion)
+        data, copy = paths.dataset(name), paths.pretrain_data(name)
+        if not copy.is_file():  # open_verified would name verify@<name>, whose output is not this copy
+            raise InputError(f"{copy}: missing; run `dvc repro pretrain_data@{name}`")
+        readers[name] = open_verified(copy, data.frames, data.motion)
     return UnionReader(readers)
 
 
@@ -423,9 +425,5 @@ def export() -> None:
     """The pretrained backbone as safetensors and .pth with a model card (a DVC model artifact)."""
     from evaluate.export import export_stage
 
-    with stage("export") as p:
-        description = ", ".join(
-            f"`{name}` ({p.datasets[name].format} layout, {p.datasets[name].root}, split {p.datasets[name].split})"
-            for name in p.pretrain.datasets
-        )
-        export_stage(paths.pretrain_checkpoint(variants.IIC), paths.REPORT_DATA, description, paths.EXPORT)
+    with stage("export"):
+        export_stage(paths.pretrain_checkpoint(variants.IIC), paths.REPORT_DATA, paths.EXPORT)

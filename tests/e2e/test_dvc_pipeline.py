@@ -311,7 +311,8 @@ def test_errors_a_person_makes_print_one_line(tiny_repo, tmp_path):
     git(tmp_path, "clone", "-q", str(tiny_repo), str(clone))
     code, err = _fails([sys.executable, "-m", "pipeline", "pretrain", "iic"], clone)
     assert code == 2 and err.strip().splitlines() == [
-        "error: artifacts/data/demo/verified/videos.json: missing; run `dvc repro verify@demo` (--debug for the traceback)"
+        "error: artifacts/pretrain_data/demo/videos.json: missing; run `dvc repro pretrain_data@demo` "
+        "(--debug for the traceback)"
     ]
     set_params(clone, {"pretrain": {"epoch": 3}})
     code, err = _fails([sys.executable, "-m", "pipeline", "pretrain", "iic"], clone)

@@ -88,3 +88,15 @@ def test_pretrain_data_copies_the_list_and_drops_unlisted_datasets(tmp_path):
     assert not (folder / "old").exists() and (folder / ".gitignore").exists()
     with pytest.raises(InputError, match=r"missing; run `dvc repro verify@pool`"):
         stage_pretrain_data("pool", ["ucf", "pool"], tmp_path / "nothing" / "videos.json", folder)
+
+
+def test_pretraining_before_its_copy_exists_names_the_stage_that_writes_it(tmp_path, monkeypatch):
+    """Pretraining reads artifacts/pretrain_data/<dataset>/videos.json: a missing copy asked for
+    `dvc repro verify`, which writes another file and left the copy missing."""
+    from pipeline.cli import _pretraining_reader
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        InputError, match=r"pretrain_data/pool/videos.json: missing; run `dvc repro pretrain_data@pool`$"
+    ):
+        _pretraining_reader(["pool"])
