@@ -121,8 +121,23 @@ def model_card(config: dict[str, Any], dataset: str, evaluations: dict[str, dict
     return "\n".join(lines) + "\n"
 
 
-def export_stage(checkpoint_path: Path, report_path: Path, dataset: str, out_dir: Path) -> dict:
-    """Write ``model.safetensors``, ``model.pth``, ``config.json`` and the card ``README.md`` into ``out_dir``."""
+def pretraining_description(report: dict[str, Any]) -> str:
+    """The pretraining datasets as the report recorded them (``pretrained_on``, ``sources``):
+    "`demo` (ucf101 layout, artifacts/demo/demo/videos, split 1)", joined by commas."""
+    return ", ".join(
+        f"`{name}` ({source['format']} layout, {source['root']}, split {source['split']})"
+        for name in report["pretrained_on"]
+        for source in [report["sources"][name]]
+    )
+
+
+def export_stage(checkpoint_path: Path, report_path: Path, out_dir: Path) -> dict:
+    """Write ``model.safetensors``, ``model.pth``, ``config.json`` and the card ``README.md`` into ``out_dir``.
+
+    The card's results and its pretraining datasets come from ``report_path`` (report.json), so
+    the stage reads no params: a change to a dataset's settings reaches it through the report.
+    """
+    report = read_json(report_path)
     checkpoint = load_checkpoint(checkpoint_path)
     config = checkpoint["config"]
     state = backbone_state(checkpoint["encoder"])
@@ -133,7 +148,7 @@ def export_stage(checkpoint_path: Path, report_path: Path, dataset: str, out_dir
     torch.save(state, buffer)
     write_bytes(out_dir / "model.pth", buffer.getvalue())
     write_json(out_dir / "config.json", {k: config[k] for k in sorted(config)})
-    card = model_card(config, dataset, read_json(report_path)["datasets"])
+    card = model_card(config, pretraining_description(report), report["datasets"])
     write_bytes(out_dir / "README.md", card.encode())
     log.info("export: %s backbone, %d tensors -> %s", config["arch"], len(state), out_dir)
     return {"config": config, "tensors": len(state)}

@@ -38,9 +38,17 @@ def _export(tmp_path, arch, width):
     }
     encoder = build_encoder(config)
     save_checkpoint(tmp_path / "model.pt", {"config": config, "encoder": encoder.state_dict()})
-    report = {"datasets": {"demo": {"retrieval": RETRIEVAL, "finetune": FINETUNE}}}
+    report = {
+        "datasets": {"demo": {"retrieval": RETRIEVAL, "finetune": FINETUNE}},
+        "pretrained_on": ["demo", "pool"],
+        "sources": {
+            "demo": {"format": "ucf101", "root": "artifacts/demo/demo/videos", "split": 1},
+            "pool": {"format": "unlabeled", "root": "/data/pool", "split": 1},
+            "other": {"format": "hmdb51", "root": "/data/hmdb51", "split": 2},
+        },
+    }
     (tmp_path / "report.json").write_text(json.dumps(report))
-    export_stage(tmp_path / "model.pt", tmp_path / "report.json", "demo", tmp_path / "export")
+    export_stage(tmp_path / "model.pt", tmp_path / "report.json", tmp_path / "export")
     return encoder
 
 
@@ -70,3 +78,8 @@ def test_export_is_byte_stable_and_the_card_says_when_torchvision_does_not_fit(t
     card = (tmp_path / "a/export/README.md").read_text()
     assert "torchvision has no equivalent of `c3d`" in card
     assert "`demo` fine-tuned video top-1 | 50.0 (random init: 25.0)" in card
+    # The pretraining datasets as the report recorded them; an evaluation-only dataset is not one.
+    assert (
+        "| pretraining data | `demo` (ucf101 layout, artifacts/demo/demo/videos, split 1), "
+        "`pool` (unlabeled layout, /data/pool, split 1), train split, 48 videos, no labels |"
+    ) in card
