@@ -137,8 +137,8 @@ def export_stage(checkpoint_path: Path, report_path: Path, out_dir: Path) -> dic
     The card's results and its pretraining datasets come from ``report_path`` (report.json), so
     the stage reads no params: a change to a dataset's settings reaches it through the report.
     """
+    checkpoint = load_checkpoint(checkpoint_path)  # first: an old-format checkpoint is the error to report
     report = read_json(report_path)
-    checkpoint = load_checkpoint(checkpoint_path)
     config = checkpoint["config"]
     state = backbone_state(checkpoint["encoder"])
     # One metadata key only: safetensors writes its metadata map in a random order, and the
